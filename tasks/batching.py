@@ -1,0 +1,69 @@
+"""Micro-batching and padding, shared by the training collator and every serving runtime.
+
+Inference sorts features by length and pads per micro-batch under a bound on tokens per forward pass: padding
+a short text to a long neighbour's length multiplies its cost, and one unbounded batch of long texts can
+exhaust memory.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from tasks.encode import IGNORE_INDEX, Feature
+from tasks.families import PAD_BOX, Family
+
+
+def plan_batches(lengths: Sequence[int], max_batch_size: int, max_tokens: int) -> list[list[int]]:
+    """Groups of feature indices, longest first, each with ``size * longest <= max_tokens`` (at least one)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        longest = lengths[current[0]] if current else lengths[i]
+        if current and (len(current) >= max_batch_size or (len(current) + 1) * longest > max_tokens):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def pad(features: Sequence[Feature], family: Family, pad_token_id: int, with_labels: bool = False
+        ) -> dict[str, np.ndarray]:
+    """The model inputs of ``features`` as int64 arrays padded to the longest; float/int labels when asked."""
+    n, width = len(features), max(len(f) for f in features)
+    input_ids = np.full((n, width), pad_token_id, dtype=np.int64)
+    mask = np.zeros((n, width), dtype=np.int64)
+    for i, f in enumerate(features):
+        input_ids[i, : len(f)] = f.input_ids
+        mask[i, : len(f)] = 1
+    batch = {"input_ids": input_ids, "attention_mask": mask}
+    if family.token_type_ids:
+        batch["token_type_ids"] = np.zeros((n, width), dtype=np.int64)
+    if family.bbox:
+        boxes = np.tile(np.asarray(PAD_BOX, dtype=np.int64), (n, width, 1))
+        for i, f in enumerate(features):
+            if f.bbox is not None:
+                boxes[i, : len(f)] = f.bbox
+        batch["bbox"] = boxes
+    if family.global_attention_first:
+        glob = np.zeros((n, width), dtype=np.int64)
+        glob[:, 0] = 1
+        batch["global_attention_mask"] = glob
+    if with_labels:
+        batch["labels"] = _pad_labels(features, width)
+    return batch
+
+
+def _pad_labels(features: Sequence[Feature], width: int) -> np.ndarray:
+    first = features[0].labels
+    if isinstance(first, list) and isinstance(first[0], int):  # per-token class ids (NER)
+        labels = np.full((len(features), width), IGNORE_INDEX, dtype=np.int64)
+        for i, f in enumerate(features):
+            labels[i, : len(f.labels)] = f.labels
+        return labels
+    if isinstance(first, (list, float)):  # multi-hot or a regression target
+        return np.asarray([f.labels for f in features], dtype=np.float32)
+    return np.asarray([f.labels for f in features], dtype=np.int64)

@@ -1,0 +1,58 @@
+"""Model-family quirks, in one table.
+
+Every difference between BERT, DistilBERT, Longformer and LayoutLM that the encoder or the runtimes must know
+lives here; nothing else in the code base compares ``model_type`` strings.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tasks.errors import SpecError
+
+
+@dataclass(frozen=True)
+class Family:
+    """How one architecture wants its inputs."""
+
+    #: model inputs besides ``input_ids`` / ``attention_mask`` that the forward pass takes
+    token_type_ids: bool
+    #: RoBERTa-style byte-level BPE tokenizers need ``add_prefix_space=True`` for pre-split words
+    add_prefix_space: bool
+    #: Longformer wants global attention on the first (<s>) token for classification and tagging
+    global_attention_first: bool
+    #: LayoutLM takes one ``[x0, y0, x1, y1]`` box per token, 0-1000
+    bbox: bool
+
+    def input_names(self) -> tuple[str, ...]:
+        names = ["input_ids", "attention_mask"]
+        if self.token_type_ids:
+            names.append("token_type_ids")
+        if self.bbox:
+            names.append("bbox")
+        if self.global_attention_first:
+            names.append("global_attention_mask")
+        return tuple(names)
+
+
+FAMILIES: dict[str, Family] = {
+    "bert": Family(token_type_ids=True, add_prefix_space=False, global_attention_first=False, bbox=False),
+    "distilbert": Family(token_type_ids=False, add_prefix_space=False, global_attention_first=False, bbox=False),
+    "roberta": Family(token_type_ids=False, add_prefix_space=True, global_attention_first=False, bbox=False),
+    "longformer": Family(token_type_ids=False, add_prefix_space=True, global_attention_first=True, bbox=False),
+    "layoutlm": Family(token_type_ids=True, add_prefix_space=False, global_attention_first=False, bbox=True),
+}
+
+#: the box given to special tokens; LayoutLM was pre-trained with these
+CLS_BOX = (0, 0, 0, 0)
+SEP_BOX = (1000, 1000, 1000, 1000)
+PAD_BOX = (0, 0, 0, 0)
+
+
+def family_for(model_type: str) -> Family:
+    """The quirks of ``model_type`` (``config.model_type``); an unknown type names the supported ones."""
+    try:
+        return FAMILIES[model_type]
+    except KeyError:
+        raise SpecError(
+            f"model_type {model_type!r} is not supported; expected one of {sorted(FAMILIES)}"
+        ) from None

@@ -1,0 +1,39 @@
+"""The one prediction path: encode -> micro-batch -> run -> decode. Training evaluation and serving call it."""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from tasks.batching import pad, plan_batches
+from tasks.encode import Feature, encode
+from tasks.families import family_for
+from tasks.kinds import task_kind
+from tasks.records import Record
+from tasks.spec import TaskSpec
+
+#: a runtime: padded int64 inputs by name -> logits (batch, [tokens,] outputs). torch and ONNX Runtime both fit.
+Runner = Callable[[dict[str, np.ndarray]], np.ndarray]
+
+
+def run_features(spec: TaskSpec, runner: Runner, features: Sequence[Feature], pad_token_id: int,
+                 max_batch_size: int = 32, max_tokens: int = 16384) -> list[np.ndarray]:
+    """The runner's output for each feature (unpadded for token heads), in feature order."""
+    family = family_for(spec.model_type)
+    token_head = task_kind(spec.task).head == "token"
+    outputs: list[np.ndarray | None] = [None] * len(features)
+    for group in plan_batches([len(f) for f in features], max_batch_size, max_tokens):
+        logits = np.asarray(runner(pad([features[i] for i in group], family, pad_token_id)))
+        for row, i in enumerate(group):
+            outputs[i] = logits[row, : len(features[i])] if token_head else logits[row]
+    return outputs  # type: ignore[return-value]
+
+
+def predict(spec: TaskSpec, tokenizer, runner: Runner, records: Sequence[Record], all_scores: bool = False,
+            max_batch_size: int = 32, max_tokens: int = 16384) -> list[dict]:
+    """One prediction per record, in order."""
+    if not records:
+        return []
+    features = encode(spec, tokenizer, list(records))
+    outputs = run_features(spec, runner, features, tokenizer.pad_token_id, max_batch_size, max_tokens)
+    return task_kind(spec.task).decode(spec, records, features, outputs, all_scores)

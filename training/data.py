@@ -1,0 +1,173 @@
+"""Reading and validating the three tab-separated files, before any model is loaded.
+
+Every row of ``train.csv``, ``dev.csv`` and ``test.csv`` is checked; all problems (up to a cap) are reported
+together, each naming the file, the line, the column and what was expected, so one run shows everything that
+needs fixing. Parsing of each field is the task layer's, so serving applies the same rules to requests.
+"""
+from __future__ import annotations
+
+import csv
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from tasks.errors import RecordError
+from tasks.records import Record, check_text, parse_bbox, parse_label, split_words
+
+SPLITS = ("train", "dev", "test")
+MAX_PROBLEMS = 50
+REQUIRED_COLUMNS = ("text", "labels")
+
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long documents are legitimate text
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int | None
+    column: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file + (f", line {self.line}" if self.line else "") + (f", column {self.column}" if self.column else "")
+        return f"{where}: {self.message}"
+
+
+class DataError(ValueError):
+    """The data folder has problems; ``problems`` lists them, ``str()`` prints them one per line."""
+
+    def __init__(self, problems: list[Problem], truncated: bool = False) -> None:
+        self.problems = problems
+        self.truncated = truncated
+        lines = [str(p) for p in problems]
+        if truncated:
+            lines.append(f"... stopped after {len(problems)} problems")
+        super().__init__("invalid training data:\n" + "\n".join(lines))
+
+
+@dataclass
+class Dataset:
+    train: list[Record]
+    dev: list[Record]
+    test: list[Record]
+    labels: tuple[str, ...]
+
+
+class _Collector:
+    def __init__(self, cap: int) -> None:
+        self.problems: list[Problem] = []
+        self.cap = cap
+        self.truncated = False
+
+    def add(self, file: str, line: int | None, column: str | None, message: str) -> None:
+        if len(self.problems) >= self.cap:
+            self.truncated = True
+            return
+        self.problems.append(Problem(file, line, column, message))
+
+
+def _read_rows(path: Path, problems: _Collector) -> list[tuple[int, dict[str, str]]]:
+    name = path.name
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        problems.add(name, None, None, f"cannot be read: {exc.strerror or exc}")
+        return []
+    try:
+        content = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        problems.add(name, line, None, f"is not valid UTF-8 (byte {raw[exc.start]:#04x} at offset {exc.start})")
+        return []
+    lines = content.splitlines()
+    if not lines or not lines[0].strip():
+        problems.add(name, 1, None, "is empty; expected a header row with columns text and labels")
+        return []
+    # QUOTE_NONE: quotes are ordinary characters in text and are parsed per column by the task layer
+    reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
+    header = [h.strip() for h in next(reader)]
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    unknown = [c for c in header if c not in (*REQUIRED_COLUMNS, "bbox")]
+    if missing or unknown:
+        detail = (f"missing column(s) {missing}" if missing else "") + (
+            ("; " if missing else "") + f"unknown column(s) {unknown}" if unknown else "")
+        problems.add(name, 1, None, f"{detail}; expected tab-separated columns text, labels and optionally bbox")
+        return []
+    rows = []
+    for offset, values in enumerate(reader):
+        line = offset + 2
+        if not values or all(not v.strip() for v in values):
+            continue  # blank lines (e.g. a trailing newline) carry nothing
+        if len(values) != len(header):
+            problems.add(name, line, None, f"has {len(values)} tab-separated fields, expected {len(header)} "
+                                           f"({', '.join(header)}); is there a tab inside the text?")
+            continue
+        rows.append((line, dict(zip(header, values))))
+    if not rows:
+        problems.add(name, None, None, "has a header but no data rows")
+    return rows
+
+
+def _parse_row(task: str, use_bbox: bool, values: dict[str, str]) -> Record:
+    text = check_text(values["text"])
+    label = parse_label(task, values["labels"])
+    n_words = len(split_words(text))
+    if task == "ner" and len(label) != n_words:
+        raise RecordError("labels", f"{len(label)} labels for {n_words} words; expected one BIO label per word")
+    bbox = None
+    if use_bbox:
+        if "bbox" not in values:
+            raise RecordError("bbox", "use_bbox is true but the file has no bbox column")
+        bbox = parse_bbox(values["bbox"], n_words)
+    return Record(text=text, bbox=bbox, label=label)
+
+
+def _label_names(task: str, record: Record) -> list[str]:
+    if task == "regression":
+        return []
+    return [record.label] if task == "classif" else list(record.label)
+
+
+def sorted_labels(task: str, names: set[str]) -> tuple[str, ...]:
+    """A stable label order: for NER ``O`` first, then by entity type with B- before I-."""
+    if task == "ner":
+        rest = sorted(n for n in names if n != "O")
+        rest.sort(key=lambda n: (n[2:], n[:2]))
+        return ("O", *rest)
+    return tuple(sorted(names))
+
+
+def load_dataset(folder: str | Path, task: str, use_bbox: bool = False, max_problems: int = MAX_PROBLEMS) -> Dataset:
+    """Parse and validate the three files; raise DataError listing every problem (up to ``max_problems``)."""
+    folder = Path(folder)
+    problems = _Collector(max_problems)
+    splits: dict[str, list[tuple[int, Record]]] = {}
+    for split in SPLITS:
+        path = folder / f"{split}.csv"
+        if not path.is_file():
+            problems.add(path.name, None, None, f"is missing from {folder}")
+            splits[split] = []
+            continue
+        parsed = []
+        for line, values in _read_rows(path, problems):
+            try:
+                parsed.append((line, _parse_row(task, use_bbox, values)))
+            except RecordError as exc:
+                problems.add(path.name, line, exc.field, exc.message)
+        splits[split] = parsed
+    seen = {n for _, r in splits["train"] for n in _label_names(task, r)}
+    if task == "ner":
+        seen.add("O")
+    for split in ("dev", "test"):
+        for line, record in splits[split]:
+            unseen = sorted(set(_label_names(task, record)) - seen)
+            if unseen:
+                problems.add(f"{split}.csv", line, "labels", f"label(s) {unseen} never appear in train.csv")
+    if problems.problems:
+        raise DataError(problems.problems, problems.truncated)
+    if task in ("classif",) and len(seen) < 2:
+        raise DataError([Problem("train.csv", None, "labels", f"classif needs at least 2 classes, found {sorted(seen)}")])
+    return Dataset(
+        train=[r for _, r in splits["train"]], dev=[r for _, r in splits["dev"]],
+        test=[r for _, r in splits["test"]], labels=sorted_labels(task, seen),
+    )
