@@ -8,10 +8,10 @@ but numpy (metrics libraries are imported lazily, only by the scoring functions)
 from tasks.errors import RecordError, SpecError
 from tasks.kinds import TASKS, TaskKind, task_kind
 from tasks.predict import Runner, predict
-from tasks.records import Record, parse_bbox, parse_label, split_words
+from tasks.records import Record, make_record, parse_bbox, parse_label, split_words
 from tasks.spec import SCHEMA_VERSION, TASK_SPEC_FILE, TaskSpec
 
 __all__ = [
     "Record", "RecordError", "Runner", "SCHEMA_VERSION", "SpecError", "TASKS", "TASK_SPEC_FILE", "TaskKind",
-    "TaskSpec", "parse_bbox", "parse_label", "predict", "split_words", "task_kind",
+    "TaskSpec", "make_record", "parse_bbox", "parse_label", "predict", "split_words", "task_kind",
 ]

@@ -138,3 +138,20 @@ def check_text(text: Any) -> str:
     if not text.strip():
         raise RecordError("text", "text is empty")
     return text
+
+
+def make_record(task: str, use_bbox: bool, text: Any, bbox: Any = None, raw_label: str | None = None) -> Record:
+    """A validated record: the same checks for a training row and for a request record."""
+    text = check_text(text)
+    n_words = len(split_words(text))
+    label = None
+    if raw_label is not None:
+        label = parse_label(task, raw_label)
+        if task == "ner" and len(label) != n_words:
+            raise RecordError("labels", f"{len(label)} labels for {n_words} words; expected one BIO label per word")
+    boxes = None
+    if use_bbox:
+        if bbox is None:
+            raise RecordError("bbox", "bbox is required: this model reads one [x0, y0, x1, y1] box per word")
+        boxes = parse_bbox(bbox, n_words)
+    return Record(text=text, bbox=boxes, label=label)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.errors import RecordError
-from tasks.records import Record, check_text, parse_bbox, parse_label, split_words
+from tasks.records import Record, make_record
 
 SPLITS = ("train", "dev", "test")
 MAX_PROBLEMS = 50
@@ -66,7 +66,7 @@ class _Collector:
         self.problems.append(Problem(file, line, column, message))
 
 
-def _read_rows(path: Path, problems: _Collector) -> list[tuple[int, dict[str, str]]]:
+def _read_rows(path: Path, problems: _Collector, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
     name = path.name
     try:
         raw = path.read_bytes()
@@ -86,12 +86,13 @@ def _read_rows(path: Path, problems: _Collector) -> list[tuple[int, dict[str, st
     # QUOTE_NONE: quotes are ordinary characters in text and are parsed per column by the task layer
     reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
     header = [h.strip() for h in next(reader)]
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    missing = [c for c in required if c not in header]
     unknown = [c for c in header if c not in (*REQUIRED_COLUMNS, "bbox")]
     if missing or unknown:
         detail = (f"missing column(s) {missing}" if missing else "") + (
             ("; " if missing else "") + f"unknown column(s) {unknown}" if unknown else "")
-        problems.add(name, 1, None, f"{detail}; expected tab-separated columns text, labels and optionally bbox")
+        problems.add(name, 1, None, f"{detail}; expected tab-separated columns {', '.join(required)}"
+                                    f"{'' if 'bbox' in required else ' and optionally bbox'}")
         return []
     rows = []
     for offset, values in enumerate(reader):
@@ -109,17 +110,7 @@ def _read_rows(path: Path, problems: _Collector) -> list[tuple[int, dict[str, st
 
 
 def _parse_row(task: str, use_bbox: bool, values: dict[str, str]) -> Record:
-    text = check_text(values["text"])
-    label = parse_label(task, values["labels"])
-    n_words = len(split_words(text))
-    if task == "ner" and len(label) != n_words:
-        raise RecordError("labels", f"{len(label)} labels for {n_words} words; expected one BIO label per word")
-    bbox = None
-    if use_bbox:
-        if "bbox" not in values:
-            raise RecordError("bbox", "use_bbox is true but the file has no bbox column")
-        bbox = parse_bbox(values["bbox"], n_words)
-    return Record(text=text, bbox=bbox, label=label)
+    return make_record(task, use_bbox, values["text"], values.get("bbox"), values["labels"])
 
 
 def _label_names(task: str, record: Record) -> list[str]:
@@ -149,7 +140,8 @@ def load_dataset(folder: str | Path, task: str, use_bbox: bool = False, max_prob
             splits[split] = []
             continue
         parsed = []
-        for line, values in _read_rows(path, problems):
+        required = (*REQUIRED_COLUMNS, "bbox") if use_bbox else REQUIRED_COLUMNS
+        for line, values in _read_rows(path, problems, required):
             try:
                 parsed.append((line, _parse_row(task, use_bbox, values)))
             except RecordError as exc:

@@ -1,0 +1,98 @@
+"""``train``: SageMaker's training contract around ``training.run.train``.
+
+Reads ``<base>/input/config/hyperparameters.json`` (or ``SM_HPS``) and the ``training`` channel, writes the
+model to ``<base>/model`` (or ``SM_MODEL_DIR``), and on failure writes the reason to ``<base>/output/failure``
+and exits non-zero. ``<base>`` is ``/opt/ml`` unless ``SAGEMAKER_BASE_DIR`` moves it. SIGTERM (SageMaker's
+stop, spot interruption) ends training cleanly: the reason is written and no model is left behind.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+log = logging.getLogger("entrypoints.train")
+
+
+class Interrupted(Exception):
+    """SIGTERM arrived while training."""
+
+
+@dataclass(frozen=True)
+class TrainPaths:
+    hyperparameters: dict[str, str]
+    data_dir: Path
+    model_dir: Path
+    failure_file: Path
+    checkpoint_dir: Path | None
+    num_gpus: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "TrainPaths":
+        base = Path(env.get("SAGEMAKER_BASE_DIR", "/opt/ml"))
+        if "SM_HPS" in env:
+            hps = json.loads(env["SM_HPS"])
+        else:
+            hp_file = base / "input" / "config" / "hyperparameters.json"
+            hps = json.loads(hp_file.read_text(encoding="utf-8")) if hp_file.is_file() else {}
+        checkpoints = base / "checkpoints"  # synced to S3 by SageMaker when a checkpoint URI is configured
+        return cls(
+            hyperparameters={str(k): v if isinstance(v, str) else json.dumps(v) for k, v in hps.items()},
+            data_dir=Path(env.get("SM_CHANNEL_TRAINING", base / "input" / "data" / "training")),
+            model_dir=Path(env.get("SM_MODEL_DIR", base / "model")),
+            failure_file=base / "output" / "failure",
+            checkpoint_dir=checkpoints if checkpoints.is_dir() else None,
+            num_gpus=int(env.get("SM_NUM_GPUS", "0") or 0),
+        )
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    raise Interrupted(f"training stopped by signal {signal.Signals(signum).name}")
+
+
+def write_failure(path: Path, reason: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(reason.rstrip() + "\n", encoding="utf-8")
+
+
+def distributed_command(paths: TrainPaths) -> list[str] | None:
+    """Several GPUs: relaunch this command under torchrun (one process per GPU); None when one process will do."""
+    if paths.num_gpus <= 1 or "LOCAL_RANK" in os.environ:
+        return None
+    return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={paths.num_gpus}",
+            "-m", "entrypoints", "train"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from training.logs import setup_logging
+
+    setup_logging()
+    paths = TrainPaths.from_env(os.environ)
+    relaunch = distributed_command(paths)
+    if relaunch:
+        log.info("launching %s", shlex.join(relaunch))
+        os.execv(relaunch[0], relaunch)
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+    from training.config import ConfigError, TrainConfig
+    from training.data import DataError
+    from training.outputs import OutputError
+    from training.run import train
+
+    try:
+        config = TrainConfig.from_hyperparameters(paths.hyperparameters)
+        train(config, paths.data_dir, paths.model_dir, paths.checkpoint_dir)
+    except (ConfigError, DataError, OutputError, Interrupted) as exc:
+        log.error("%s", exc)
+        write_failure(paths.failure_file, str(exc))
+        return 1
+    except Exception as exc:  # noqa: BLE001 -- the contract: any failure must leave its reason for SageMaker
+        log.exception("training failed")
+        write_failure(paths.failure_file, f"{type(exc).__name__}: {exc}")
+        return 1
+    return 0

@@ -1,0 +1,88 @@
+"""Every AWS client the launcher uses is built here, from one session and one set of settings.
+
+Nothing in the code chooses a region, an account or an endpoint: they come from flags or from the usual AWS
+environment (``AWS_REGION`` / ``AWS_DEFAULT_REGION``, ``AWS_PROFILE``, credentials, ``AWS_ENDPOINT_URL`` and
+its per-service variants, which botocore honours itself). ``AWS_ENDPOINT_URL`` is what points the launcher
+at a moto server in tests and in the walkthrough notebook.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from launcher.errors import require
+
+log = logging.getLogger(__name__)
+
+#: log group SageMaker writes training job output to; one stream per instance, named ``{job}/algo-{n}-{time}``
+TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+_BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, user_agent_extra="smtx-launcher")
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    """Where to talk to AWS. None means "let boto3 resolve it from the environment and config files"."""
+
+    region: str | None = None
+    profile: str | None = None
+    #: overrides AWS_ENDPOINT_URL for every service (e.g. a moto server); None keeps botocore's resolution
+    endpoint_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.endpoint_url is not None:
+            require(self.endpoint_url.startswith(("http://", "https://")), "endpoint_url", self.endpoint_url,
+                    "an http:// or https:// URL")
+
+
+class Clients:
+    """Lazily built boto3 clients sharing one session: ``sagemaker``, ``runtime``, ``s3`` and ``logs``."""
+
+    def __init__(self, settings: AwsSettings | None = None) -> None:
+        self.settings = settings or AwsSettings()
+        self.session = boto3.Session(region_name=self.settings.region, profile_name=self.settings.profile)
+        require(bool(self.session.region_name), "region", self.session.region_name,
+                "a region from --region, AWS_REGION, AWS_DEFAULT_REGION or the AWS config file")
+
+    @property
+    def region(self) -> str:
+        """The region every client talks to."""
+        return str(self.session.region_name)
+
+    def _client(self, service: str) -> Any:
+        kwargs: dict[str, Any] = {"config": _BOTO_CONFIG}
+        if self.settings.endpoint_url:
+            kwargs["endpoint_url"] = self.settings.endpoint_url
+        client = self.session.client(service, **kwargs)
+        log.debug("%s client -> %s", service, client.meta.endpoint_url)
+        return client
+
+    @cached_property
+    def sagemaker(self) -> Any:
+        """The SageMaker control plane (jobs, models, endpoints)."""
+        return self._client("sagemaker")
+
+    @cached_property
+    def runtime(self) -> Any:
+        """SageMaker runtime (invoke_endpoint)."""
+        return self._client("sagemaker-runtime")
+
+    @cached_property
+    def s3(self) -> Any:
+        """S3, for data, model artifacts and transform input/output."""
+        return self._client("s3")
+
+    @cached_property
+    def logs(self) -> Any:
+        """CloudWatch Logs, to follow a training job's output."""
+        return self._client("logs")
+
+
+def error_code(exc: Exception) -> str:
+    """The AWS error code of a botocore ClientError ('' for anything else)."""
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))

@@ -1,0 +1,92 @@
+"""S3 locations and the few object operations the launcher needs."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from launcher.aws import error_code
+from launcher.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class S3Uri:
+    """``s3://bucket/key``; a key ending with ``/`` (or empty) is a prefix."""
+
+    bucket: str
+    key: str = ""
+
+    @classmethod
+    def parse(cls, uri: str, field: str = "s3_uri") -> "S3Uri":
+        """Parse ``s3://bucket[/key]``; raise ConfigError naming ``field`` otherwise."""
+        if not isinstance(uri, str) or not uri.startswith("s3://"):
+            raise ConfigError(field, uri, "an s3://bucket/key URI")
+        bucket, _, key = uri[len("s3://"):].partition("/")
+        if not 3 <= len(bucket) <= 63 or "/" in bucket:
+            raise ConfigError(field, uri, "an s3://bucket/key URI with a 3-63 character bucket name")
+        return cls(bucket, key)
+
+    def join(self, *parts: str) -> "S3Uri":
+        """This location with ``parts`` appended as path segments."""
+        key = "/".join(p.strip("/") for p in (self.key, *parts) if p.strip("/"))
+        return S3Uri(self.bucket, key)
+
+    def as_prefix(self) -> "S3Uri":
+        """The same location with a trailing ``/``, as SageMaker wants for prefixes."""
+        return self if self.key.endswith("/") or not self.key else S3Uri(self.bucket, self.key + "/")
+
+    @property
+    def name(self) -> str:
+        """The last path segment."""
+        return self.key.rstrip("/").rsplit("/", 1)[-1]
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def upload_file(s3: Any, path: str | Path, uri: S3Uri, content_type: str | None = None) -> S3Uri:
+    """Upload one local file to ``uri``."""
+    extra = {"ContentType": content_type} if content_type else None
+    s3.upload_file(str(path), uri.bucket, uri.key, ExtraArgs=extra)
+    log.info("uploaded %s -> %s", path, uri)
+    return uri
+
+
+def download_file(s3: Any, uri: S3Uri, path: str | Path) -> Path:
+    """Download one object to ``path`` (parents created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    s3.download_file(uri.bucket, uri.key, str(path))
+    log.info("downloaded %s -> %s", uri, path)
+    return path
+
+
+def exists(s3: Any, uri: S3Uri) -> bool:
+    """Whether an object exists at ``uri``."""
+    try:
+        s3.head_object(Bucket=uri.bucket, Key=uri.key)
+    except ClientError as exc:
+        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True
+
+
+def copy(s3: Any, source: S3Uri, target: S3Uri) -> S3Uri:
+    """Server-side copy of one object (managed, so artifacts over 5 GB work too)."""
+    s3.copy({"Bucket": source.bucket, "Key": source.key}, target.bucket, target.key)
+    log.info("copied %s -> %s", source, target)
+    return target
+
+
+def list_keys(s3: Any, prefix: S3Uri) -> list[str]:
+    """Every key under ``prefix``, relative to it, sorted."""
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=prefix.bucket, Prefix=prefix.key):
+        keys.extend(obj["Key"][len(prefix.key):] for obj in page.get("Contents", []))
+    return sorted(keys)

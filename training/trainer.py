@@ -1,0 +1,178 @@
+"""Fine-tuning with the Hugging Face Trainer, on features made by the shared task layer.
+
+The Trainer only optimises and picks the best checkpoint on dev; every reported score is recomputed at the end
+through ``tasks.predict`` -- the exact path the endpoint runs -- so metrics describe what users will be served.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, replace
+from typing import Any, Sequence
+
+import numpy as np
+
+from tasks.batching import pad
+from tasks.encode import Feature, encode
+from tasks.families import family_for
+from tasks.kinds import task_kind
+from tasks.metrics import tune_thresholds
+from tasks.predict import predict
+from tasks.records import Record
+from tasks.spec import TaskSpec
+from training.config import TrainConfig
+from training.data import Dataset
+
+log = logging.getLogger(__name__)
+
+
+class FeatureDataset:
+    """A list of features the Trainer can index; padding happens in the collator."""
+
+    def __init__(self, features: Sequence[Feature]) -> None:
+        self.features = list(features)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, i: int) -> Feature:
+        return self.features[i]
+
+
+class Collator:
+    """Pads a batch with the same code serving uses, and hands torch tensors to the model."""
+
+    def __init__(self, spec: TaskSpec, pad_token_id: int) -> None:
+        self.family = family_for(spec.model_type)
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, features: list[Feature]) -> dict[str, Any]:
+        import torch
+
+        return {k: torch.from_numpy(v) for k, v in pad(features, self.family, self.pad_token_id, True).items()}
+
+
+@dataclass
+class Fitted:
+    spec: TaskSpec
+    tokenizer: Any
+    model: Any
+    log_history: list[dict[str, Any]]
+    train_seconds: float
+    train_samples_per_second: float
+    #: False on the other ranks of a distributed run: only rank 0 evaluates and writes
+    is_main: bool = True
+
+
+def gold(task: str, records: Sequence[Record]) -> list[Any]:
+    return [r.label for r in records]
+
+
+def score(spec: TaskSpec, records: Sequence[Record], preds: Sequence[dict]) -> dict[str, Any]:
+    return task_kind(spec.task).score(spec.labels, gold(spec.task, records), preds)
+
+
+def _metric_fn(spec: TaskSpec, records: Sequence[Record], features: Sequence[Feature]):
+    """compute_metrics for the Trainer: decode the eval logits exactly as serving does, then score."""
+    kind = task_kind(spec.task)
+
+    def compute(prediction: Any) -> dict[str, float]:
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        outputs = [logits[i, : len(f)] if kind.head == "token" else logits[i] for i, f in enumerate(features)]
+        metrics = kind.score(spec.labels, gold(spec.task, records), kind.decode(spec, records, features, outputs))
+        return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
+
+    return compute
+
+
+def _eval_steps(config: TrainConfig, n_train: int, world_size: int) -> int | None:
+    if config.eval_steps:
+        return config.eval_steps
+    if config.max_steps > 0:
+        return max(1, math.ceil(config.max_steps / 4))
+    return None  # once per epoch
+
+
+def training_arguments(config: TrainConfig, kind: Any, output_dir: str, n_train: int, world_size: int = 1) -> Any:
+    from transformers import TrainingArguments
+
+    steps = _eval_steps(config, n_train, world_size)
+    strategy = "steps" if steps else "epoch"
+    return TrainingArguments(
+        output_dir=output_dir,
+        max_steps=config.max_steps,
+        num_train_epochs=config.num_train_epochs,
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        per_device_eval_batch_size=config.per_device_eval_batch_size,
+        learning_rate=config.learning_rate,
+        # transformers 5 has no warmup_ratio: a warmup_steps below 1 is read as a ratio
+        warmup_steps=config.warmup_ratio,
+        weight_decay=config.weight_decay,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        seed=config.seed,
+        eval_strategy=strategy,
+        save_strategy=strategy,
+        eval_steps=steps,
+        save_steps=steps,
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model=kind.primary_metric,
+        greater_is_better=kind.greater_is_better,
+        logging_steps=config.logging_steps,
+        logging_first_step=True,
+        report_to=[],
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        use_cpu=not _cuda_available(),
+        ddp_find_unused_parameters=False,
+        disable_tqdm=False,
+    )
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def fit(config: TrainConfig, spec: TaskSpec, tokenizer: Any, model: Any, data: Dataset, output_dir: str,
+        callbacks: Sequence[Any] = ()) -> Fitted:
+    """Train; the returned model is the best checkpoint by the dev metric."""
+    from transformers import Trainer
+
+    kind = task_kind(spec.task)
+    train_features = encode(spec, tokenizer, data.train, with_labels=True)
+    dev_features = encode(spec, tokenizer, data.dev, with_labels=True)
+    log.info("features: train %d (from %d records), dev %d", len(train_features), len(data.train), len(dev_features))
+    args = training_arguments(config, kind, output_dir, len(train_features))
+    trainer = Trainer(
+        model=model, args=args, train_dataset=FeatureDataset(train_features),
+        eval_dataset=FeatureDataset(dev_features), data_collator=Collator(spec, tokenizer.pad_token_id),
+        compute_metrics=_metric_fn(spec, data.dev, dev_features), callbacks=list(callbacks),
+    )
+    result = trainer.train(resume_from_checkpoint=_last_checkpoint(output_dir))
+    return Fitted(spec=spec, tokenizer=tokenizer, model=trainer.model, log_history=list(trainer.state.log_history),
+                  train_seconds=float(result.metrics.get("train_runtime", 0.0)),
+                  train_samples_per_second=float(result.metrics.get("train_samples_per_second", 0.0)),
+                  is_main=trainer.is_world_process_zero())
+
+
+def _last_checkpoint(output_dir: str) -> str | None:
+    """Resume from a checkpoint a previous (e.g. spot-interrupted) run left in the checkpoint directory."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    found = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+    if found:
+        log.info("resuming from %s", found)
+    return found
+
+
+def with_tuned_thresholds(spec: TaskSpec, runner: Any, tokenizer: Any, dev: Sequence[Record],
+                          batch_size: int) -> TaskSpec:
+    """Multilabel only: per-label thresholds that maximise dev F1, saved in the spec for serving."""
+    if spec.task != "multilabel-classif":
+        return spec
+    preds = predict(spec, tokenizer, runner, dev, all_scores=True, max_batch_size=batch_size)
+    probs = np.asarray([[p["scores"][label] for label in spec.labels] for p in preds])
+    return replace(spec, thresholds=tune_thresholds(spec.labels, gold(spec.task, dev), probs))
