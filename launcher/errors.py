@@ -18,8 +18,8 @@ class ConfigError(LauncherError, ValueError):
 
     exit_status = 2
 
-    def __init__(self, field: str, value: Any, expected: str) -> None:
-        super().__init__(f"{field}={value!r}: expected {expected}")
+    def __init__(self, field: str, value: Any, expected: str, message: str | None = None) -> None:
+        super().__init__(message or f"{field}={value!r}: expected {expected}")
         self.field = field
         self.value = value
         self.expected = expected

@@ -1,48 +1,47 @@
 """Training hyperparameters, typed on the laptop and sent the way SageMaker passes them: every value a string.
 
-The training container reads ``/opt/ml/input/config/hyperparameters.json``, where SageMaker writes each value
-as a JSON string. Booleans are sent as ``true``/``false``, integers in decimal, floats with ``repr`` (``5e-05``,
-``0.1``). Fields left at None are not sent, so the training code's own defaults apply and live in one place.
+The training container parses ``/opt/ml/input/config/hyperparameters.json`` with ``training.config.TrainConfig``;
+the launcher validates with that same class before starting a job, so a bad value fails on the laptop with the
+message the job would have failed with. Booleans are sent as ``true``/``false``, integers in decimal, floats
+with ``repr`` (``5e-05``). Fields left at None are not sent, so the training defaults apply and live in one place.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from typing import Any, Callable
 
-from launcher.errors import ConfigError, require
-from tasks.kinds import TASKS
+from launcher.errors import ConfigError
+from training.config import ConfigError as TrainConfigError
+from training.config import TrainConfig
 
 
 @dataclass(frozen=True)
 class _Spec:
     kind: type
-    ok: Callable[[Any], bool]
-    expected: str
     help: str
 
 
-def _positive_int(help: str) -> _Spec:
-    return _Spec(int, lambda v: v >= 1, "an integer >= 1", help)
-
-
-#: one row per hyperparameter the training entrypoint accepts: its type, its valid range and its help text
+#: one row per hyperparameter the launcher sends: its Python type and its help text (ranges are TrainConfig's)
 SPECS: dict[str, _Spec] = {
-    "task_name": _Spec(str, lambda v: v in TASKS, f"one of {sorted(TASKS)}", "the task to train"),
-    "model_name": _Spec(str, lambda v: bool(v.strip()), "a Hugging Face model id or path",
-                        "pretrained model to fine-tune"),
-    "max_steps": _positive_int("stop after this many optimiser steps (overrides num_train_epochs)"),
-    "num_train_epochs": _Spec(float, lambda v: v > 0, "a number > 0", "passes over the training data"),
-    "use_bbox": _Spec(bool, lambda v: True, "true or false", "read the bbox column (LayoutLM)"),
-    "per_device_train_batch_size": _positive_int("training batch size per device"),
-    "per_device_eval_batch_size": _positive_int("evaluation batch size per device"),
-    "learning_rate": _Spec(float, lambda v: 0 < v < 1, "a number in (0, 1)", "peak learning rate"),
-    "warmup_ratio": _Spec(float, lambda v: 0 <= v < 1, "a number in [0, 1)", "share of steps spent warming up"),
-    "weight_decay": _Spec(float, lambda v: 0 <= v < 1, "a number in [0, 1)", "AdamW weight decay"),
-    "max_seq_length": _Spec(int, lambda v: v >= 8, "an integer >= 8", "tokens per model input"),
-    "stride": _Spec(int, lambda v: v >= 0, "an integer >= 0", "tokens shared by consecutive NER windows"),
-    "gradient_accumulation_steps": _positive_int("batches accumulated per optimiser step"),
-    "seed": _Spec(int, lambda v: v >= 0, "an integer >= 0", "random seed"),
+    "task_name": _Spec(str, "the task to train"),
+    "model_name": _Spec(str, "Hugging Face model id (default: the MiniLM embedded in the training image)"),
+    "max_steps": _Spec(int, "optimiser steps; overrides num_train_epochs (-1: use epochs)"),
+    "num_train_epochs": _Spec(float, "passes over the training data"),
+    "use_bbox": _Spec(bool, "read the bbox column (LayoutLM)"),
+    "per_device_train_batch_size": _Spec(int, "training batch size per device"),
+    "per_device_eval_batch_size": _Spec(int, "evaluation batch size per device"),
+    "learning_rate": _Spec(float, "peak learning rate"),
+    "warmup_ratio": _Spec(float, "share of steps spent warming up"),
+    "weight_decay": _Spec(float, "AdamW weight decay"),
+    "max_seq_length": _Spec(int, "tokens per model input"),
+    "stride": _Spec(int, "tokens shared by consecutive NER windows"),
+    "gradient_accumulation_steps": _Spec(int, "batches accumulated per optimiser step"),
+    "seed": _Spec(int, "random seed"),
+    "eval_steps": _Spec(int, "evaluate dev every N steps (0: the training default schedule)"),
+    "logging_steps": _Spec(int, "steps between train_loss log lines"),
 }
+REQUIRED_HYPERPARAMETERS = ("task_name",)
 
 #: how each Python type becomes the string SageMaker passes
 _FORMAT: dict[type, Callable[[Any], str]] = {
@@ -51,6 +50,8 @@ _FORMAT: dict[type, Callable[[Any], str]] = {
     float: repr,
     str: str,
 }
+_EXPECTED = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+_FIELD_IN_MESSAGE = re.compile(r"^(\w+)=")
 
 
 def _type_ok(kind: type, value: Any) -> bool:
@@ -61,10 +62,10 @@ def _type_ok(kind: type, value: Any) -> bool:
 
 @dataclass(frozen=True)
 class Hyperparameters:
-    """What the training job is asked to do; see SPECS for each field's meaning and range."""
+    """What the training job is asked to do; see SPECS and training.config.TrainConfig for each field."""
 
     task_name: str
-    model_name: str
+    model_name: str | None = None
     max_steps: int | None = None
     num_train_epochs: float | None = None
     use_bbox: bool | None = None
@@ -77,18 +78,20 @@ class Hyperparameters:
     stride: int | None = None
     gradient_accumulation_steps: int | None = None
     seed: int | None = None
+    eval_steps: int | None = None
+    logging_steps: int | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            value, spec = getattr(self, f.name), SPECS[f.name]
-            if value is None:
-                continue
-            if not _type_ok(spec.kind, value) or not spec.ok(value):
-                raise ConfigError(f.name, value, spec.expected)
-        if self.stride is not None and self.max_seq_length is not None:
-            limit = (self.max_seq_length - 2) // 2  # the rule tasks.spec.TaskSpec applies in the job
-            require(self.stride <= limit, "stride", self.stride,
-                    f"at most {limit} for max_seq_length {self.max_seq_length}")
+            value, kind = getattr(self, f.name), SPECS[f.name].kind
+            if value is not None and not _type_ok(kind, value):
+                raise ConfigError(f.name, value, _EXPECTED[kind])
+        try:  # the job parses these strings with TrainConfig: fail here, with its words, not in the job
+            TrainConfig.from_hyperparameters(self.as_sagemaker())
+        except TrainConfigError as exc:
+            match = _FIELD_IN_MESSAGE.match(str(exc))
+            field = match.group(1) if match else "hyperparameters"
+            raise ConfigError(field, getattr(self, field, None), "a valid value", message=str(exc)) from None
 
     def as_sagemaker(self) -> dict[str, str]:
         """The ``HyperParameters`` map of CreateTrainingJob: the fields that are set, as strings."""

@@ -39,6 +39,7 @@ class TrainingConfig:
     spot: bool = False
     #: spot only: how long to wait for capacity plus run; None = twice max_runtime_s (capped)
     max_wait_s: int | None = None
+    #: S3 prefix for checkpoints; each job gets its own folder ``{checkpoint_uri}/{job name}/``
     checkpoint_uri: str | None = None
     name_prefix: str = "smtx"
 
@@ -97,7 +98,8 @@ def training_job_request(name: str, config: TrainingConfig) -> dict[str, Any]:
     if config.spot:
         request["StoppingCondition"]["MaxWaitTimeInSeconds"] = config.spot_max_wait_s
     if config.checkpoint_uri is not None:
-        request["CheckpointConfig"] = {"S3Uri": config.checkpoint_uri, "LocalPath": CHECKPOINT_LOCAL_PATH}
+        checkpoints = S3Uri.parse(config.checkpoint_uri).join(name).as_prefix()
+        request["CheckpointConfig"] = {"S3Uri": str(checkpoints), "LocalPath": CHECKPOINT_LOCAL_PATH}
     return request
 
 

@@ -1,0 +1,7 @@
+"""From a laptop to SageMaker with boto3 only: upload data, train, deploy, invoke, transform, clean up.
+
+Modules, one concern each: ``aws`` (clients), ``data`` (validate + upload), ``training`` / ``follow`` (jobs),
+``deploy`` / ``multimodel`` (endpoints), ``invoke``, ``transform`` (SageMaker Batch Transform),
+``local_transform`` (the same against a local server), ``cleanup``; ``cli`` is a thin layer on top.
+Start with ``Clients(AwsSettings(...))`` and pass it to the functions; see docs/sagemaker.md.
+"""

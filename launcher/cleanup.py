@@ -1,0 +1,93 @@
+"""Delete what a deploy or transform created, and list what exists."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from botocore.exceptions import ClientError
+
+from launcher.aws import Clients, error_code
+
+log = logging.getLogger(__name__)
+
+
+def _missing(exc: ClientError) -> bool:
+    """SageMaker answers a missing resource with a ValidationException that says "Could not find"."""
+    message = str(exc.response.get("Error", {}).get("Message", ""))
+    return error_code(exc) in ("ValidationException", "ResourceNotFound") and "find" in message.lower()
+
+
+def _delete(kind: str, call: Callable[[], Any]) -> str:
+    try:
+        call()
+    except ClientError as exc:
+        if _missing(exc):
+            return f"{kind} not found (already deleted?)"
+        raise
+    log.info("deleted %s", kind)
+    return f"deleted {kind}"
+
+
+def _endpoint_parts(clients: Clients, endpoint: str) -> tuple[str, list[str]]:
+    """The endpoint's config and models; falls back to the deploy naming scheme when they are gone."""
+    sm = clients.sagemaker
+    try:
+        config = sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+    except ClientError as exc:
+        if not _missing(exc):
+            raise
+        config = endpoint
+    try:
+        variants = sm.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
+        models = sorted({v["ModelName"] for v in variants})
+    except ClientError as exc:
+        if not _missing(exc):
+            raise
+        models = [endpoint]
+    return config, models
+
+
+def delete_endpoint(clients: Clients, endpoint: str) -> list[str]:
+    """Delete an endpoint, its endpoint config and its models; one line per resource saying what happened."""
+    sm = clients.sagemaker
+    config, models = _endpoint_parts(clients, endpoint)
+    report = [_delete(f"endpoint {endpoint}", lambda: sm.delete_endpoint(EndpointName=endpoint)),
+              _delete(f"endpoint config {config}", lambda: sm.delete_endpoint_config(EndpointConfigName=config))]
+    report += [delete_model(clients, model) for model in models]
+    return report
+
+
+def delete_model(clients: Clients, model: str) -> str:
+    """Delete one SageMaker model (the artifacts in S3 stay)."""
+    return _delete(f"model {model}", lambda: clients.sagemaker.delete_model(ModelName=model))
+
+
+@dataclass(frozen=True)
+class _Listing:
+    operation: str
+    items: str
+    name: str
+    status: str | None
+
+
+#: kind -> how to list it
+LISTINGS: dict[str, _Listing] = {
+    "training-jobs": _Listing("list_training_jobs", "TrainingJobSummaries", "TrainingJobName", "TrainingJobStatus"),
+    "transform-jobs": _Listing("list_transform_jobs", "TransformJobSummaries", "TransformJobName",
+                               "TransformJobStatus"),
+    "models": _Listing("list_models", "Models", "ModelName", None),
+    "endpoint-configs": _Listing("list_endpoint_configs", "EndpointConfigs", "EndpointConfigName", None),
+    "endpoints": _Listing("list_endpoints", "Endpoints", "EndpointName", "EndpointStatus"),
+}
+
+
+def list_resources(clients: Clients, name_contains: str = "smtx") -> dict[str, list[tuple[str, str]]]:
+    """(name, status) of every resource of each kind whose name contains ``name_contains``."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for kind, listing in LISTINGS.items():
+        pages = clients.sagemaker.get_paginator(listing.operation).paginate(NameContains=name_contains)
+        rows = [(item[listing.name], item.get(listing.status, "") if listing.status else "")
+                for page in pages for item in page.get(listing.items, [])]
+        found[kind] = sorted(row for row in rows if name_contains in row[0])
+    return found

@@ -1,0 +1,147 @@
+"""Real-time endpoints: a SageMaker model, an endpoint config and an endpoint, from a training job or a URI.
+
+The three resources share one unique name, so ``launcher delete --endpoint NAME`` finds what deploy created.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from launcher.aws import Clients
+from launcher.errors import JobFailed, require
+from launcher.names import unique_name
+from launcher.s3 import S3Uri
+from launcher.training import model_artifact
+from launcher.waiting import Poller
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[str], None]
+VARIANT = "AllTraffic"
+#: ServingConfig field -> (container environment variable, smallest valid value); a field left None is not sent
+ENVIRONMENT: dict[str, tuple[str, int]] = {
+    "workers": ("SAGEMAKER_MODEL_SERVER_WORKERS", 1),
+    "batch_size": ("SAGEMAKER_TS_BATCH_SIZE", 1),
+    "max_batch_delay_ms": ("SAGEMAKER_TS_MAX_BATCH_DELAY", 0),
+    "response_timeout_s": ("SAGEMAKER_TS_RESPONSE_TIMEOUT", 1),
+    "model_server_timeout_s": ("SAGEMAKER_MODEL_SERVER_TIMEOUT", 1),
+}
+#: endpoint status -> True: ready, False: failed, None: keep waiting
+ENDPOINT_STATES: dict[str, bool | None] = {
+    "InService": True, "Failed": False, "OutOfService": False, "Deleting": False,
+    "Creating": None, "Updating": None, "SystemUpdating": None, "RollingBack": None, "UpdateRollbackFailed": False,
+}
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """How to serve: image, role, instances and the TorchServe knobs passed as container environment."""
+
+    image_uri: str
+    role_arn: str
+    instance_type: str = "ml.g4dn.xlarge"
+    instance_count: int = 1
+    #: TorchServe workers per model; None lets the container decide (one per GPU or per CPU core)
+    workers: int | None = None
+    #: requests TorchServe batches together; None keeps the container's default
+    batch_size: int | None = None
+    #: how long TorchServe waits to fill a batch, in milliseconds
+    max_batch_delay_ms: int | None = None
+    #: seconds TorchServe waits for the handler before answering an error
+    response_timeout_s: int | None = None
+    #: seconds the model server gives a worker to start or answer
+    model_server_timeout_s: int | None = None
+    extra_environment: dict[str, str] = field(default_factory=dict)
+    name_prefix: str = "smtx"
+
+    def __post_init__(self) -> None:
+        require(bool(self.image_uri) and " " not in self.image_uri, "image_uri", self.image_uri,
+                "a container image URI")
+        require(self.role_arn.startswith("arn:") and ":role/" in self.role_arn, "role_arn", self.role_arn,
+                "an IAM role ARN such as arn:aws:iam::123456789012:role/SageMakerExecution")
+        require(self.instance_type.startswith("ml."), "instance_type", self.instance_type, "an ml.* instance type")
+        require(self.instance_count >= 1, "instance_count", self.instance_count, "an integer >= 1")
+        for name, (_, minimum) in ENVIRONMENT.items():
+            value = getattr(self, name)
+            require(value is None or (type(value) is int and value >= minimum), name, value,
+                    f"None or an integer >= {minimum}")
+        for key, value in self.extra_environment.items():
+            require(bool(_ENV_NAME.fullmatch(key)) and isinstance(value, str), "extra_environment", {key: value},
+                    "NAME=value pairs with NAME matching [A-Za-z_][A-Za-z0-9_]*")
+
+    def environment(self) -> dict[str, str]:
+        """The container environment: the knobs that are set, then extra_environment."""
+        values = {var: getattr(self, name) for name, (var, _) in ENVIRONMENT.items()}
+        return {**{var: str(v) for var, v in values.items() if v is not None}, **self.extra_environment}
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What a deploy created."""
+
+    endpoint: str
+    endpoint_config: str
+    model: str
+    model_data: str
+
+
+def resolve_model_data(clients: Clients, source: str) -> str:
+    """A model.tar.gz URI from either that URI or the name of a Completed training job."""
+    if source.startswith("s3://"):
+        require(S3Uri.parse(source, "model_data").key.endswith(".tar.gz"), "model_data", source,
+                "the s3:// URI of a model.tar.gz")
+        return source
+    return model_artifact(clients, source)
+
+
+def create_model(clients: Clients, name: str, config: ServingConfig, container: dict[str, Any]) -> str:
+    """Create a SageMaker model from ``container`` (ModelDataUrl, Mode) plus the image and environment."""
+    primary = {"Image": config.image_uri, "Environment": config.environment(), **container}
+    clients.sagemaker.create_model(ModelName=name, ExecutionRoleArn=config.role_arn, PrimaryContainer=primary)
+    log.info("created model %s", name)
+    return name
+
+
+def create_endpoint(clients: Clients, name: str, model: str, config: ServingConfig) -> str:
+    """Create an endpoint config and an endpoint, both called ``name``, serving ``model``; do not wait."""
+    clients.sagemaker.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
+        "VariantName": VARIANT, "ModelName": model, "InstanceType": config.instance_type,
+        "InitialInstanceCount": config.instance_count, "InitialVariantWeight": 1.0,
+    }])
+    clients.sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    log.info("creating endpoint %s", name)
+    return name
+
+
+def wait_for_endpoint(clients: Clients, name: str, poller: Poller | None = None,
+                      emit: Emit = log.info) -> dict[str, Any]:
+    """Wait until the endpoint is InService and return its description; raise JobFailed if it fails."""
+    seen: list[str] = []
+
+    def probe() -> dict[str, Any] | None:
+        endpoint = clients.sagemaker.describe_endpoint(EndpointName=name)
+        status = endpoint["EndpointStatus"]
+        if not seen or seen[-1] != status:
+            seen.append(status)
+            emit(f"endpoint {name}: {status}")
+        ready = ENDPOINT_STATES.get(status)
+        if ready is False:
+            raise JobFailed("endpoint", name, status, endpoint.get("FailureReason"))
+        return endpoint if ready else None
+
+    return (poller or Poller(interval_s=15.0, timeout_s=3600.0)).until(probe, f"endpoint {name}")
+
+
+def deploy(clients: Clients, source: str, config: ServingConfig, poller: Poller | None = None,
+           emit: Emit = log.info, wait: bool = True) -> Deployment:
+    """Serve a training job's model (or a model.tar.gz URI) on a new real-time endpoint."""
+    model_data = resolve_model_data(clients, source)
+    name = unique_name(f"{config.name_prefix}-ep")
+    create_model(clients, name, config, {"ModelDataUrl": model_data, "Mode": "SingleModel"})
+    create_endpoint(clients, name, name, config)
+    if wait:
+        wait_for_endpoint(clients, name, poller, emit)
+    return Deployment(endpoint=name, endpoint_config=name, model=name, model_data=model_data)

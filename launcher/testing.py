@@ -1,0 +1,203 @@
+"""Stand-ins, on the moto side, for what SageMaker does and moto does not (tests and offline demos only).
+
+moto records SageMaker calls but trains, serves and transforms nothing: a training job is Completed the moment
+it is created, an endpoint answers ``body``, a transform job writes no output. The helpers here drive a job
+through states, answer invocations like our server, and write transform output, by changing moto's stored
+state in this process (in-process ``mock_aws`` or a ``ThreadedMotoServer`` started here). Requires moto.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import tarfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import requests
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.server import ThreadedMotoServer
+from moto.s3.models import s3_backends
+from moto.sagemaker.models import sagemaker_backends
+from moto.sagemakerruntime.models import sagemakerruntime_backends
+
+from launcher.aws import TRAINING_LOG_GROUP
+
+Predict = Callable[[dict[str, Any], str | None], dict[str, Any]]
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """A fresh moto server on 127.0.0.1 and a port the OS picks; yields its URL (for AWS_ENDPOINT_URL)."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        url = f"http://{host}:{port}"
+        requests.post(f"{url}/moto-api/reset", timeout=10).raise_for_status()
+        yield url
+    finally:
+        server.stop()
+
+
+def echo_predict(record: dict[str, Any], target_model: str | None) -> dict[str, Any]:
+    """A stand-in model: ``{"pred": "positive"}``, or an error object for a record without text (like our server)."""
+    if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+        return {"error": "record has no 'text' string"}
+    return {"pred": "positive", "proba": 0.9, **({"model": target_model} if target_model else {})}
+
+
+@dataclass
+class Step:
+    """One state of a training job: applied by ``TrainingJobDriver`` on one poll."""
+
+    status: str
+    secondary: str
+    message: str = ""
+    log_lines: list[str] = field(default_factory=list)
+    failure_reason: str | None = None
+    final_metrics: dict[str, float] | None = None
+
+
+class TrainingJobDriver:
+    """Moves a moto training job through ``steps``, one per call: pass ``driver.sleep`` as ``Poller.sleep``."""
+
+    def __init__(self, job_name: str, steps: list[Step], logs: Any, region: str, instance: str = "algo-1") -> None:
+        self.job_name = job_name
+        self.logs = logs
+        self.region = region
+        self.stream = f"{job_name}/{instance}-{int(time.time())}"
+        self._steps: Iterator[Step] = iter(steps)
+
+    def _job(self) -> Any:
+        return sagemaker_backends[DEFAULT_ACCOUNT_ID][self.region].training_jobs[self.job_name]
+
+    def start(self) -> None:
+        """Put the job back to InProgress with no transitions, then apply the first step."""
+        job = self._job()
+        job.training_job_status, job.secondary_status = "InProgress", "Starting"
+        job.secondary_status_transitions, job.final_metric_data_list = [], []
+        self.sleep(0.0)
+
+    def sleep(self, _: float) -> None:
+        """Apply the next step (nothing once the steps run out)."""
+        step = next(self._steps, None)
+        if step is not None:
+            self.apply(step)
+
+    def apply(self, step: Step) -> None:
+        """Set the job's status, add a transition, write log lines and final metrics."""
+        job = self._job()
+        job.training_job_status, job.secondary_status = step.status, step.secondary
+        job.secondary_status_transitions.append(
+            {"Status": step.secondary, "StartTime": job.creation_time, "StatusMessage": step.message})
+        if step.failure_reason is not None:
+            job.failure_reason = step.failure_reason
+        if step.final_metrics is not None:
+            job.final_metric_data_list = [{"MetricName": k, "Value": v, "Timestamp": job.creation_time}
+                                          for k, v in step.final_metrics.items()]
+        if step.log_lines:
+            self._write_logs(step.log_lines)
+
+    def _write_logs(self, lines: list[str]) -> None:
+        groups = self.logs.describe_log_groups(logGroupNamePrefix=TRAINING_LOG_GROUP)["logGroups"]
+        if not groups:
+            self.logs.create_log_group(logGroupName=TRAINING_LOG_GROUP)
+        streams = self.logs.describe_log_streams(logGroupName=TRAINING_LOG_GROUP,
+                                                 logStreamNamePrefix=self.stream)["logStreams"]
+        if not streams:
+            self.logs.create_log_stream(logGroupName=TRAINING_LOG_GROUP, logStreamName=self.stream)
+        now = int(time.time() * 1000)
+        self.logs.put_log_events(logGroupName=TRAINING_LOG_GROUP, logStreamName=self.stream,
+                                 logEvents=[{"timestamp": now + i, "message": line} for i, line in enumerate(lines)])
+
+
+def _patch(backend: Any, method: str, replacement: Callable[..., Any]) -> None:
+    """Replace one backend method on this instance (moto's reset() drops it); patching twice keeps the first."""
+    if not getattr(getattr(backend, method), "_smtx_stand_in", False):
+        replacement._smtx_stand_in = True  # type: ignore[attr-defined]
+        setattr(backend, method, replacement)
+
+
+def answer_invocations(region: str, predict: Predict = echo_predict) -> None:
+    """Make moto's invoke_endpoint answer like our server: per record, in the content type asked for."""
+    backend = sagemakerruntime_backends[DEFAULT_ACCOUNT_ID][region]
+
+    def invoke_endpoint(endpoint_name: str, unique_repr: bytes) -> tuple[str, str, str, str]:
+        request = json.loads(base64.b64decode(unique_repr))
+        target = next((v for k, v in request.items() if k.lower() == "x-amzn-sagemaker-target-model"), None)
+        accept = request.get("Accept") or "application/json"
+        body = request["Body"]
+        if accept == "application/jsonlines":
+            answers = [predict(json.loads(line), target) for line in body.splitlines() if line.strip()]
+            return "".join(json.dumps(a) + "\n" for a in answers), accept, "AllTraffic", ""
+        answers = [predict(record, target) for record in json.loads(body)["data"]]
+        return json.dumps({"predictions": answers}), accept, "AllTraffic", ""
+
+    _patch(backend, "invoke_endpoint", invoke_endpoint)
+
+
+def write_transform_output(region: str, predict: Predict = echo_predict) -> None:
+    """Make every transform job created from now on write ``{input}.out`` like SageMaker would."""
+    backend = sagemaker_backends[DEFAULT_ACCOUNT_ID][region]
+    create = backend.create_transform_job
+
+    def create_and_answer(**kwargs: Any) -> Any:
+        job = create(**kwargs)
+        source = kwargs["transform_input"]["DataSource"]["S3DataSource"]["S3Uri"]
+        output = kwargs["transform_output"]["S3OutputPath"]
+        _answer_objects(source, output, predict)
+        return job
+
+    _patch(backend, "create_transform_job", create_and_answer)
+
+
+def _answer_objects(source: str, output: str, predict: Predict) -> None:
+    s3 = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    bucket, _, prefix = source[len("s3://"):].partition("/")
+    out_bucket, _, out_prefix = output[len("s3://"):].partition("/")
+    for key in [k for k in s3.get_bucket(bucket).keys if k.startswith(prefix)]:
+        lines = s3.get_object(bucket, key).value.decode("utf-8").splitlines()
+        answers = "".join(json.dumps(_predict_line(line, predict)) + "\n" for line in lines)
+        name = key[len(prefix):].lstrip("/") or key.rsplit("/", 1)[-1]
+        s3.put_object(out_bucket, f"{out_prefix.rstrip('/')}/{name}.out", answers.encode("utf-8"))
+
+
+def _predict_line(line: str, predict: Predict) -> dict[str, Any]:
+    try:
+        return predict(json.loads(line), None)
+    except json.JSONDecodeError:
+        return {"error": "record is not JSON"}
+
+
+def write_model_artifacts(region: str) -> None:
+    """Make every training job created from now on leave a (stand-in) model.tar.gz where SageMaker puts it."""
+    backend = sagemaker_backends[DEFAULT_ACCOUNT_ID][region]
+    create = backend.create_training_job
+
+    def create_and_write(**kwargs: Any) -> Any:
+        job = create(**kwargs)
+        bucket, _, key = job.model_artifacts["S3ModelArtifacts"][len("s3://"):].partition("/")
+        s3_backends[DEFAULT_ACCOUNT_ID]["aws"].put_object(bucket, key, _stand_in_archive())
+        return job
+
+    _patch(backend, "create_training_job", create_and_write)
+
+
+def _stand_in_archive() -> bytes:
+    note = b"stand-in written by launcher.testing; moto trains nothing\n"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        info = tarfile.TarInfo("README.txt")
+        info.size = len(note)
+        archive.addfile(info, io.BytesIO(note))
+    return buffer.getvalue()
+
+
+def simulate_sagemaker(region: str, predict: Predict = echo_predict) -> None:
+    """All of the above: training leaves an archive, endpoints answer, transform jobs write output."""
+    write_model_artifacts(region)
+    answer_invocations(region, predict)
+    write_transform_output(region, predict)

@@ -1,0 +1,136 @@
+"""SageMaker Batch Transform with the settings our server is built for, then a line-by-line check of the output.
+
+Records go as ``application/jsonlines``, split by line (SplitType=Line), as many as fit per request
+(BatchStrategy=MultiRecord, MaxPayloadInMB), and come back assembled by line (AssembleWith=Line) into
+``{input name}.out``. SageMaker itself sets SAGEMAKER_BATCH, SAGEMAKER_MAX_PAYLOAD_IN_MB and friends in the
+container, so the job does not.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from launcher.aws import Clients
+from launcher.batches import OutputCheck, check_output, read_records
+from launcher.content_types import JSONLINES
+from launcher.errors import JobFailed, require
+from launcher.names import unique_name
+from launcher.s3 import S3Uri, download_file, upload_file
+from launcher.waiting import Poller
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[str], None]
+#: transform job status -> True: done, False: failed, None: keep waiting
+TRANSFORM_STATES: dict[str, bool | None] = {
+    "Completed": True, "Failed": False, "Stopped": False, "InProgress": None, "Stopping": None,
+}
+
+
+@dataclass(frozen=True)
+class TransformConfig:
+    """One Batch Transform job over an existing SageMaker model."""
+
+    model_name: str
+    instance_type: str = "ml.g4dn.xlarge"
+    instance_count: int = 1
+    #: largest request body; a single record must fit
+    max_payload_mb: int = 6
+    #: requests in flight per instance; two keeps the GPU busy while the next payload is decoded
+    max_concurrent_transforms: int = 2
+    invocation_timeout_s: int = 600
+    invocation_retries: int = 1
+    name_prefix: str = "smtx"
+
+    def __post_init__(self) -> None:
+        require(bool(self.model_name), "model_name", self.model_name, "the name of a SageMaker model")
+        require(self.instance_type.startswith("ml."), "instance_type", self.instance_type, "an ml.* instance type")
+        require(self.instance_count >= 1, "instance_count", self.instance_count, "an integer >= 1")
+        require(1 <= self.max_payload_mb <= 100, "max_payload_mb", self.max_payload_mb, "an integer in [1, 100]")
+        require(self.max_concurrent_transforms >= 1, "max_concurrent_transforms", self.max_concurrent_transforms,
+                "an integer >= 1")
+        require(1 <= self.invocation_timeout_s <= 3600, "invocation_timeout_s", self.invocation_timeout_s,
+                "seconds in [1, 3600]")
+        require(0 <= self.invocation_retries <= 3, "invocation_retries", self.invocation_retries,
+                "an integer in [0, 3]")
+
+
+def transform_job_request(name: str, config: TransformConfig, input_uri: str, output_uri: str) -> dict[str, Any]:
+    """The CreateTransformJob arguments (pure: tests assert on it, start_transform_job sends it)."""
+    return {
+        "TransformJobName": name,
+        "ModelName": config.model_name,
+        "BatchStrategy": "MultiRecord",
+        "MaxPayloadInMB": config.max_payload_mb,
+        "MaxConcurrentTransforms": config.max_concurrent_transforms,
+        "ModelClientConfig": {"InvocationsTimeoutInSeconds": config.invocation_timeout_s,
+                              "InvocationsMaxRetries": config.invocation_retries},
+        "TransformInput": {
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": input_uri}},
+            "ContentType": JSONLINES,
+            "SplitType": "Line",
+            "CompressionType": "None",
+        },
+        "TransformOutput": {"S3OutputPath": output_uri, "Accept": JSONLINES, "AssembleWith": "Line"},
+        "TransformResources": {"InstanceType": config.instance_type, "InstanceCount": config.instance_count},
+    }
+
+
+def start_transform_job(clients: Clients, name: str, config: TransformConfig, input_uri: str,
+                        output_uri: str) -> str:
+    """Create the transform job ``name``; do not wait."""
+    clients.sagemaker.create_transform_job(**transform_job_request(name, config, input_uri, output_uri))
+    log.info("started transform job %s", name)
+    return name
+
+
+def wait_for_transform(clients: Clients, name: str, poller: Poller | None = None,
+                       emit: Emit = log.info) -> dict[str, Any]:
+    """Wait until the job Completed and return its description; raise JobFailed with its FailureReason."""
+    seen: list[str] = []
+
+    def probe() -> dict[str, Any] | None:
+        job = clients.sagemaker.describe_transform_job(TransformJobName=name)
+        status = job["TransformJobStatus"]
+        if not seen or seen[-1] != status:
+            seen.append(status)
+            emit(f"transform job {name}: {status}")
+        done = TRANSFORM_STATES.get(status)
+        if done is False:
+            raise JobFailed("transform job", name, status, job.get("FailureReason"))
+        return job if done else None
+
+    return (poller or Poller(interval_s=30.0)).until(probe, f"transform job {name}")
+
+
+@dataclass(frozen=True)
+class TransformReport:
+    """Where a transform's input and output went, and how its output compares with its input."""
+
+    job_name: str
+    input_uri: str
+    output_uri: str
+    output_path: Path
+    check: OutputCheck
+
+    @property
+    def ok(self) -> bool:
+        """Exactly one output line per input line."""
+        return self.check.aligned
+
+
+def run_transform(clients: Clients, input_path: str | Path, s3_prefix: str, config: TransformConfig,
+                  output_path: str | Path, poller: Poller | None = None, emit: Emit = log.info) -> TransformReport:
+    """Upload a jsonlines file, transform it, wait, download ``{name}.out`` to ``output_path`` and check it."""
+    input_path = Path(input_path)
+    name = unique_name(f"{config.name_prefix}-transform")
+    base = S3Uri.parse(s3_prefix, "s3_prefix").join(name)
+    input_uri = upload_file(clients.s3, input_path, base.join("input", input_path.name), JSONLINES)
+    output_uri = base.join("output").as_prefix()
+    start_transform_job(clients, name, config, str(input_uri), str(output_uri))
+    wait_for_transform(clients, name, poller, emit)
+    local = download_file(clients.s3, output_uri.join(f"{input_path.name}.out"), output_path)
+    check = check_output(len(read_records(input_path)), read_records(local))
+    return TransformReport(name, str(input_uri), str(output_uri), local, check)

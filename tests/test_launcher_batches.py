@@ -1,0 +1,73 @@
+"""Splitting a jsonlines file into payloads, checking assembled output, and the client-side codecs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from launcher.batches import Batch, Oversized, check_output, read_records, split_batches
+from launcher.content_types import CODECS, JSON, JSONLINES, codec
+from launcher.errors import ConfigError, ResponseError
+
+
+def test_payloads_never_exceed_the_limit_and_keep_input_order() -> None:
+    records = [b"a" * 9, b"b" * 9, b"c" * 9, b"d" * 19, b"e" * 4]  # 10, 10, 10, 20, 5 bytes with newlines
+    units = list(split_batches(records, 20))
+    assert [(u.first_line, u.records) for u in units if isinstance(u, Batch)] == [
+        (1, (b"a" * 9, b"b" * 9)), (3, (b"c" * 9,)), (4, (b"d" * 19,)), (5, (b"e" * 4,))]
+    assert all(len(u.payload) <= 20 for u in units if isinstance(u, Batch))
+    assert [u.index for u in units] == list(range(len(units)))
+
+
+def test_an_oversized_record_is_reported_in_place_and_never_sent() -> None:
+    units = list(split_batches([b"ok", b"x" * 50, b"ok2"], 10))
+    assert isinstance(units[1], Oversized) and units[1].line == 2 and units[1].size == 51
+    assert [u.records for u in units if isinstance(u, Batch)] == [(b"ok",), (b"ok2",)]
+    assert "error" in json.loads(units[1].error_line())
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=60),
+       st.integers(min_value=1, max_value=64))
+def test_splitting_covers_every_record_exactly_once(records: list[bytes], limit: int) -> None:
+    units = list(split_batches(records, limit))
+    seen: list[bytes] = []
+    for unit in units:
+        if isinstance(unit, Batch):
+            assert len(unit.payload) <= limit
+            seen.extend(unit.records)
+        else:
+            assert unit.size > limit
+            seen.append(records[unit.line - 1])
+    assert seen == records
+
+
+def test_read_records_handles_final_newline_blank_lines_and_crlf(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'{"text": "a"}\r\n\n{"text": "b"}\n')
+    assert read_records(path) == [b'{"text": "a"}', b"", b'{"text": "b"}']
+
+
+def test_output_check_counts_lines_and_reports_error_objects() -> None:
+    output = [b'{"pred": "x"}', b'{"error": "text is empty"}', b"not json", b'{"pred": "y"}']
+    check = check_output(4, output)
+    assert check.aligned
+    assert [(e.line, e.message) for e in check.errors] == [(2, "text is empty"), (3, "not JSON (Expecting value)")]
+    assert "2 records answered an error" in check.describe()
+    assert not check_output(5, output).aligned and "MISMATCH" in check_output(5, output).describe()
+
+
+def test_codecs_follow_our_content_type_contract() -> None:
+    records = [{"text": "é"}, {"text": "b"}]
+    assert json.loads(CODECS[JSON].encode(records)) == {"data": records}
+    assert CODECS[JSONLINES].encode(records).decode("utf-8").splitlines() == [json.dumps(r, ensure_ascii=False)
+                                                                               for r in records]
+    assert codec("json").decode(b'{"predictions": [1, 2]}') == [1, 2]
+    assert codec("jsonlines").decode(b'{"pred": 1}\n{"error": "bad"}\n') == [{"pred": 1}, {"error": "bad"}]
+    with pytest.raises(ResponseError, match="predictions"):
+        codec("json").decode(b'{"answer": 1}')
+    with pytest.raises(ConfigError, match="content_type='text/csv'"):
+        codec("text/csv")

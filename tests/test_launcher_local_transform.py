@@ -1,0 +1,164 @@
+"""Local Batch Transform against a small HTTP server started here on 127.0.0.1 (port chosen by the OS)."""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from launcher.batches import BYTES_PER_MB
+from launcher.cli import main
+from launcher.errors import ConfigError
+from launcher.local_transform import invocations_url, run_local_transform
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.bodies: list[bytes] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Like our server: one answer line per record; a few magic texts make it misbehave."""
+
+    server: _Server
+
+    def log_message(self, *args: object) -> None:  # keep test output quiet
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        with self.server.lock:
+            self.server.bodies.append(body)
+            self.server.in_flight += 1
+            self.server.max_in_flight = max(self.server.max_in_flight, self.server.in_flight)
+        try:
+            self._answer(body)
+        finally:
+            with self.server.lock:
+                self.server.in_flight -= 1
+
+    def _answer(self, body: bytes) -> None:
+        texts = [json.loads(line).get("text", "") for line in body.splitlines()]
+        if self.path != "/invocations" or self.headers["Content-Type"] != "application/jsonlines":
+            return self._send(415, b"unsupported")
+        if "fail" in texts:
+            return self._send(500, b"worker died")
+        if any(t.startswith("slow") for t in texts):
+            time.sleep(0.2)
+        answers = [{"error": "text is empty"} if not t else {"pred": t.upper()[:8]} for t in texts]
+        if "short" in texts:
+            answers.pop()
+        self._send(200, "".join(json.dumps(a) + "\n" for a in answers).encode())
+
+    def _send(self, status: int, payload: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/jsonlines")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+@pytest.fixture
+def server() -> Iterator[_Server]:
+    srv = _Server()
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+    thread.join(timeout=5)
+
+
+def _write(path: Path, texts: list[str]) -> Path:
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    return path
+
+
+def _output(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_answers_are_assembled_in_input_order_under_concurrency(server: _Server, tmp_path: Path) -> None:
+    big = "x" * (BYTES_PER_MB // 4)  # four of these make more than one 1 MB payload
+    texts = ["slow first"] + [f"{i}{big}" for i in range(9)] + ["", "last"]
+    src = _write(tmp_path / "in.jsonl", texts)
+    summary = run_local_transform(src, tmp_path / "out.jsonl", server.url, max_payload_mb=1, concurrency=3)
+    assert summary.ok and summary.records == summary.output_lines == len(texts)
+    assert summary.requests == len(server.bodies) >= 3
+    assert all(len(body) <= BYTES_PER_MB for body in server.bodies)
+    assert 1 <= server.max_in_flight <= 3
+    out = _output(tmp_path / "out.jsonl")
+    assert out[0] == {"pred": "SLOW FIR"} and out[-1] == {"pred": "LAST"}
+    assert [o["pred"][0] for o in out[1:10]] == [str(i) for i in range(9)]
+    assert [(e.line, e.message) for e in summary.record_errors] == [(11, "text is empty")]
+    assert summary.records_per_s > 0
+
+
+def test_oversized_records_and_failed_requests_keep_the_output_aligned(server: _Server, tmp_path: Path) -> None:
+    texts = ["a", "x" * (BYTES_PER_MB + 10), "b", "fail", "c"]
+    src = _write(tmp_path / "in.jsonl", texts)
+    summary = run_local_transform(src, tmp_path / "out.jsonl", server.url, max_payload_mb=1, concurrency=2)
+    assert not summary.ok
+    assert [o.line for o in summary.oversized] == [2]
+    assert [(f.first_line, f.records) for f in summary.failed] == [(3, 3)]
+    assert len(server.bodies) == 2  # the big record was never sent
+    out = _output(tmp_path / "out.jsonl")
+    assert len(out) == len(texts) and out[0] == {"pred": "A"}
+    assert "not sent" in out[1]["error"]
+    assert all(o["error"].startswith("request failed: HTTP 500") for o in out[2:])
+
+
+def test_each_failure_kind_is_summarised(server: _Server, tmp_path: Path) -> None:
+    filler = "y" * (BYTES_PER_MB * 6 // 10)  # two fillers never share a 1 MB payload
+    src = _write(tmp_path / "in.jsonl", [filler, "fail", filler, "short", filler])
+    summary = run_local_transform(src, tmp_path / "out.jsonl", server.url, max_payload_mb=1, concurrency=2)
+    assert sorted((f.first_line, f.reason) for f in summary.failed) == [
+        (1, "HTTP 500: worker died"), (3, "answered 1 lines for 2 records")]
+    assert len(_output(tmp_path / "out.jsonl")) == 5
+    assert "FAILED request for lines 1-2: HTTP 500" in summary.describe()
+
+
+def test_an_unreachable_server_fails_every_request_without_hanging(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a loopback port that nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    src = _write(tmp_path / "in.jsonl", ["a", "b"])
+    summary = run_local_transform(src, tmp_path / "out.jsonl", f"http://127.0.0.1:{port}", timeout_s=2)
+    assert not summary.ok and len(summary.failed) == 1 and "ConnectionError" in summary.failed[0].reason
+    assert all("request failed" in o["error"] for o in _output(tmp_path / "out.jsonl"))
+
+
+def test_command_line_local_transform_exits_non_zero_on_failure(server: _Server, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    good = _write(tmp_path / "good.jsonl", ["a", "b"])
+    assert main(["transform", "--local", "--url", server.url, "--input", str(good),
+                 "--output", str(tmp_path / "good.out")], env={}) == 0
+    bad = _write(tmp_path / "bad.jsonl", ["a", "fail"])
+    assert main(["transform", "--local", "--url", server.url, "--input", str(bad),
+                 "--output", str(tmp_path / "bad.out")], env={}) == 1
+    assert "FAILED request for lines 1-2: HTTP 500" in capsys.readouterr().out
+
+
+def test_urls_and_limits_are_validated() -> None:
+    assert invocations_url("http://127.0.0.1:8080") == "http://127.0.0.1:8080/invocations"
+    assert invocations_url("http://127.0.0.1:8080/") == "http://127.0.0.1:8080/invocations"
+    assert invocations_url("http://host/custom") == "http://host/custom"
+    with pytest.raises(ConfigError, match="url"):
+        invocations_url("127.0.0.1:8080")
+    with pytest.raises(ConfigError, match="max_payload_mb=0"):
+        run_local_transform("unused", "unused", max_payload_mb=0)
