@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sagemaker.models import sagemaker_backends
@@ -15,9 +16,11 @@ from launcher.aws import AwsSettings, Clients
 from launcher.cleanup import delete_endpoint, delete_model, list_resources
 from launcher.deploy import ServingConfig, create_model, deploy, wait_for_endpoint
 from launcher.errors import ConfigError, JobFailed, ResponseError
+from launcher.hyperparameters import Hyperparameters
 from launcher.invoke import invoke, read_records
 from launcher.multimodel import add_model, deploy_multi_model, list_target_models
 from launcher.testing import answer_invocations, write_transform_output
+from launcher.training import TrainingConfig, start_training_job
 from launcher.transform import TransformConfig, run_transform, start_transform_job, wait_for_transform
 from launcher.waiting import Poller
 
@@ -81,9 +84,17 @@ def test_a_failed_endpoint_raises_with_its_reason(clients: Clients) -> None:
 
 
 def test_deploy_from_a_training_job_needs_a_completed_job_and_a_tarball_uri(clients: Clients) -> None:
+    config = TrainingConfig(image_uri=SERVING.image_uri, role_arn=ROLE, data_uri=f"s3://{BUCKET}/data/",
+                            output_uri=f"s3://{BUCKET}/output", hyperparameters=Hyperparameters(task_name="ner"))
+    job = start_training_job(clients, config)
+    made = deploy(clients, job, SERVING, wait=False)
+    assert made.model_data == f"s3://{BUCKET}/output/{job}/output/model.tar.gz"
+    _backend().training_jobs[job].training_job_status = "InProgress"
+    with pytest.raises(ConfigError, match="a Completed training job"):
+        deploy(clients, job, SERVING, wait=False)
     with pytest.raises(ConfigError, match="model_data"):
         deploy(clients, f"s3://{BUCKET}/models/classif/", SERVING, wait=False)
-    with pytest.raises(Exception, match="Could not find training job"):
+    with pytest.raises(ClientError, match="Could not find training job"):
         deploy(clients, "smtx-classif-missing", SERVING, wait=False)
 
 
