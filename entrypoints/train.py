@@ -20,10 +20,6 @@ from typing import Mapping
 log = logging.getLogger("entrypoints.train")
 
 
-class Interrupted(Exception):
-    """SIGTERM arrived while training."""
-
-
 @dataclass(frozen=True)
 class TrainPaths:
     hyperparameters: dict[str, str]
@@ -31,6 +27,7 @@ class TrainPaths:
     model_dir: Path
     failure_file: Path
     checkpoint_dir: Path | None
+    keep_checkpoints: bool
     num_gpus: int
 
     @classmethod
@@ -41,19 +38,19 @@ class TrainPaths:
         else:
             hp_file = base / "input" / "config" / "hyperparameters.json"
             hps = json.loads(hp_file.read_text(encoding="utf-8")) if hp_file.is_file() else {}
-        checkpoints = base / "checkpoints"  # synced to S3 by SageMaker when a checkpoint URI is configured
+        # synced to S3 by SageMaker when a checkpoint URI is configured (spot training resumes from it)
+        checkpoints = base / "checkpoints"
+        from training.outputs import shared_checkpoint_dir
+
         return cls(
             hyperparameters={str(k): v if isinstance(v, str) else json.dumps(v) for k, v in hps.items()},
             data_dir=Path(env.get("SM_CHANNEL_TRAINING", base / "input" / "data" / "training")),
             model_dir=Path(env.get("SM_MODEL_DIR", base / "model")),
             failure_file=base / "output" / "failure",
-            checkpoint_dir=checkpoints if checkpoints.is_dir() else None,
+            checkpoint_dir=checkpoints if checkpoints.is_dir() else shared_checkpoint_dir(env.get("TORCHELASTIC_RUN_ID")),
+            keep_checkpoints=checkpoints.is_dir(),
             num_gpus=int(env.get("SM_NUM_GPUS", "0") or 0),
         )
-
-
-def _raise_interrupted(signum: int, frame: object) -> None:
-    raise Interrupted(f"training stopped by signal {signal.Signals(signum).name}")
 
 
 def write_failure(path: Path, reason: str) -> None:
@@ -78,15 +75,18 @@ def main(argv: list[str] | None = None) -> int:
     if relaunch:
         log.info("launching %s", shlex.join(relaunch))
         os.execv(relaunch[0], relaunch)
-    signal.signal(signal.SIGTERM, _raise_interrupted)
+    from training.callbacks import Interrupted, StopRequest
     from training.config import ConfigError, TrainConfig
     from training.data import DataError
     from training.outputs import OutputError
     from training.run import train
 
+    stop = StopRequest()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.request(
+        f"training stopped by signal {signal.Signals(signum).name}; no model was written"))
     try:
         config = TrainConfig.from_hyperparameters(paths.hyperparameters)
-        train(config, paths.data_dir, paths.model_dir, paths.checkpoint_dir)
+        train(config, paths.data_dir, paths.model_dir, paths.checkpoint_dir, stop, paths.keep_checkpoints)
     except (ConfigError, DataError, OutputError, Interrupted) as exc:
         log.error("%s", exc)
         write_failure(paths.failure_file, str(exc))

@@ -82,8 +82,16 @@ class TaskSpec:
         if missing:
             raise SpecError(f"task spec is missing {sorted(missing)}")
         values = dict(data)
-        values["labels"] = tuple(values.get("labels", ()))
-        values["thresholds"] = {str(k): float(v) for k, v in dict(values.get("thresholds", {})).items()}
+        labels, thresholds = values.get("labels", []), values.get("thresholds", {})
+        if not isinstance(labels, list) or not all(isinstance(n, str) for n in labels):
+            raise SpecError(f"task spec labels must be a list of strings, got {labels!r}")
+        try:
+            if not isinstance(thresholds, dict) or any(isinstance(v, bool) for v in thresholds.values()):
+                raise ValueError
+            values["thresholds"] = {str(k): float(v) for k, v in thresholds.items()}
+        except (TypeError, ValueError):
+            raise SpecError(f"task spec thresholds must map labels to numbers, got {thresholds!r}") from None
+        values["labels"] = tuple(labels)
         try:
             return cls(**values)
         except TypeError as exc:

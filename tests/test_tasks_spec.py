@@ -126,15 +126,11 @@ def test_from_dict_wrong_value_type_is_a_spec_error():
     assert "'<' not supported" in message
 
 
-@pytest.mark.xfail(reason="BUG: from_dict lets a non-numeric threshold escape as a plain ValueError, not SpecError",
-                   strict=True)
 def test_from_dict_non_numeric_threshold_is_a_spec_error():
     with pytest.raises(SpecError):
         TaskSpec.from_dict(_valid(task="multilabel-classif", thresholds={"pos": "high"}))
 
 
-@pytest.mark.xfail(reason="BUG: from_dict turns labels given as a string into a tuple of its characters",
-                   strict=True)
 def test_from_dict_labels_given_as_a_string_are_refused():
     with pytest.raises(SpecError):
         TaskSpec.from_dict(_valid(labels="PER"))

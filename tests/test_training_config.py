@@ -138,7 +138,6 @@ def test_config_error_is_a_value_error():
     assert issubclass(ConfigError, ValueError)
 
 
-@pytest.mark.xfail(reason="BUG: NaN passes every min/max check (comparisons with NaN are false)", strict=True)
 @pytest.mark.parametrize("name", ["learning_rate", "warmup_ratio", "num_train_epochs"])
 def test_nan_is_refused(name):
     _error({"task_name": "ner", name: "nan"})

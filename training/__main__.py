@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from training.config import ConfigError, TrainConfig
 from training.data import DataError
-from training.outputs import OutputError
+from training.outputs import OutputError, shared_checkpoint_dir
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -34,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         config = TrainConfig.from_hyperparameters(pairs)
-        result = train(config, args.data, args.out)
+        # under torchrun every rank must use the same checkpoint folder
+        result = train(config, args.data, args.out, shared_checkpoint_dir(os.environ.get("TORCHELASTIC_RUN_ID")))
     except (ConfigError, DataError, OutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -20,3 +20,35 @@ class MetricLines(TrainerCallback):
         for key, value in logs.items():
             if key.startswith("eval_") and isinstance(value, (int, float)) and not key.endswith(("_runtime", "_per_second")):
                 log.info("dev_%s=%.6f; step=%d;", key[len("eval_"):], float(value), state.global_step)
+
+
+class Interrupted(Exception):
+    """A stop was requested (SIGTERM from SageMaker or a spot interruption) before the run finished."""
+
+
+class StopRequest:
+    """Set from a signal handler; checked at safe points. Raising inside a signal handler is not safe: the
+    exception lands wherever the main thread happens to be, and code such as logging swallows it."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def request(self, reason: str) -> None:
+        self.reason = reason
+
+    def check(self) -> None:
+        if self.reason is not None:
+            raise Interrupted(self.reason)
+
+
+class StopOnRequest(TrainerCallback):
+    """Ends training at the next step once a stop is requested."""
+
+    def __init__(self, stop: StopRequest) -> None:
+        self.stop = stop
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.stop.reason is not None:
+            control.should_training_stop = True
+            control.should_save = False
+            control.should_evaluate = False

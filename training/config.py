@@ -7,6 +7,7 @@ expected; an unknown name lists the valid ones.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
@@ -59,6 +60,8 @@ class TrainConfig:
                               f"expected at most {(self.max_seq_length - 2) // 2}")
         for f in fields(self):
             value, meta = getattr(self, f.name), f.metadata
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{f.name}={value!r} is not valid; expected a finite number")
             if "min" in meta and value < meta["min"] and not (f.name == "max_steps" and value == -1):
                 raise ConfigError(f"{f.name}={value!r} is too small; expected at least {meta['min']}")
             if "max" in meta and value > meta["max"]:

@@ -79,7 +79,8 @@ def _read_rows(path: Path, problems: _Collector, required: tuple[str, ...]) -> l
         line = raw[: exc.start].count(b"\n") + 1
         problems.add(name, line, None, f"is not valid UTF-8 (byte {raw[exc.start]:#04x} at offset {exc.start})")
         return []
-    lines = content.splitlines()
+    # only \n (and \r\n) end a row: str.splitlines() would also cut text at U+2028, form feeds and the like
+    lines = [line[:-1] if line.endswith("\r") else line for line in content.split("\n")]
     if not lines or not lines[0].strip():
         problems.add(name, 1, None, "is empty; expected a header row with columns text and labels")
         return []
@@ -94,17 +95,18 @@ def _read_rows(path: Path, problems: _Collector, required: tuple[str, ...]) -> l
         problems.add(name, 1, None, f"{detail}; expected tab-separated columns {', '.join(required)}"
                                     f"{'' if 'bbox' in required else ' and optionally bbox'}")
         return []
-    rows = []
+    rows, seen_rows = [], 0
     for offset, values in enumerate(reader):
         line = offset + 2
         if not values or all(not v.strip() for v in values):
             continue  # blank lines (e.g. a trailing newline) carry nothing
+        seen_rows += 1
         if len(values) != len(header):
             problems.add(name, line, None, f"has {len(values)} tab-separated fields, expected {len(header)} "
                                            f"({', '.join(header)}); is there a tab inside the text?")
             continue
         rows.append((line, dict(zip(header, values))))
-    if not rows:
+    if not seen_rows:
         problems.add(name, None, None, "has a header but no data rows")
     return rows
 
@@ -150,7 +152,9 @@ def load_dataset(folder: str | Path, task: str, use_bbox: bool = False, max_prob
     seen = {n for _, r in splits["train"] for n in _label_names(task, r)}
     if task == "ner":
         seen.add("O")
-    for split in ("dev", "test"):
+    # with train.csv itself broken, "never seen in train" would flag every dev/test label for nothing
+    train_ok = not any(p.file == "train.csv" for p in problems.problems)
+    for split in ("dev", "test") if train_ok else ():
         for line, record in splits[split]:
             unseen = sorted(set(_label_names(task, record)) - seen)
             if unseen:

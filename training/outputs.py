@@ -50,3 +50,10 @@ class StagedOutput:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             self.discard()
+
+
+def shared_checkpoint_dir(run_id: str | None) -> Path | None:
+    """A checkpoint folder every process of one distributed run agrees on (torchrun's run id), else None."""
+    if not run_id:
+        return None
+    return Path(tempfile.gettempdir()) / f"smtx-checkpoints-{run_id}"

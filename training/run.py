@@ -15,7 +15,7 @@ from tasks.families import family_for
 from tasks.kinds import task_kind
 from tasks.predict import predict
 from tasks.spec import TASK_SPEC_FILE, TaskSpec
-from training.callbacks import MetricLines
+from training.callbacks import MetricLines, StopOnRequest, StopRequest
 from training.config import EMBEDDED_MODEL, TrainConfig
 from training.data import Dataset, load_dataset
 from training.outputs import StagedOutput
@@ -95,18 +95,28 @@ def _write(out: Path, spec: TaskSpec, tokenizer: Any, model: Any, metrics: dict[
 
 
 def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, checkpoint_dir: str | Path | None = None,
-          callbacks: tuple = ()) -> RunResult:
-    """Train and write a self-describing checkpoint to ``output_dir`` (all or nothing)."""
+          stop: StopRequest | None = None, keep_checkpoints: bool = False) -> RunResult:
+    """Train and write a self-describing checkpoint to ``output_dir`` (all or nothing).
+
+    ``checkpoint_dir`` holds the Trainer's intermediate checkpoints (a run resumes from the last one there);
+    every process of a distributed run must get the same one. Without it a private temporary folder is used.
+    ``stop`` (set by a signal handler) ends the run at the next safe point with ``Interrupted``.
+    """
+    stop = stop or StopRequest()
     data = load_dataset(data_dir, config.task_name, config.use_bbox)  # before any model is loaded
     log.info("data: %d train, %d dev, %d test records; labels %s", len(data.train), len(data.dev), len(data.test),
              list(data.labels))
     staged = StagedOutput(output_dir)
     scratch = Path(checkpoint_dir) if checkpoint_dir else Path(tempfile.mkdtemp(prefix="smtx-checkpoints-"))
+    is_main = True
     try:
         spec, tokenizer, model = load_base(config, data)
         family_for(spec.model_type)
-        fitted = fit(config, spec, tokenizer, model, data, str(scratch), (MetricLines(), *callbacks))
-        if not fitted.is_main:
+        stop.check()
+        fitted = fit(config, spec, tokenizer, model, data, str(scratch), (MetricLines(), StopOnRequest(stop)))
+        stop.check()
+        is_main = fitted.is_main
+        if not is_main:  # rank 0 alone evaluates and writes
             staged.discard()
             return RunResult(None, {})
         runner = TorchRunner(fitted.model, family_for(spec.model_type).input_names())
@@ -119,11 +129,13 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, che
             "train_seconds": fitted.train_seconds, "train_samples_per_second": fitted.train_samples_per_second,
             "eval_seconds": time.perf_counter() - started,
         }
+        stop.check()
         _write(staged.path, spec, tokenizer, fitted.model, metrics, info, fitted.log_history, test_rows)
+        stop.check()
         return RunResult(staged.commit(), metrics)
     except BaseException:
         staged.discard()
         raise
     finally:
-        if checkpoint_dir is None:
+        if is_main and not keep_checkpoints:
             shutil.rmtree(scratch, ignore_errors=True)
