@@ -133,8 +133,8 @@ def parse_bbox(raw: Any, n_words: int) -> list[Box]:
 def check_text(text: Any) -> str:
     """The record's text, or a RecordError naming what is wrong with it."""
     if not isinstance(text, str):
-        kind = "missing" if text is None else f"a {type(text).__name__}, not a string"
-        raise RecordError("text", f"text is {kind}")
+        problem = "text is missing" if text is None else f"text must be a string, got {type(text).__name__}"
+        raise RecordError("text", problem)
     if not text.strip():
         raise RecordError("text", "text is empty")
     return text

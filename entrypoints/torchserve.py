@@ -1,0 +1,131 @@
+"""Start and stop a real TorchServe process from one typed config (used by ``serve``, the tests and bench).
+
+Each server gets its own working directory and ``TMPDIR``: the ``torchserve`` command keeps its PID file in the
+temporary directory, so two servers sharing one would refuse to start or stop each other.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LOG_CONFIG = ROOT / "config" / "log4j2.xml"
+
+
+@dataclass
+class TorchServeConfig:
+    model_store: Path
+    inference_address: str = "http://127.0.0.1:8080"
+    management_address: str = "http://127.0.0.1:8081"
+    metrics_address: str = "http://127.0.0.1:8082"
+    #: "name=dir-or-mar" entries loaded at start (empty: start with no model, as multi-model endpoints do)
+    load_models: list[str] = field(default_factory=list)
+    #: per-model overrides of the archive's model-config.yaml ({"name": {"batchSize": 8, ...}})
+    model_overrides: dict[str, dict] = field(default_factory=dict)
+    workers: int = 1
+    response_timeout_s: int = 120
+    max_request_bytes: int = 6 * 1024 * 1024
+    max_response_bytes: int = 6 * 1024 * 1024
+    allowed_urls: list[str] = field(default_factory=list)
+    job_queue_size: int = 1000
+    java_heap: str = "512m"
+
+    def properties(self) -> str:
+        lines = {
+            "inference_address": self.inference_address,
+            "management_address": self.management_address,
+            "metrics_address": self.metrics_address,
+            "model_store": str(self.model_store),
+            "disable_token_authorization": "true",  # SageMaker sends no token
+            "enable_model_api": "true",  # POST/DELETE /models
+            "decode_input_request": "false",  # the handler decodes every content type itself
+            "install_py_dep_per_model": "false",
+            "default_workers_per_model": str(self.workers),
+            "default_response_timeout": str(self.response_timeout_s),
+            "unregister_model_timeout": str(self.response_timeout_s),
+            "max_request_size": str(self.max_request_bytes),
+            "max_response_size": str(self.max_response_bytes),
+            "job_queue_size": str(self.job_queue_size),
+            "vmargs": f"-Xmx{self.java_heap} -XX:+ExitOnOutOfMemoryError -XX:-UsePerfData",
+        }
+        if self.load_models:
+            lines["load_models"] = ",".join(self.load_models)
+        if self.allowed_urls:
+            lines["allowed_urls"] = ",".join(self.allowed_urls)
+        if self.model_overrides:
+            lines["models"] = json.dumps({
+                name: {"1.0": {"defaultVersion": True, "marName": name, **values}}
+                for name, values in self.model_overrides.items()})
+        return "".join(f"{k}={v}\n" for k, v in lines.items())
+
+
+class TorchServe:
+    """A TorchServe process in the foreground of this one (so its output and exit are ours to see)."""
+
+    def __init__(self, config: TorchServeConfig, work_dir: Path, env: dict | None = None, stdout=None) -> None:
+        self.config = config
+        self.work_dir = Path(work_dir)
+        (self.work_dir / "tmp").mkdir(parents=True, exist_ok=True)
+        self.config_file = self.work_dir / "config.properties"
+        self.config_file.write_text(config.properties(), encoding="utf-8")
+        env = dict(os.environ if env is None else env)
+        env.update({"TMPDIR": str(self.work_dir / "tmp"), "TEMP": str(self.work_dir / "tmp"),
+                    "LOG_LOCATION": str(self.work_dir / "logs"), "METRICS_LOCATION": str(self.work_dir / "logs")})
+        # the workers must import the archive's code, not a checkout's: keep our root off their path
+        env["PYTHONPATH"] = ""
+        torchserve = shutil.which("torchserve", path=os.path.dirname(sys.executable)) or "torchserve"
+        cmd = [torchserve, "--start", "--foreground", "--ncs", "--ts-config", str(self.config_file),
+               "--log-config", str(LOG_CONFIG), "--model-store", str(config.model_store)]
+        # own process group: stop() signals TorchServe's java and Python workers together
+        self.process = subprocess.Popen(cmd, cwd=self.work_dir, env=env, stdout=stdout, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+
+    def get(self, url: str, timeout: float = 5.0) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 -- loopback URL of our server
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def wait_ready(self, model: str | None = None, timeout: float = 180.0) -> None:
+        """Until /ping answers and, if named, ``model`` has a READY worker; raise with the reason otherwise."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"TorchServe exited with code {self.process.returncode}")
+            try:
+                status, _ = self.get(self.config.inference_address + "/ping", timeout=2)
+                if status == 200 and (model is None or self.model_ready(model)):
+                    return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"TorchServe not ready after {timeout:.0f}s" + (f" (model {model})" if model else ""))
+
+    def model_ready(self, model: str) -> bool:
+        status, body = self.get(f"{self.config.management_address}/models/{model}", timeout=2)
+        if status != 200:
+            return False
+        workers = [w for entry in json.loads(body) for w in entry.get("workers", [])]
+        return any(w.get("status") == "READY" for w in workers)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+            except ProcessLookupError:
+                pass
+        return self.process.returncode

@@ -1,0 +1,41 @@
+"""Typed request errors: each carries its HTTP status. 4xx only when the caller is at fault."""
+from __future__ import annotations
+
+
+class RequestError(Exception):
+    status = 400
+    reason = "Bad Request"
+
+    def __init__(self, message: str, record: int | None = None) -> None:
+        prefix = f"record {record}: " if record is not None else ""
+        super().__init__(prefix + message)
+        self.message = prefix + message
+        self.record = record
+
+    def body(self) -> dict:
+        out: dict = {"error": self.message}
+        if self.record is not None:
+            out["record"] = self.record
+        return out
+
+
+class BadRequest(RequestError):
+    status, reason = 400, "Bad Request"
+
+
+class PayloadTooLarge(RequestError):
+    status, reason = 413, "Payload Too Large"
+
+
+class UnsupportedMediaType(RequestError):
+    status, reason = 415, "Unsupported Media Type"
+
+
+class NotAcceptable(RequestError):
+    status, reason = 406, "Not Acceptable"
+
+
+class ServerError(RequestError):
+    """Our fault (a model that fails at run time): 500, never blamed on the caller."""
+
+    status, reason = 500, "Internal Server Error"

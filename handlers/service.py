@@ -1,0 +1,163 @@
+"""The inference service: requests in, responses out, one response per request, batch-correct by construction.
+
+Every request of a server-side batch is decoded and validated on its own; the valid records of all of them
+go through one ``tasks.predict`` call (sorted by length and micro-batched across requests), and each request
+gets its own answer or its own error. One bad request never fails its neighbours.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from handlers import codecs
+from handlers.errors import BadRequest, PayloadTooLarge, RequestError, ServerError
+from tasks.errors import RecordError
+from tasks.predict import predict
+from tasks.records import Record, make_record
+from tasks.spec import TaskSpec
+
+log = logging.getLogger(__name__)
+SERVING_FILE = "serving.json"  # written by `make archive`: which runtime to use and why
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Serving limits and behaviour, read from the environment once by the TorchServe handler."""
+
+    max_records: int = 10000
+    max_text_chars: int = 100_000
+    #: Batch Transform: a bad record answers an error object on its own line instead of failing its request
+    inline_record_errors: bool = False
+    max_batch_size: int = 32
+    max_tokens: int = 16384
+
+
+@dataclass
+class Request:
+    body: Any
+    headers: dict[str, str]  # lower-cased names
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes
+    content_type: str
+    reason: str = "OK"
+
+
+@dataclass
+class _Parsed:
+    answer_type: str
+    records: list[Record | RequestError]
+    all_scores: list[bool]
+
+
+def load_runner(model_dir: Path, spec: TaskSpec) -> tuple[Any, Callable, str]:
+    """Tokenizer, runner and runtime name as the archive's serving.json says (torch when absent)."""
+    from runtimes.torch_runtime import load_checkpoint, load_tokenizer
+
+    serving = json.loads((model_dir / SERVING_FILE).read_text()) if (model_dir / SERVING_FILE).is_file() else {}
+    runtime = serving.get("runtime", "torch")
+    if runtime == "onnx":
+        from runtimes.onnx_runtime import OnnxRunner
+
+        return load_tokenizer(model_dir, spec.model_type), OnnxRunner(model_dir / serving["onnx_file"]), runtime
+    _, tokenizer, runner = load_checkpoint(model_dir)
+    return tokenizer, runner, "torch"
+
+
+class InferenceService:
+    def __init__(self, model_dir: str | Path, settings: Settings = Settings()) -> None:
+        from runtimes.torch_runtime import read_spec
+
+        self.model_dir = Path(model_dir)
+        self.settings = settings
+        self.spec = read_spec(self.model_dir)
+        self.tokenizer, self.runner, self.runtime = load_runner(self.model_dir, self.spec)
+        log.info("loaded %s model (%s, %d labels) on %s", self.spec.task, self.spec.model_type,
+                 len(self.spec.labels), self.runtime)
+
+    # -- one request -------------------------------------------------------------------------------------------
+    def _record(self, index: int, raw: Any) -> Record:
+        if isinstance(raw, codecs.LineError):
+            raise BadRequest(raw.message, record=index)
+        if not isinstance(raw, dict):
+            raise BadRequest(f"a record must be a JSON object with 'text', got {type(raw).__name__}", record=index)
+        text = raw.get("text")
+        if isinstance(text, str) and len(text) > self.settings.max_text_chars:
+            raise PayloadTooLarge(f"text has {len(text)} characters; the limit is {self.settings.max_text_chars}",
+                                  record=index)
+        try:
+            return make_record(self.spec.task, self.spec.use_bbox, text, raw.get("bbox"))
+        except RecordError as exc:
+            raise BadRequest(exc.message, record=index) from None
+
+    def _parse(self, request: Request) -> _Parsed:
+        request_type = codecs.media_type(request.header("content-type"))
+        answer_type = codecs.negotiate(request.header("accept"), request_type)
+        raws = codecs.DECODERS[request_type](request.body)
+        if not raws:
+            raise BadRequest("no records: send at least one {\"text\": ...}")
+        if len(raws) > self.settings.max_records:
+            raise PayloadTooLarge(f"{len(raws)} records; the limit is {self.settings.max_records} per request")
+        records: list[Record | RequestError] = []
+        for index, raw in enumerate(raws):
+            try:
+                records.append(self._record(index, raw))
+            except RequestError as exc:
+                if not self.settings.inline_record_errors:
+                    raise
+                records.append(exc)
+        flags = [isinstance(r, dict) and r.get("all_scores") is True for r in raws]
+        return _Parsed(answer_type, records, flags)
+
+    # -- a server-side batch -----------------------------------------------------------------------------------
+    def handle(self, requests: list[Request]) -> list[Response]:
+        parsed: list[_Parsed | RequestError] = []
+        for request in requests:
+            try:
+                parsed.append(self._parse(request))
+            except RequestError as exc:
+                parsed.append(exc)
+        todo = [(i, j, r) for i, p in enumerate(parsed) if isinstance(p, _Parsed)
+                for j, r in enumerate(p.records) if isinstance(r, Record)]
+        try:
+            preds = predict(self.spec, self.tokenizer, self.runner, [r for _, _, r in todo], all_scores=True,
+                            max_batch_size=self.settings.max_batch_size, max_tokens=self.settings.max_tokens)
+        except Exception:  # noqa: BLE001 -- the model failing is our fault: 500 for the requests it concerned
+            log.exception("prediction failed")
+            failed = ServerError("prediction failed; see the server log")
+            parsed = [failed if isinstance(p, _Parsed) else p for p in parsed]
+            preds = []
+        answers: dict[tuple[int, int], dict] = {(i, j): pred for (i, j, _), pred in zip(todo, preds)}
+        return [self._respond(i, p, answers, requests[i]) for i, p in enumerate(parsed)]
+
+    def _respond(self, i: int, p: _Parsed | RequestError, answers: dict, request: Request) -> Response:
+        if isinstance(p, RequestError):
+            media = _error_media(request)
+            return Response(p.status, codecs.encode_error(p.body(), media), media, p.reason)
+        items = []
+        for j, record in enumerate(p.records):
+            if isinstance(record, RequestError):
+                items.append(record.body())
+                continue
+            pred = answers[(i, j)]
+            if not p.all_scores[j]:
+                pred = {k: v for k, v in pred.items() if k != "scores"}
+            items.append(pred)
+        return Response(200, codecs.ENCODERS[p.answer_type](items), p.answer_type)
+
+
+def _error_media(request: Request) -> str:
+    """Errors answer in the request's format when it is known and acceptable, JSON otherwise."""
+    try:
+        return codecs.negotiate(request.header("accept"), codecs.media_type(request.header("content-type")))
+    except RequestError:
+        return codecs.JSON

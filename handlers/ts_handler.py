@@ -1,0 +1,88 @@
+"""The TorchServe handler: the only module that touches TorchServe's context.
+
+It reads the environment once (the edge), turns TorchServe's batch into plain requests, calls the service, and
+sets each answer's status and content type per request index -- so one bad request of a server-side batch fails
+alone (raising would fail the whole batch). Header names are matched case-insensitively, and a body may arrive
+parsed (``application/json`` with TorchServe's default ``decode_input_request``) or as bytes.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if os.path.isdir(os.path.join(_HERE, "tasks")) and sys.path[:1] != [_HERE]:
+    # inside an extracted archive: the archive's own code wins over anything installed in the environment
+    sys.path.insert(0, _HERE)
+
+from handlers.service import InferenceService, Request, Settings  # noqa: E402
+
+log = logging.getLogger(__name__)
+_service: InferenceService | None = None
+
+
+def _env_int(env: dict, name: str, default: int) -> int:
+    value = env.get(name, "")
+    try:
+        return int(value) if value.strip() else default
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not an integer") from None
+
+
+def settings_from_env(env: dict) -> Settings:
+    defaults = Settings()
+    return Settings(
+        max_records=_env_int(env, "SMTX_MAX_RECORDS", defaults.max_records),
+        max_text_chars=_env_int(env, "SMTX_MAX_TEXT_CHARS", defaults.max_text_chars),
+        inline_record_errors=env.get("SAGEMAKER_BATCH", "").strip().lower() == "true",
+        max_batch_size=_env_int(env, "SMTX_MICRO_BATCH_SIZE", defaults.max_batch_size),
+        max_tokens=_env_int(env, "SMTX_MAX_BATCH_TOKENS", defaults.max_tokens),
+    )
+
+
+def threads_per_worker(env: dict) -> int:
+    """Threads per worker: set, or the cores shared among the workers (oversubscribing collapses latency)."""
+    workers = max(1, _env_int(env, "SAGEMAKER_MODEL_SERVER_WORKERS", 1))
+    return max(1, _env_int(env, "SMTX_THREADS_PER_WORKER", (os.cpu_count() or 1) // workers))
+
+
+def initialize(context) -> None:
+    global _service
+    env = dict(os.environ)
+    threads = threads_per_worker(env)
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    import torch
+
+    torch.set_num_threads(threads)
+    model_dir = context.system_properties.get("model_dir")
+    _service = InferenceService(model_dir, settings_from_env(env))
+    log.info("worker ready: %d thread(s), runtime %s", threads, _service.runtime)
+
+
+def _headers(context, idx: int) -> dict[str, str]:
+    raw = context.get_all_request_header(idx) or {}
+    headers = {str(k).lower(): v for k, v in raw.items() if isinstance(v, str)}
+    for name in ("body", "data"):  # the parameter's own content type, when the request header is absent
+        param = raw.get(name)
+        if isinstance(param, dict) and "content-type" not in headers and param.get("content-type"):
+            headers["content-type"] = param["content-type"]
+    return headers
+
+
+def handle(data, context):
+    if data is None:  # TorchServe's load-time call
+        initialize(context)
+        return None
+    requests = []
+    for idx, item in enumerate(data):
+        body = item.get("body") if item.get("body") is not None else item.get("data")
+        requests.append(Request(body=body, headers=_headers(context, idx)))
+    responses = _service.handle(requests)
+    out = []
+    for idx, response in enumerate(responses):
+        context.set_response_content_type(idx, response.content_type)
+        if response.status != 200:
+            context.set_response_status(response.status, response.reason, idx)
+        out.append(response.body)
+    return out
