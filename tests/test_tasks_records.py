@@ -137,8 +137,8 @@ def test_bbox_errors(raw, n_words, message):
 
 @pytest.mark.parametrize("text, message", [
     (None, "text is missing"),
-    (5, "text is a int, not a string"),
-    (["a"], "text is a list, not a string"),
+    (5, "text must be a string, got int"),
+    (["a"], "text must be a string, got list"),
     ("", "text is empty"),
     (" \t\n", "text is empty"),
 ])
