@@ -1,0 +1,77 @@
+"""Real checkpoints, real archives and a real TorchServe process for the integration tests."""
+from __future__ import annotations
+
+import json
+import socket
+import tarfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from archive.build import ArchiveSettings, build
+from entrypoints.torchserve import TorchServe, TorchServeConfig
+from training.config import TrainConfig
+from training.run import train
+
+#: (model name, architecture, task, example folder, use_bbox)
+MODELS = [("ner", "bert", "ner", "ner", False), ("classif", "bert", "classif", "classif", False),
+          ("multilabel", "distilbert", "multilabel-classif", "multilabel-classif", False),
+          ("regression", "bert", "regression", "regression", False),
+          ("layoutlm", "layoutlm", "ner", "layoutlm-ner", True)]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Served:
+    name: str
+    task: str
+    checkpoint: Path
+    data: Path
+    extracted: Path  # model.tar.gz unpacked, as SageMaker lays it out
+
+
+def train_and_archive(name: str, arch: str, task: str, data: Path, use_bbox: bool, base: Path, root: Path,
+                      settings: ArchiveSettings = ArchiveSettings(batch_size=8, max_batch_delay_ms=50)) -> Served:
+    config = TrainConfig.from_hyperparameters({
+        "task_name": task, "model_name": str(base), "use_bbox": str(use_bbox).lower(), "max_steps": "6",
+        "per_device_train_batch_size": "8", "max_seq_length": "32", "stride": "8", "learning_rate": "1e-3"})
+    checkpoint = train(config, data, root / "checkpoints" / name).output
+    built = build(checkpoint, root / "store", name=name, settings=settings)
+    built.tarball.rename(root / "store" / f"{name}.tar.gz")
+    extracted = root / "extracted" / name
+    extracted.mkdir(parents=True)
+    with tarfile.open(root / "store" / f"{name}.tar.gz") as tf:
+        tf.extractall(extracted, filter="data")
+    return Served(name, task, checkpoint, data, extracted)
+
+
+def start_server(store: Path, work: Path, load: list[str], log_file: Path, **overrides) -> TorchServe:
+    ports = [free_port() for _ in range(3)]
+    config = TorchServeConfig(
+        model_store=store, inference_address=f"http://127.0.0.1:{ports[0]}",
+        management_address=f"http://127.0.0.1:{ports[1]}", metrics_address=f"http://127.0.0.1:{ports[2]}",
+        load_models=load, java_heap="384m", **overrides)
+    server = TorchServe(config, work, stdout=open(log_file, "wb"))
+    return server
+
+
+def http(method: str, url: str, body: bytes | None = None, headers: dict | None = None,
+         timeout: float = 120) -> tuple[int, str, bytes]:
+    """(status, content type, body) of one request; HTTP errors are answers, not exceptions."""
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 -- loopback test server
+            return resp.status, resp.headers.get("Content-Type", ""), resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("Content-Type", ""), exc.read()
+
+
+def post_json(url: str, payload, accept: str | None = None) -> tuple[int, str, bytes]:
+    headers = {"Content-Type": "application/json", **({"Accept": accept} if accept else {})}
+    return http("POST", url, json.dumps(payload).encode(), headers)
