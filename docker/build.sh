@@ -101,6 +101,8 @@ for pkg in $packages; do
     [[ -d "$ROOT/$pkg" ]] || continue
     cp -r "$ROOT/$pkg" "$CONTEXT/src/"
 done
+# TorchServe's logging and server configuration, installed as data files (pyproject's data-files)
+cp -r "$ROOT/config" "$CONTEXT/src/"
 find "$CONTEXT/src" \( -name __pycache__ -o -name '*.egg-info' \) -prune -exec rm -rf {} +
 find "$CONTEXT/src" -name '*.pyc' -exec rm -f {} +
 

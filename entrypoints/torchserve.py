@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LOG_CONFIG = ROOT / "config" / "log4j2.xml"
+
+
+def config_dir() -> Path:
+    """``config/`` of a checkout, or the copy an installed package carries (``<prefix>/share/smtx/config``)."""
+    for candidate in (ROOT / "config", Path(sys.prefix) / "share" / "smtx" / "config"):
+        if (candidate / "log4j2.xml").is_file():
+            return candidate
+    raise FileNotFoundError("no config/log4j2.xml found beside the code or under sys.prefix/share/smtx")
 
 
 @dataclass
@@ -38,6 +45,8 @@ class TorchServeConfig:
     allowed_urls: list[str] = field(default_factory=list)
     job_queue_size: int = 1000
     java_heap: str = "512m"
+    #: False in SageMaker single-model mode: no route may load a model there
+    enable_model_api: bool = True
 
     def properties(self) -> str:
         lines = {
@@ -46,7 +55,7 @@ class TorchServeConfig:
             "metrics_address": self.metrics_address,
             "model_store": str(self.model_store),
             "disable_token_authorization": "true",  # SageMaker sends no token
-            "enable_model_api": "true",  # POST/DELETE /models
+            "enable_model_api": "true" if self.enable_model_api else "false",  # POST/DELETE /models
             "decode_input_request": "false",  # the handler decodes every content type itself
             "install_py_dep_per_model": "false",
             "default_workers_per_model": str(self.workers),
@@ -84,7 +93,7 @@ class TorchServe:
         env["PYTHONPATH"] = ""
         torchserve = shutil.which("torchserve", path=os.path.dirname(sys.executable)) or "torchserve"
         cmd = [torchserve, "--start", "--foreground", "--ncs", "--ts-config", str(self.config_file),
-               "--log-config", str(LOG_CONFIG), "--model-store", str(config.model_store)]
+               "--log-config", str(config_dir() / "log4j2.xml"), "--model-store", str(config.model_store)]
         # own process group: stop() signals TorchServe's java and Python workers together
         self.process = subprocess.Popen(cmd, cwd=self.work_dir, env=env, stdout=stdout, stderr=subprocess.STDOUT,
                                         start_new_session=True)

@@ -47,16 +47,40 @@ def threads_per_worker(env: dict) -> int:
     return max(1, _env_int(env, "SMTX_THREADS_PER_WORKER", (os.cpu_count() or 1) // workers))
 
 
+def check_allowed(model_dir: str, allowed_root: str | None) -> None:
+    """Multi-model mode: models load only from under the directory SageMaker mounts them into."""
+    if not allowed_root:
+        return
+    real, root = os.path.realpath(model_dir), os.path.realpath(allowed_root)
+    if os.path.commonpath([real, root]) != root:
+        raise PermissionError(f"model directory {model_dir} is outside {allowed_root}; refusing to load it")
+
+
+def _report_load_failure(env: dict, model_name: str, exc: BaseException) -> None:
+    """Leave the reason where the serve entrypoint's watchdog looks: /ping alone would still say Healthy."""
+    folder = env.get("SMTX_LOAD_FAILURE_DIR")
+    if folder and os.path.isdir(folder):
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_name) or "model"
+        with open(os.path.join(folder, f"{safe}.txt"), "w", encoding="utf-8") as fh:
+            fh.write(f"{model_name}: {type(exc).__name__}: {exc}\n")
+
+
 def initialize(context) -> None:
     global _service
     env = dict(os.environ)
     threads = threads_per_worker(env)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    import torch
-
-    torch.set_num_threads(threads)
     model_dir = context.system_properties.get("model_dir")
-    _service = InferenceService(model_dir, settings_from_env(env))
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+        check_allowed(model_dir, env.get("SMTX_ALLOWED_MODEL_ROOT"))
+        _service = InferenceService(model_dir, settings_from_env(env))
+    except Exception as exc:
+        log.error("model %s failed to load: %s", context.model_name, exc)
+        _report_load_failure(env, context.model_name, exc)
+        raise
     log.info("worker ready: %d thread(s), runtime %s", threads, _service.runtime)
 
 

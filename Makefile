@@ -1,0 +1,76 @@
+# Two commands do everything on a fresh machine: `make demo` (the whole local loop on the embedded model)
+# and `make test`. Both create .venv and install what they need first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# make train: DATA/TASK/MODEL/OUT (no arguments: every task on the shipped examples)
+DATA ?=
+TASK ?=
+MODEL ?=
+OUT ?= out
+HPARAMS ?=
+# make archive: CHECKPOINT=... OUT=... [NAME=...] [RUNTIME=torch] [QUANTIZE=int8] [ARCHIVE_DATA=folder]
+CHECKPOINT ?=
+NAME ?=
+RUNTIME ?=
+QUANTIZE ?=
+ARCHIVE_DATA ?=
+# make serve: the folder holding <name>.mar files (default: what make archive wrote to OUT)
+MODEL_STORE ?= $(OUT)
+
+.PHONY: venv demo train archive serve stop test test-fast docker-build bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch==2.13.0 pinned: it resolves to the CPU build here (a looser pin pulls a multi-GB CUDA build)
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) examples/demo.py
+
+train: $(STAMP)
+ifeq ($(strip $(DATA)$(TASK)),)
+	for task in ner classif multilabel-classif regression; do \
+	  HF_HUB_OFFLINE=1 $(PY) -m training --data examples/data/$$task --out $(OUT)/models/$$task task_name=$$task \
+	    $(if $(MODEL),model_name=$(MODEL)) $(HPARAMS) || exit 1; done
+else
+	HF_HUB_OFFLINE=1 $(PY) -m training --data $(DATA) --out $(OUT) task_name=$(TASK) \
+	  $(if $(MODEL),model_name=$(MODEL)) $(HPARAMS)
+endif
+
+archive: $(STAMP)
+	@test -n "$(CHECKPOINT)" || { echo "usage: make archive CHECKPOINT=dir OUT=dir [NAME=..] [RUNTIME=torch] [QUANTIZE=int8] [ARCHIVE_DATA=dir]"; exit 2; }
+	$(PY) -m archive --checkpoint $(CHECKPOINT) --out $(OUT) $(if $(NAME),--name $(NAME)) \
+	  $(if $(RUNTIME),--runtime $(RUNTIME)) $(if $(QUANTIZE),--quantize $(QUANTIZE)) $(if $(ARCHIVE_DATA),--data $(ARCHIVE_DATA))
+
+serve: $(STAMP)
+	@ls $(MODEL_STORE)/*.mar >/dev/null 2>&1 || { echo "no .mar in $(MODEL_STORE): run make archive first"; exit 2; }
+	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/torchserve --start --ncs --ts-config config/config.properties \
+	  --log-config config/log4j2.xml --model-store $(MODEL_STORE) --models all
+	@echo "TorchServe on http://127.0.0.1:8080 (management 8081); make stop stops it"
+
+stop:
+	-$(VENV)/bin/torchserve --stop
+
+test: $(STAMP)
+	bash tests/run.sh
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not docker"
+
+docker-build: $(STAMP)
+	PYTHON=$(PY) docker/build.sh
+
+bench: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m bench
+
+clean:
+	rm -rf out .pytest_cache

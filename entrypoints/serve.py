@@ -1,0 +1,142 @@
+"""``serve``: TorchServe the way SageMaker runs it -- single model, multi-model, Batch Transform.
+
+This process stays PID 1's direct concern: ``torchserve --foreground`` ignores SIGTERM as PID 1, so we run it as
+a child in its own process group and handle signals here. /ping alone says Healthy even when the model failed to
+load, so in single-model mode a watchdog waits for a READY worker and stops the server (making /ping fail) with
+the reason in the log when the model cannot load within the startup timeout.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from entrypoints.serve_config import ServeConfig, ServeConfigError
+from entrypoints.torchserve import TorchServe, TorchServeConfig
+
+log = logging.getLogger("entrypoints.serve")
+MODEL_NAME = "model"
+FAILURE_DIR_ENV = "SMTX_LOAD_FAILURE_DIR"  # where the handler leaves the reason a model failed to load
+
+
+def torchserve_config(config: ServeConfig) -> TorchServeConfig:
+    address = f"http://0.0.0.0:{config.port}"  # SageMaker: management and inference on one port
+    payload = config.max_payload_mb * 1024 * 1024
+    common = dict(
+        inference_address=address, management_address=address, metrics_address="http://127.0.0.1:8082",
+        workers=config.workers, response_timeout_s=config.response_timeout_s, max_request_bytes=payload,
+        max_response_bytes=payload, job_queue_size=max(100, 4 * config.max_concurrent_transforms),
+    )
+    if config.multi_model:
+        root = str(config.models_root)
+        return TorchServeConfig(model_store=config.models_root, allowed_urls=[f"{root}/.*", f"file://{root}/.*"],
+                                **common)
+    overrides = config.overrides()
+    return TorchServeConfig(model_store=config.base, load_models=[f"{MODEL_NAME}={config.model_dir.name}"],
+                            model_overrides={MODEL_NAME: overrides} if overrides else {}, enable_model_api=False,
+                            **common)
+
+
+def check_model(config: ServeConfig) -> None:
+    from archive.checks import check_checkpoint
+
+    if not (config.model_dir / "MAR-INF" / "MANIFEST.json").is_file():
+        raise RuntimeError(f"{config.model_dir} is not an extracted model.tar.gz from `make archive` "
+                           "(no MAR-INF/MANIFEST.json)")
+    check_checkpoint(config.model_dir)
+
+
+class Server:
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.stop_reason: str | None = None
+        self.work = Path(tempfile.mkdtemp(prefix="smtx-serve-"))
+        self.failures = self.work / "load-failures"
+        self.failures.mkdir()
+        env = {**os.environ, FAILURE_DIR_ENV: str(self.failures)}
+        if config.multi_model:
+            env["SMTX_ALLOWED_MODEL_ROOT"] = str(config.models_root)
+        self.ts = TorchServe(torchserve_config(config), self.work, env=env, stdout=None)
+
+    def request_stop(self, signum: int, frame: object) -> None:
+        self.stop_reason = signal.Signals(signum).name
+
+    def load_failure(self) -> str | None:
+        reasons = [p.read_text(encoding="utf-8").strip() for p in sorted(self.failures.glob("*.txt"))]
+        return "; ".join(reasons) or None
+
+    def watch_startup(self) -> str | None:
+        """None once the model serves; else why it never will."""
+        deadline = time.monotonic() + self.config.startup_timeout_s
+        while time.monotonic() < deadline and self.stop_reason is None:
+            if self.ts.process.poll() is not None:
+                return f"TorchServe exited with code {self.ts.process.returncode} while loading the model"
+            failure = self.load_failure()
+            if failure:
+                return f"the model failed to load: {failure}"
+            try:
+                if self.ts.model_ready(MODEL_NAME):
+                    return None
+            except OSError:
+                pass
+            time.sleep(0.5)
+        return None if self.stop_reason else f"the model did not load within {self.config.startup_timeout_s}s"
+
+    def drain(self) -> None:
+        """Let queued and running requests finish (SageMaker allows 30 s after SIGTERM), then stop."""
+        deadline = time.monotonic() + self.config.drain_timeout_s
+        while time.monotonic() < deadline and self.ts.process.poll() is None and self.pending() > 0:
+            time.sleep(0.2)
+        self.ts.stop(timeout=max(1.0, deadline - time.monotonic() + 5))
+
+    def pending(self) -> int:
+        try:
+            status, body = self.ts.get(f"{self.ts.config.management_address}/models", timeout=2)
+            names = [m["modelName"] for m in json.loads(body).get("models", [])] if status == 200 else []
+            total = 0
+            for name in names:
+                _, described = self.ts.get(f"{self.ts.config.management_address}/models/{name}", timeout=2)
+                for entry in json.loads(described):
+                    total += int(entry.get("jobQueueStatus", {}).get("pendingRequests", 0))
+                    total += sum(1 for w in entry.get("workers", []) if w.get("status") == "BUSY")
+            return total
+        except (OSError, ValueError):
+            return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from training.logs import setup_logging
+
+    setup_logging()
+    try:
+        config = ServeConfig.from_env(os.environ)
+        if not config.multi_model:
+            check_model(config)
+    except (ServeConfigError, RuntimeError, ValueError) as exc:
+        log.error("cannot serve: %s", exc)
+        return 2
+    log.info("serving on port %d: %s%s", config.port, "multi-model" if config.multi_model else "single model",
+             ", Batch Transform" if config.batch_transform else "")
+    server = Server(config)
+    signal.signal(signal.SIGTERM, server.request_stop)
+    signal.signal(signal.SIGINT, server.request_stop)
+    if not config.multi_model:
+        problem = server.watch_startup()
+        if problem:
+            log.error("stopping: %s", problem)
+            server.ts.stop(timeout=10)
+            return 1
+        log.info("model ready")
+    while server.stop_reason is None and server.ts.process.poll() is None:
+        time.sleep(0.2)
+    if server.stop_reason is None:
+        log.error("TorchServe exited unexpectedly with code %s", server.ts.process.returncode)
+        return 1
+    log.info("%s received: draining in-flight requests", server.stop_reason)
+    server.drain()
+    return 0
