@@ -34,8 +34,9 @@ def torchserve_config(config: ServeConfig) -> TorchServeConfig:
     )
     if config.multi_model:
         root = str(config.models_root)
-        return TorchServeConfig(model_store=config.models_root, allowed_urls=[f"{root}/.*", f"file://{root}/.*"],
-                                **common)
+        # allowed_urls restricts URLs only (plain absolute paths bypass it): no http(s), no file:// elsewhere;
+        # paths outside the models root are refused by the handler when the worker loads
+        return TorchServeConfig(model_store=config.models_root, allowed_urls=[f"file://{root}/.*"], **common)
     overrides = config.overrides()
     return TorchServeConfig(model_store=config.base, load_models=[f"{MODEL_NAME}={config.model_dir.name}"],
                             model_overrides={MODEL_NAME: overrides} if overrides else {}, enable_model_api=False,
@@ -58,7 +59,9 @@ class Server:
         self.work = Path(tempfile.mkdtemp(prefix="smtx-serve-"))
         self.failures = self.work / "load-failures"
         self.failures.mkdir()
-        env = {**os.environ, FAILURE_DIR_ENV: str(self.failures)}
+        self.busy = self.work / "busy"  # one file per worker while it runs a batch (see handlers/ts_handler.py)
+        self.busy.mkdir()
+        env = {**os.environ, FAILURE_DIR_ENV: str(self.failures), "SMTX_BUSY_DIR": str(self.busy)}
         if config.multi_model:
             env["SMTX_ALLOWED_MODEL_ROOT"] = str(config.models_root)
         self.ts = TorchServe(torchserve_config(config), self.work, env=env, stdout=None)
@@ -88,10 +91,16 @@ class Server:
         return None if self.stop_reason else f"the model did not load within {self.config.startup_timeout_s}s"
 
     def drain(self) -> None:
-        """Let queued and running requests finish (SageMaker allows 30 s after SIGTERM), then stop."""
+        """Let queued and running requests finish (SageMaker allows 30 s after SIGTERM), then stop.
+
+        Idle means no queued job and no worker inside a batch, seen twice in a row: a job can sit in TorchServe's
+        batch aggregator between the two. The last answers still need to cross the frontend, hence the grace."""
         deadline = time.monotonic() + self.config.drain_timeout_s
-        while time.monotonic() < deadline and self.ts.process.poll() is None and self.pending() > 0:
-            time.sleep(0.2)
+        idle_checks = 0
+        while time.monotonic() < deadline and self.ts.process.poll() is None and idle_checks < 2:
+            idle_checks = idle_checks + 1 if self.pending() == 0 and not any(self.busy.iterdir()) else 0
+            time.sleep(0.25)
+        time.sleep(0.5)
         self.ts.stop(timeout=max(1.0, deadline - time.monotonic() + 5))
 
     def pending(self) -> int:
@@ -103,7 +112,6 @@ class Server:
                 _, described = self.ts.get(f"{self.ts.config.management_address}/models/{name}", timeout=2)
                 for entry in json.loads(described):
                     total += int(entry.get("jobQueueStatus", {}).get("pendingRequests", 0))
-                    total += sum(1 for w in entry.get("workers", []) if w.get("status") == "BUSY")
             return total
         except (OSError, ValueError):
             return 0

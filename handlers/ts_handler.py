@@ -94,10 +94,33 @@ def _headers(context, idx: int) -> dict[str, str]:
     return headers
 
 
+class _Busy:
+    """A marker file while this worker runs a batch: TorchServe reports queued requests but not running ones,
+    and the serve entrypoint must not stop the server under a batch in flight (SIGTERM drain)."""
+
+    def __init__(self) -> None:
+        folder = os.environ.get("SMTX_BUSY_DIR")
+        self.path = os.path.join(folder, str(os.getpid())) if folder and os.path.isdir(folder) else None
+
+    def __enter__(self) -> "_Busy":
+        if self.path:
+            open(self.path, "w").close()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.path and os.path.exists(self.path):
+            os.remove(self.path)
+
+
 def handle(data, context):
     if data is None:  # TorchServe's load-time call
         initialize(context)
         return None
+    with _Busy():
+        return _handle(data, context)
+
+
+def _handle(data, context):
     requests = []
     for idx, item in enumerate(data):
         body = item.get("body") if item.get("body") is not None else item.get("data")

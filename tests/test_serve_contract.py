@@ -1,0 +1,201 @@
+"""The SageMaker serving contract on the host: `python -m entrypoints serve` with a fake /opt/ml tree.
+
+Single model, multi-model (two tasks side by side), Batch Transform driven the way SageMaker drives it, a model
+that cannot load, a bad environment value, and SIGTERM during traffic -- a real TorchServe each time.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from launcher.local_transform import run_local_transform
+from serving_fixtures import free_port, http, post_json, train_and_archive
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def archives(tmp_path_factory, tiny_model_dir, small_data):
+    root = tmp_path_factory.mktemp("serve-contract")
+    return {name: train_and_archive(name, "bert", task, small_data(task), False, tiny_model_dir("bert"), root)
+            for name, task in (("classif", "classif"), ("ner", "ner"))}
+
+
+class Serve:
+    """`python -m entrypoints serve` as SageMaker starts it."""
+
+    def __init__(self, base: Path, **env: str) -> None:
+        self.base, self.port = base, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base), "SAGEMAKER_BIND_TO_PORT": str(self.port),
+                    "PYTHONPATH": str(ROOT), **env}
+        self.log = base / "serve.log"
+        self.proc = subprocess.Popen([sys.executable, "-m", "entrypoints", "serve"], cwd=ROOT, env=full_env,
+                                     stdout=open(self.log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_ping(self, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log.read_text()[-3000:]
+            try:
+                if http("GET", self.url + "/ping", timeout=2)[0] == 200 and "model ready" in self.log.read_text() \
+                        or "multi-model" in self.log.read_text() and http("GET", self.url + "/ping", timeout=2)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(self.log.read_text()[-3000:])
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def _single(base: Path, extracted: Path) -> Path:
+    shutil.copytree(extracted, base / "model")
+    return base
+
+
+def test_single_model_serves_json_and_jsonlines(tmp_path, archives):
+    server = Serve(_single(tmp_path / "ml", archives["ner"].extracted))
+    try:
+        server.wait_ping()
+        status, _, body = post_json(server.url + "/invocations", {"data": [{"text": "Alice Martin flew to Paris ."}]})
+        assert status == 200 and len(json.loads(body)["predictions"][0]["pred"]) == 6
+        status, ctype, body = http("POST", server.url + "/invocations", b'{"text": "a b"}\n{"text": "c"}\n',
+                                   {"Content-Type": "application/jsonlines"})
+        assert status == 200 and ctype.startswith("application/jsonlines") and len(body.splitlines()) == 2
+        # single-model mode: no route loads a model
+        assert post_json(server.url + "/models", {"model_name": "x", "url": str(tmp_path)})[0] == 405
+    finally:
+        assert server.stop() == 0
+
+
+def test_multi_model_two_tasks_side_by_side(tmp_path, archives):
+    base = tmp_path / "ml"
+    for name, served in archives.items():
+        shutil.copytree(served.extracted, base / "models" / name / "model")
+    outside = tmp_path / "elsewhere"
+    shutil.copytree(archives["classif"].extracted, outside)
+    server = Serve(base, SAGEMAKER_MULTI_MODEL="true")
+    try:
+        server.wait_ping()
+        for name in archives:
+            status, _, body = post_json(server.url + "/models",
+                                        {"model_name": name, "url": str(base / "models" / name / "model")})
+            assert status == 200, body
+        assert post_json(server.url + "/models", {"model_name": "classif",
+                                                  "url": str(base / "models" / "classif" / "model")})[0] == 409
+        listed = {m["modelName"] for m in json.loads(http("GET", server.url + "/models")[2])["models"]}
+        assert listed == {"classif", "ner"}
+        _wait_invocable(server.url, "classif")
+        _wait_invocable(server.url, "ner")
+        status, _, body = post_json(server.url + "/models/ner/invoke", {"text": "Bob Chen met Emma Novak"})
+        assert status == 200 and len(json.loads(body)["predictions"][0]["pred"]) == 5
+        # a model outside /opt/ml/models is refused; the loaded ones keep serving
+        status, _, _ = post_json(server.url + "/models", {"model_name": "rogue", "url": str(outside)})
+        assert status >= 400
+        assert post_json(server.url + "/models/classif/invoke", {"text": "the team won"})[0] == 200
+        assert http("DELETE", server.url + "/models/classif")[0] == 200
+        assert post_json(server.url + "/models/classif/invoke", {"text": "x"})[0] == 404
+        assert post_json(server.url + "/models/ner/invoke", {"text": "still here"})[0] == 200
+    finally:
+        server.stop()
+
+
+def _wait_invocable(url: str, name: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if post_json(f"{url}/models/{name}/invoke", {"text": "warm up"})[0] == 200:
+            return
+        time.sleep(0.5)
+    raise TimeoutError(name)
+
+
+def test_batch_transform_one_line_per_input_line_with_a_bad_line(tmp_path, archives):
+    base = _single(tmp_path / "ml", archives["classif"].extracted)
+    server = Serve(base, SAGEMAKER_BATCH="true", SAGEMAKER_MAX_PAYLOAD_IN_MB="1",
+                   SAGEMAKER_BATCH_STRATEGY="MULTI_RECORD", SAGEMAKER_MAX_CONCURRENT_TRANSFORMS="2")
+    lines = [json.dumps({"text": f"the team won match number {i} " * 20}) for i in range(3000)]  # ~1.7 MB
+    bad = (1500, 1501)
+    lines[bad[0]] = '{"text": 42}'
+    lines[bad[1]] = "not json at all"
+    source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    try:
+        server.wait_ping()
+        summary = run_local_transform(source, output, url=server.url, max_payload_mb=1, concurrency=2)
+        assert summary.requests > 1, "the input must have been split into several payloads under 1 MB"
+        out = output.read_text().split("\n")
+        assert out[-1] == "" and "" not in out[:-1], "no blank lines in the assembled output"
+        answers = [json.loads(line) for line in out[:-1]]
+        assert len(answers) == len(lines)
+        first = answers[bad[0]]  # record indices count within the payload SageMaker sent
+        assert first == {"error": f"record {first['record']}: text must be a string, got int", "record": first["record"]}
+        assert "error" in answers[bad[1]] and "not valid JSON" in answers[bad[1]]["error"]
+        assert all("pred" in a for i, a in enumerate(answers) if i not in bad)
+    finally:
+        server.stop()
+
+
+def test_a_model_that_cannot_load_fails_ping_with_the_reason(tmp_path, archives):
+    base = _single(tmp_path / "ml", archives["classif"].extracted)
+    weights = base / "model" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated weights
+    server = Serve(base, SMTX_STARTUP_TIMEOUT="120")
+    try:
+        server.proc.wait(timeout=150)
+    finally:
+        server.stop()
+    assert server.proc.returncode != 0
+    log = server.log.read_text()
+    assert "the model failed to load" in log
+    with pytest.raises(OSError):
+        http("GET", server.url + "/ping", timeout=2)
+
+
+def test_a_bad_environment_value_is_a_clear_startup_error(tmp_path, archives):
+    server = Serve(_single(tmp_path / "ml", archives["classif"].extracted), SAGEMAKER_TS_BATCH_SIZE="eight")
+    assert server.proc.wait(timeout=60) == 2
+    assert "SAGEMAKER_TS_BATCH_SIZE='eight' is not valid; expected an integer" in server.log.read_text()
+
+
+def test_sigterm_during_traffic_answers_in_flight_requests(tmp_path, archives):
+    server = Serve(_single(tmp_path / "ml", archives["ner"].extracted))
+    server.wait_ping()
+    long_text = " ".join(["Alice Martin flew to Paris and met Bob Chen ."] * 400)
+    results: list = []
+
+    def send() -> None:
+        try:
+            results.append(post_json(server.url + "/invocations", {"data": [{"text": long_text}] * 4})[0])
+        except OSError as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)  # requests are queued or running
+    started = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    for t in threads:
+        t.join(timeout=60)
+    assert server.proc.wait(timeout=40) == 0
+    assert time.monotonic() - started < 30, "SageMaker kills the container 30 s after SIGTERM"
+    assert results == [200] * 4, results
