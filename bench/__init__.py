@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`) and the soak script: measurements, never tests."""

@@ -1,0 +1,91 @@
+"""FLOPs at the padding actually used, and the markdown table (ratios first)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.texts import corpus
+
+
+def flops_per_record(checkpoint: Path, n: int) -> dict:
+    """Forward FLOPs per record: 2 x encoder weights per token plus the attention terms (4 x layers x hidden x T
+    per token), at our sorted micro-batch padding and at padding to max_seq_length."""
+    from runtimes.torch_runtime import load_tokenizer, read_spec
+    from tasks.batching import plan_batches
+    from tasks.encode import encode
+    from tasks.records import Record
+
+    spec = read_spec(checkpoint)
+    config = json.loads((checkpoint / "config.json").read_text())
+    layers, hidden, inter = config["num_hidden_layers"], config["hidden_size"], config["intermediate_size"]
+    weights = layers * (4 * hidden * hidden + 2 * hidden * inter)
+    tokenizer = load_tokenizer(checkpoint, spec.model_type)
+    features = encode(spec, tokenizer, [Record(text=t) for t in corpus(n)])
+    lengths = [len(f) for f in features]
+
+    def cost(width: int, rows: int) -> float:
+        return rows * width * (2 * weights + 4 * layers * hidden * width)
+
+    sorted_total = sum(cost(max(lengths[i] for i in group), len(group)) for group in plan_batches(lengths, 32, 16384))
+    padded_total = cost(spec.max_seq_length, len(features))
+    return {"sorted": sorted_total / n, "padded_to_max": padded_total / n, "max_seq_length": spec.max_seq_length,
+            "encoder_weights": weights}
+
+
+def _rate(runs: dict, label: str) -> float | None:
+    value = runs.get(label, {}).get("records_per_s")
+    return float(value) if value else None
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}x" if a and b else "n/a"
+
+
+def markdown(results: dict) -> str:
+    runs = results["runs"]
+    rows = []
+    for task in ("classif", "ner"):
+        for runtime in ("torch", "onnx", "int8"):
+            rows.append((f"{task}: our stack / raw forward ({runtime})", _ratio(
+                _rate(runs, f"{task}/served/{runtime}"), _rate(runs, f"{task}/direct/{runtime}")), ">= 0.85x"))
+        default_stack = _rate(runs, f"{task}/served/onnx") or _rate(runs, f"{task}/served/torch")
+        rows.append((f"{task}: default stack (ONNX fp32) / pipeline(list, batch 32)",
+                     _ratio(default_stack, _rate(runs, f"{task}/pipeline-list")), ">= 4x"))
+        rows.append((f"{task}: default stack / pipeline one text per call",
+                     _ratio(default_stack, _rate(runs, f"{task}/pipeline-single")), ">= 2x"))
+        rows.append((f"{task}: int8 stack / fp32 stack",
+                     _ratio(_rate(runs, f"{task}/served/int8"), _rate(runs, f"{task}/served/onnx")), ">= 1.6x"))
+        rows.append((f"{task}: sorted micro-batches / padded to max_seq_length (torch)",
+                     _ratio(_rate(runs, f"{task}/direct/torch"), _rate(runs, f"{task}/padded/torch")), ""))
+        direct = runs.get(f"{task}/latency-direct/onnx", runs.get(f"{task}/latency-direct/torch", {})).get("p50_ms")
+        served = runs.get(f"{task}/served/onnx", runs.get(f"{task}/served/torch", {})).get("latency_sequential", {}).get("p50_ms")
+        rows.append((f"{task}: /invocations p50 overhead over the direct call",
+                     f"{served - direct:.1f} ms" if served and direct else "n/a", "<= 5 ms"))
+    ours, plain = runs.get("training/ours", {}), runs.get("training/plain", {})
+    rows.append(("training samples/s: make train / plain Trainer", _ratio(
+        ours.get("train_samples_per_second"), plain.get("train_samples_per_second")), ">= 1x"))
+    one, two = _rate(runs, "classif/served/onnx/1x2") or _rate(runs, "classif/served/torch/1x2"), \
+        _rate(runs, "classif/served/onnx/2x1") or _rate(runs, "classif/served/torch/2x1")
+    rows.append(("workers x threads: 1x2 / 2x1 (classif, records/s)", _ratio(one, two), "pick the larger"))
+    gemm = runs.get("gemm", {}).get("gflops")
+    lines = ["| ratio (same run) | measured | target |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    lines += ["", f"Best fp32 GEMM this run: {gemm:.0f} GFLOP/s" if gemm else "", "",
+              "| path | records/s | fraction of GEMM roof | p50 ms | p99 ms | peak RSS MB |", "|---|---|---|---|---|---|"]
+    for label, result in runs.items():
+        if "records_per_s" not in result:
+            continue
+        task = label.split("/")[0]
+        flops = results.get(f"{task}_flops", {})
+        per_record = flops.get("padded_to_max" if "padded" in label else "sorted")
+        fraction = f"{result['records_per_s'] * per_record / (gemm * 1e9):.0%}" if gemm and per_record else ""
+        lat = result.get("latency_sequential", {})
+        rss = result.get("worker_peak_rss_mb") or result.get("peak_rss_mb")
+        lines.append(f"| {label} | {result['records_per_s']:.1f} | {fraction} | {lat.get('p50_ms', float('nan')):.1f} | "
+                     f"{lat.get('p99_ms', float('nan')):.1f} | {rss or 0:.0f} |")
+    for label in ("classif/latency-direct/torch", "classif/latency-direct/onnx", "classif/cold_start",
+                  "training/ours", "training/plain"):
+        if label in runs:
+            lines.append(f"\n`{label}`: " + ", ".join(f"{k}={v:.2f}" for k, v in runs[label].items()
+                                                      if isinstance(v, (int, float))))
+    return "\n".join(lines) + "\n"

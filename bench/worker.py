@@ -1,0 +1,156 @@
+"""One measurement per process: ``python -m bench.worker '<json job>'`` prints one JSON result line.
+
+Every comparison runs in its own fresh process, one after another, so no path inherits another's warm caches,
+threads or memory, and nothing runs beside it (two cores: a second process halves every figure).
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import psutil
+
+from bench.texts import corpus
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _records(job: dict) -> list:
+    from tasks.records import Record
+
+    return [Record(text=t) for t in corpus(job["n"], seed=job.get("seed", 0))]
+
+
+def _runner(job: dict):
+    """(spec, tokenizer, runner) for ``job['runtime']`` from an extracted archive directory."""
+    from handlers.service import load_runner
+    from runtimes.torch_runtime import read_spec
+
+    model_dir = Path(job["model_dir"])
+    spec = read_spec(model_dir)
+    tokenizer, runner, _ = load_runner(model_dir, spec, job.get("threads"))
+    return spec, tokenizer, runner
+
+
+def _timed(fn: Callable[[], Any], repeats: int = 1) -> float:
+    fn()  # warm-up: first calls pay for lazy initialisation and allocator growth
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def direct(job: dict) -> dict:
+    """Our tokenisation and micro-batching over the raw forward (tasks.predict with a runtime)."""
+    import torch
+
+    torch.set_num_threads(job.get("threads", 2))
+    from tasks.predict import predict
+
+    spec, tokenizer, runner = _runner(job)
+    records = _records(job)
+    if job.get("pad_to_max"):
+        seconds = _timed(lambda: _padded_run(spec, tokenizer, runner, records))
+    else:
+        seconds = _timed(lambda: predict(spec, tokenizer, runner, records, max_batch_size=32))
+    return {"records_per_s": len(records) / seconds, "seconds": seconds, "peak_rss_mb": _peak_rss_mb()}
+
+
+def _padded_run(spec, tokenizer, runner, records) -> None:
+    """Batches of 32 in arrival order, every input padded to max_seq_length (what many serving stacks do)."""
+    from tasks.batching import pad
+    from tasks.encode import encode
+    from tasks.families import family_for
+
+    features, family = encode(spec, tokenizer, records), family_for(spec.model_type)
+    for i in range(0, len(features), 32):
+        batch = pad(features[i:i + 32], family, tokenizer.pad_token_id)
+        extra = spec.max_seq_length - batch["input_ids"].shape[1]
+        runner({k: np.pad(v, [(0, 0), (0, extra)] + [(0, 0)] * (v.ndim - 2)) for k, v in batch.items()})
+
+
+def pipeline_path(job: dict) -> dict:
+    """The Hugging Face pipeline, called the two ways users call it."""
+    import torch
+    from transformers import pipeline
+
+    torch.set_num_threads(job.get("threads", 2))
+    kind = "token-classification" if job["task"] == "ner" else "text-classification"
+    pipe = pipeline(kind, model=job["model_dir"], device=-1)
+    texts = corpus(job["n"], seed=job.get("seed", 0))
+    if job["mode"] == "list":
+        seconds = _timed(lambda: pipe(texts, batch_size=32, truncation=True))
+    else:
+        seconds = _timed(lambda: [pipe(t, truncation=True) for t in texts])
+    return {"records_per_s": len(texts) / seconds, "seconds": seconds, "peak_rss_mb": _peak_rss_mb()}
+
+
+def latency(job: dict) -> dict:
+    """p50/p95/p99 of one short record straight through the runtime (the direct call /invocations wraps)."""
+    import torch
+
+    torch.set_num_threads(job.get("threads", 2))
+    from tasks.predict import predict
+    from tasks.records import Record
+
+    spec, tokenizer, runner = _runner(job)
+    record = [Record(text="The team won the final match on Monday.")]
+    for _ in range(20):
+        predict(spec, tokenizer, runner, record)
+    samples = []
+    for _ in range(job.get("requests", 300)):
+        started = time.perf_counter()
+        predict(spec, tokenizer, runner, record)
+        samples.append((time.perf_counter() - started) * 1000)
+    return percentiles(samples)
+
+
+def percentiles(samples_ms: list[float]) -> dict:
+    q = np.percentile(samples_ms, [50, 95, 99])
+    return {"p50_ms": float(q[0]), "p95_ms": float(q[1]), "p99_ms": float(q[2]), "n": len(samples_ms),
+            "mean_ms": statistics.fmean(samples_ms)}
+
+
+def gemm(job: dict) -> dict:
+    """The machine's best fp32 GEMM rate in this run: the roof the model's FLOPs are compared with."""
+    import torch
+
+    torch.set_num_threads(job.get("threads", 2))
+    n = job.get("size", 2048)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    seconds = _timed(lambda: a @ b, repeats=5)
+    return {"gflops": 2 * n ** 3 / seconds / 1e9, "size": n}
+
+
+JOBS = {"direct": direct, "pipeline": pipeline_path, "latency": latency, "gemm": gemm}
+
+
+def main() -> None:
+    job = json.loads(sys.argv[1])
+    if job["kind"] in ("served", "cold_start"):
+        from bench import served
+
+        result = served.JOBS[job["kind"]](job)
+    elif job["kind"] == "training":
+        from bench import training_speed
+
+        result = training_speed.run(job)
+    else:
+        result = JOBS[job["kind"]](job)
+    result["process_peak_rss_mb"] = psutil.Process().memory_info().rss / 2**20
+    print("RESULT " + json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
