@@ -8,6 +8,7 @@ records) and ``application/jsonlines`` (one JSON object per line; blank trailing
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Callable
 
 from handlers.errors import BadRequest, NotAcceptable, UnsupportedMediaType
@@ -29,10 +30,7 @@ def media_type(header: str | None, default: str | None = JSON) -> str | None:
     return MEDIA_TYPES[base]
 
 
-def negotiate(accept: str | None, request_type: str) -> str:
-    """The answer's media type from an Accept header (q-values honoured); 406 when nothing fits."""
-    if accept is None or not accept.strip():
-        return request_type
+def _accept_ranges(accept: str) -> list[tuple[float, int, str]]:
     ranges = []
     for position, part in enumerate(accept.split(",")):
         fields = [f.strip() for f in part.split(";")]
@@ -44,13 +42,28 @@ def negotiate(accept: str | None, request_type: str) -> str:
                     q = float(value)
                 except ValueError:
                     q = 0.0
-        ranges.append((-q, position, fields[0].lower()))
-    for negative_q, _, candidate in sorted(ranges):
-        if negative_q == 0:
+        ranges.append((q, position, fields[0].lower()))
+    return ranges
+
+
+def negotiate(accept: str | None, request_type: str) -> str:
+    """The answer's media type from an Accept header (q-values honoured); 406 when nothing fits.
+
+    A specific type with q=0 is refused even where a wildcard would admit it (RFC 9110 12.5.1)."""
+    if accept is None or not accept.strip():
+        return request_type
+    ranges = _accept_ranges(accept)
+    refused = {MEDIA_TYPES[t] for q, _, t in ranges if q <= 0 and t in MEDIA_TYPES}
+    for q, _, candidate in sorted(ranges, key=lambda r: (-r[0], r[1])):
+        if q <= 0:
             continue
         if candidate in ("*/*", "application/*", ""):
-            return request_type
-        if candidate in MEDIA_TYPES:
+            choices = [request_type, JSON, JSONLINES]
+            allowed = [c for c in choices if c not in refused]
+            if allowed:
+                return allowed[0]
+            continue
+        if candidate in MEDIA_TYPES and MEDIA_TYPES[candidate] not in refused:
             return MEDIA_TYPES[candidate]
     raise NotAcceptable(f"cannot answer in {accept!r}; accepted: {JSON}, {JSONLINES} or */*")
 
@@ -60,8 +73,12 @@ def _reject_constant(name: str) -> Any:
 
 
 def _check_depth(value: Any, depth: int = 0) -> None:
+    """Nesting bound, and no NaN/Infinity even in a body TorchServe parsed itself (its parser admits them)."""
     if depth > MAX_DEPTH:
         raise BadRequest(f"JSON is nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, float) and not math.isfinite(value):
+        name = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        raise BadRequest(f"{name} is not valid JSON (NaN and Infinity are not allowed)")
     if isinstance(value, dict):
         for v in value.values():
             _check_depth(v, depth + 1)
@@ -76,7 +93,9 @@ def parse_json(text: str, where: str = "body") -> Any:
     except RecursionError:
         raise BadRequest(f"{where} is nested too deeply") from None
     except json.JSONDecodeError as exc:
-        raise BadRequest(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        # some of json's messages already end in "at" ("Unterminated string starting at")
+        at = "" if exc.msg.endswith(" at") else " at"
+        raise BadRequest(f"{where} is not valid JSON: {exc.msg}{at} line {exc.lineno} column {exc.colno}") from None
     _check_depth(value)
     return value
 

@@ -39,3 +39,9 @@ class ServerError(RequestError):
     """Our fault (a model that fails at run time): 500, never blamed on the caller."""
 
     status, reason = 500, "Internal Server Error"
+
+
+class OutOfResources(RequestError):
+    """The worker ran out of memory on this batch: 507, as TorchServe itself answers."""
+
+    status, reason = 507, "Insufficient Storage"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from handlers import codecs
-from handlers.errors import BadRequest, PayloadTooLarge, RequestError, ServerError
+from handlers.errors import BadRequest, OutOfResources, PayloadTooLarge, RequestError, ServerError
 from tasks.errors import RecordError
 from tasks.predict import predict
 from tasks.records import Record, make_record
@@ -33,6 +33,8 @@ class Settings:
     inline_record_errors: bool = False
     max_batch_size: int = 32
     max_tokens: int = 16384
+    #: intra-op threads of the runtime (None: the runtime's default, one per core)
+    threads: int | None = None
 
 
 @dataclass
@@ -59,7 +61,7 @@ class _Parsed:
     all_scores: list[bool]
 
 
-def load_runner(model_dir: Path, spec: TaskSpec) -> tuple[Any, Callable, str]:
+def load_runner(model_dir: Path, spec: TaskSpec, threads: int | None = None) -> tuple[Any, Callable, str]:
     """Tokenizer, runner and runtime name as the archive's serving.json says (torch when absent)."""
     from runtimes.torch_runtime import load_checkpoint, load_tokenizer
 
@@ -68,7 +70,8 @@ def load_runner(model_dir: Path, spec: TaskSpec) -> tuple[Any, Callable, str]:
     if runtime == "onnx":
         from runtimes.onnx_runtime import OnnxRunner
 
-        return load_tokenizer(model_dir, spec.model_type), OnnxRunner(model_dir / serving["onnx_file"]), runtime
+        runner = OnnxRunner(model_dir / serving["onnx_file"], intra_op_threads=threads)
+        return load_tokenizer(model_dir, spec.model_type), runner, runtime
     _, tokenizer, runner = load_checkpoint(model_dir)
     return tokenizer, runner, "torch"
 
@@ -80,7 +83,7 @@ class InferenceService:
         self.model_dir = Path(model_dir)
         self.settings = settings
         self.spec = read_spec(self.model_dir)
-        self.tokenizer, self.runner, self.runtime = load_runner(self.model_dir, self.spec)
+        self.tokenizer, self.runner, self.runtime = load_runner(self.model_dir, self.spec, settings.threads)
         log.info("loaded %s model (%s, %d labels) on %s", self.spec.task, self.spec.model_type,
                  len(self.spec.labels), self.runtime)
 
@@ -131,15 +134,26 @@ class InferenceService:
         try:
             preds = predict(self.spec, self.tokenizer, self.runner, [r for _, _, r in todo], all_scores=True,
                             max_batch_size=self.settings.max_batch_size, max_tokens=self.settings.max_tokens)
-        except Exception:  # noqa: BLE001 -- the model failing is our fault: 500 for the requests it concerned
+        except Exception as exc:  # noqa: BLE001 -- the model failing is our fault, never the caller's
             log.exception("prediction failed")
-            failed = ServerError("prediction failed; see the server log")
-            parsed = [failed if isinstance(p, _Parsed) else p for p in parsed]
+            failed: RequestError = OutOfResources("out of memory on this batch") if isinstance(exc, MemoryError) \
+                else ServerError("prediction failed; see the server log")
+            # only the requests that sent records to the model failed; all-invalid ones keep their answers
+            with_records = {i for i, _, _ in todo}
+            parsed = [failed if i in with_records else p for i, p in enumerate(parsed)]
             preds = []
         answers: dict[tuple[int, int], dict] = {(i, j): pred for (i, j, _), pred in zip(todo, preds)}
         return [self._respond(i, p, answers, requests[i]) for i, p in enumerate(parsed)]
 
     def _respond(self, i: int, p: _Parsed | RequestError, answers: dict, request: Request) -> Response:
+        try:
+            return self._encode(i, p, answers, request)
+        except ValueError:  # e.g. NaN from a broken model: the answer cannot be JSON, and that is ours
+            log.exception("answer could not be encoded")
+            return self._encode(i, ServerError("the model produced an answer that cannot be encoded"), answers,
+                                request)
+
+    def _encode(self, i: int, p: _Parsed | RequestError, answers: dict, request: Request) -> Response:
         if isinstance(p, RequestError):
             media = _error_media(request)
             return Response(p.status, codecs.encode_error(p.body(), media), media, p.reason)

@@ -33,6 +33,7 @@ def _env_int(env: dict, name: str, default: int) -> int:
 def settings_from_env(env: dict) -> Settings:
     defaults = Settings()
     return Settings(
+        threads=threads_per_worker(env),
         max_records=_env_int(env, "SMTX_MAX_RECORDS", defaults.max_records),
         max_text_chars=_env_int(env, "SMTX_MAX_TEXT_CHARS", defaults.max_text_chars),
         inline_record_errors=env.get("SAGEMAKER_BATCH", "").strip().lower() == "true",

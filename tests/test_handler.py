@@ -316,9 +316,6 @@ def test_a_failing_model_is_500_for_requests_with_records_and_4xx_for_the_invali
     assert failure.levelno == logging.ERROR and failure.exc_info[0] is RuntimeError
 
 
-@pytest.mark.xfail(reason="BUG: handlers/service.py InferenceService.handle(): when the model fails, every "
-                          "_Parsed request becomes a 500, including a Batch Transform request whose records were "
-                          "all invalid (inline errors) and so never reached the model", strict=True)
 def test_a_failing_model_does_not_fail_a_request_that_had_nothing_to_predict(ckpt):
     service = InferenceService(ckpt["classif"], Settings(inline_record_errors=True))
     service.runner = raising_runner
@@ -328,11 +325,6 @@ def test_a_failing_model_does_not_fail_a_request_that_had_nothing_to_predict(ckp
     assert (all_bad.status, all_bad.body) == (200, b'{"error": "record 0: text is empty", "record": 0}\n')
 
 
-@pytest.mark.xfail(reason="BUG: handlers/service.py InferenceService.handle(): a model answering NaN logits makes "
-                          "codecs.encode_json raise ValueError ('Out of range float values are not JSON "
-                          "compliant') in _respond, outside the prediction try-block, so handle() raises and "
-                          "TorchServe fails the whole batch with 503, the invalid requests included",
-                   strict=True)
 def test_a_model_answering_nan_is_500_not_a_failed_batch(ckpt):
     service = InferenceService(ckpt["classif"])
     service.runner = lambda batch: np.full((len(batch["input_ids"]), len(service.spec.labels)), np.nan, np.float32)
@@ -428,9 +420,6 @@ def test_parsed_and_raw_bodies_from_torchserve_answer_the_same(serve, services, 
     assert_close(decoded(answer), {"predictions": expected(services["classif"], raws)})
 
 
-@pytest.mark.xfail(reason="BUG: handlers/codecs.py decode_json(): a body TorchServe already parsed (its default for "
-                          "exactly 'application/json') skips the NaN/Infinity check that parse_json applies to bytes, "
-                          "so the same request is 200 or 400 depending on TS_DECODE_INPUT_REQUEST", strict=True)
 def test_nan_is_refused_whether_or_not_torchserve_parsed_the_body(serve, monkeypatch):
     handler = serve("classif")
     body = ('{"data": [{"text": "%s", "weight": NaN}]}' % TEXTS[0]).encode()
