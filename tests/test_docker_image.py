@@ -1,47 +1,30 @@
 """Build the SageMaker image with docker/build.sh and check what SageMaker and TorchServe rely on.
 
-Starts a Docker engine through docker/dockerd.sh when none answers and stops it afterwards; skips only where
-no engine can be started at all (no docker.io installed, or not root). Containers run with ``--network none``:
-the image must hold everything it needs.
+The engine and the build come from tests/docker_fixtures.py (skipped only where no engine can be started at all).
+Containers run with ``--network none``: the image must hold everything it needs. The SageMaker scenarios
+themselves (train, serve, multi-model, Batch Transform) are in test_docker_sagemaker.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+pytest.register_assert_rewrite("docker_fixtures")  # before the import below: its asserts explain failures
+from docker_fixtures import DOCKER, ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
-DOCKER_DIR = ROOT / "docker"
-DOCKER = os.environ.get("DOCKER", "/usr/bin/docker")
-IMAGE = os.environ.get("SMTX_TEST_IMAGE", "smtx:cpu")
-#: a cold build (debootstrap + apt + the whole pip stack) takes about 5 minutes on 2 cores
-BUILD_TIMEOUT_S = 45 * 60
-NO_ENGINE = 2  # docker/dockerd.sh start: "no engine can be started here"
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+# a plugin, not an import, so that the session's engine and build are shared with test_docker_sagemaker.py
+pytest_plugins = ["docker_fixtures"]
 
 
 def _torch_pin() -> str:
     match = re.search(r"^torch==(\S+)", (ROOT / "requirements.txt").read_text(), re.MULTILINE)
     assert match, "requirements.txt pins no torch==X"
     return match.group(1)
-
-
-def _dockerd(command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(DOCKER_DIR / "dockerd.sh"), command],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "DOCKER": DOCKER},
-    )
 
 
 def _run_in_image(image: str, entrypoint: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -51,39 +34,6 @@ def _run_in_image(image: str, entrypoint: str, *args: str) -> subprocess.Complet
         text=True,
         timeout=300,
     )
-
-
-@pytest.fixture(scope="session")
-def docker_engine() -> Iterator[None]:
-    """A running engine; one started here is stopped again at the end of the session."""
-    if _dockerd("status").returncode == 0:
-        yield
-        return
-    started = _dockerd("start")
-    if started.returncode == NO_ENGINE:
-        pytest.skip(f"no Docker engine can be started here: {started.stderr.strip()}")
-    assert started.returncode == 0, f"docker/dockerd.sh start failed:\n{started.stderr}"
-    try:
-        yield
-    finally:
-        _dockerd("stop")
-
-
-@pytest.fixture(scope="session")
-def image(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The CPU image, built (or found in BuildKit's cache) by docker/build.sh."""
-    log = tmp_path_factory.mktemp("docker-build") / "build.log"
-    with log.open("w") as out:
-        result = subprocess.run(
-            [str(DOCKER_DIR / "build.sh")],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            timeout=BUILD_TIMEOUT_S,
-            env={**os.environ, "IMAGE": IMAGE, "TORCH_VARIANT": "cpu", "PYTHON": sys.executable, "DOCKER": DOCKER},
-        )
-    tail = "\n".join(log.read_text().splitlines()[-60:])
-    assert result.returncode == 0, f"docker/build.sh failed (full log: {log}):\n{tail}"
-    return IMAGE
 
 
 @pytest.fixture(scope="session")
@@ -105,6 +55,12 @@ def test_java_17_for_the_torchserve_frontend(image: str) -> None:
     result = _run_in_image(image, "java", "-version")
     assert result.returncode == 0, result.stderr
     assert re.search(r'version "17\.', result.stderr), result.stderr
+
+
+def test_kill_for_the_torchserve_frontend(image: str) -> None:
+    # TorchServe stops a worker (DELETE /models, scale-down) by exec'ing `kill -9 PID`: a shell builtin won't do
+    result = _run_in_image(image, "sh", "-c", "test -x /bin/kill || test -x /usr/bin/kill")
+    assert result.returncode == 0, "no kill executable in the image (Debian package procps)"
 
 
 def test_exec_form_entrypoint_and_no_inherited_cmd(config: dict) -> None:
