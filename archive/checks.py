@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
+import struct
+import tarfile
 from pathlib import Path
 
 from tasks.errors import SpecError
@@ -24,8 +27,11 @@ def check_checkpoint(path: str | Path) -> TaskSpec:
     if pickled:
         raise CheckpointError(f"checkpoint {path} holds pickled weights {pickled}; only safetensors are accepted "
                               "(re-save with save_pretrained, which writes model.safetensors)")
-    if not list(path.glob("*.safetensors")):
+    weights = sorted(path.glob("*.safetensors"))
+    if not weights:
         raise CheckpointError(f"checkpoint {path} has no .safetensors weights")
+    for file in weights:
+        check_safetensors(file)
     try:
         spec = TaskSpec.from_dict(json.loads((path / TASK_SPEC_FILE).read_text(encoding="utf-8")))
     except FileNotFoundError:
@@ -53,3 +59,40 @@ def _check_head(spec: TaskSpec, config: dict, path: Path) -> None:
     if spec.labels and [id2label.get(str(i)) for i in range(len(spec.labels))] != list(spec.labels):
         raise CheckpointError(f"config.json id2label {id2label} does not match the task spec labels "
                               f"{list(spec.labels)}")
+
+
+def check_safetensors(path: Path) -> None:
+    """The file is whole: its header parses and the tensors it declares end exactly at the end of the file.
+    (A truncated copy would otherwise be found only when a worker loads it, or never, with ONNX serving.)"""
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as fh:
+            (header_len,) = struct.unpack("<Q", fh.read(8))
+            if header_len > size - 8:
+                raise ValueError("header longer than the file")
+            header = json.loads(fh.read(header_len))
+        end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    except (struct.error, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise CheckpointError(f"{path.name} is not a valid safetensors file ({exc})") from None
+    if 8 + header_len + end != size:
+        raise CheckpointError(f"{path.name} is truncated or corrupt: {size} bytes, the header declares "
+                              f"{8 + header_len + end}")
+
+
+def safe_extract(tarball: str | Path, dest: str | Path) -> None:
+    """Extract a model.tar.gz, refusing absolute paths, '..' and links or devices: nothing may land outside
+    ``dest``. (tarfile's own ``filter="data"`` needs Python 3.11.4+; Debian bookworm ships 3.11.2.)"""
+    dest = Path(dest).resolve()
+    with tarfile.open(tarball) as tf:
+        members = tf.getmembers()
+        for member in members:
+            target = (dest / member.name).resolve()
+            if member.name.startswith("/") or ".." in Path(member.name).parts or \
+                    os.path.commonpath([target, dest]) != str(dest):
+                raise CheckpointError(f"{Path(tarball).name}: member {member.name!r} would land outside the archive")
+            if not (member.isfile() or member.isdir()):
+                raise CheckpointError(f"{Path(tarball).name}: member {member.name!r} is a link or special file; "
+                                      "refusing to extract it")
+        for member in members:
+            member.mode = (member.mode | 0o600) & 0o755 if member.isfile() else 0o755
+            tf.extract(member, dest, set_attrs=False, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))

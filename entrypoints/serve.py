@@ -123,11 +123,15 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     try:
         config = ServeConfig.from_env(os.environ)
-        if not config.multi_model:
-            check_model(config)
-    except (ServeConfigError, RuntimeError, ValueError) as exc:
+    except ServeConfigError as exc:
         log.error("cannot serve: %s", exc)
         return 2
+    if not config.multi_model:
+        try:
+            check_model(config)
+        except (RuntimeError, ValueError) as exc:  # CheckpointError is a ValueError
+            log.error("cannot serve: the model failed to load: %s", exc)
+            return 1
     log.info("serving on port %d: %s%s", config.port, "multi-model" if config.multi_model else "single model",
              ", Batch Transform" if config.batch_transform else "")
     server = Server(config)

@@ -130,10 +130,6 @@ def test_serve_a_model_tar_gz_in_json_and_jsonlines(tmp_path, containers, archiv
                        "archive made on the host")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: entrypoints/train.py calls tarfile.extractall(..., filter='data'), which the image's Python "
-    "(Debian bookworm's 3.11.2; the filter argument came in 3.11.4) does not have: every training job in the "
-    "image fails after training with TypeError and leaves no model"))
 def test_train_in_the_container_then_serve_its_artifact(tmp_path, containers, tiny_model_dir, small_data):
     # SageMaker's hyperparameters.json holds strings; the base model comes in as a channel of its own
     hps = {"task_name": "classif", "max_steps": "3", "model_name": "/opt/ml/input/data/base",
