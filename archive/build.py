@@ -5,11 +5,15 @@ The staged directory is what TorchServe loads: the checkpoint's serving files, t
 ``model-config.yaml`` with the batching settings -- a model registered by ``POST /models`` with a JSON body
 (SageMaker's multi-model mode) takes its batch settings only from there. The ``.mar`` zips that directory and
 ``model.tar.gz`` tars it, so both carry the same bytes and nothing is read from outside at serving time.
+
+The runtime is chosen here (``choose_runtime``): ONNX Runtime where the exported model passes the parity gate of
+``archive/onnx_export.py``, torch otherwise, with the reason and the gate figures in ``serving.json``.
 """
 from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import shutil
 import subprocess
@@ -19,8 +23,13 @@ import tempfile
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from archive.checks import check_checkpoint
+from archive.onnx_export import (CheckSets, NoCheckData, QuantizationRefused, check_sets, export_onnx,
+                                 length_probes, parity, quantization_gate, quantize_int8, refusal, run_check)
+from handlers.service import SERVING_FILE  # the file load_runner reads: one name for both sides
+from tasks.spec import TaskSpec
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,6 +38,9 @@ HANDLER_FILE = "ts_handler.py"
 #: checkpoint files that serving needs (metrics, plots and predictions stay with the training output)
 SERVING_FILES = ("config.json", "task_spec.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                  "vocab.txt", "vocab.json", "merges.txt", "added_tokens.json", "README.md", "metrics.json")
+ONNX_FILE, INT8_FILE = "model.onnx", "model.int8.onnx"
+RUNTIMES = ("onnx", "torch")
+QUANTIZATIONS = (None, "int8")
 
 
 @dataclass(frozen=True)
@@ -50,11 +62,45 @@ class ArchiveSettings:
                 f"responseTimeout: {self.response_timeout_s}\nstartupTimeout: {self.startup_timeout_s}\n")
 
 
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """Which runtime to serve with, and the gates that decide it."""
+
+    #: "onnx": ONNX Runtime where it passes the parity gate, torch otherwise; "torch": torch, no export
+    runtime: str = "onnx"
+    #: None, or "int8": dynamic int8 quantization of the ONNX model, behind the dev-metric gate
+    quantize: str | None = None
+    #: a data folder (train/dev/test.csv): its test.csv for the parity gate, dev.csv for the quantization gate
+    data: Path | None = None
+    #: largest difference allowed between a torch and an ONNX probability (or regression value)
+    parity_tolerance: float = 1e-5
+    #: how much int8 may lose on the primary dev metric (see ``archive.onnx_export.quantization_gate``);
+    #: a negative value demands that int8 beat fp32, which the tests use to force a refusal
+    quantize_tolerance: float = 0.005
+
+    def __post_init__(self) -> None:
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime={self.runtime!r} is not valid; expected one of {list(RUNTIMES)}")
+        if self.quantize not in QUANTIZATIONS:
+            raise ValueError(f"quantize={self.quantize!r} is not valid; expected None or 'int8'")
+        if self.quantize and self.runtime != "onnx":
+            raise ValueError(f"quantize={self.quantize!r} needs runtime 'onnx', got {self.runtime!r}")
+        if self.quantize and self.data is None:
+            raise ValueError(f"quantize={self.quantize!r} needs data: a folder whose dev.csv scores the quantized "
+                             "model (--data DIR)")
+        if not (math.isfinite(self.parity_tolerance) and self.parity_tolerance >= 0):
+            raise ValueError(f"parity_tolerance={self.parity_tolerance!r} is not valid; expected a number >= 0")
+        if not math.isfinite(self.quantize_tolerance):
+            raise ValueError(f"quantize_tolerance={self.quantize_tolerance!r} is not valid; expected a finite number")
+
+
 @dataclass
 class Built:
     mar: Path
     tarball: Path
     runtime: str
+    #: what serving.json says: runtime, onnx_file, reason, parity and quantization figures
+    serving: dict[str, Any]
 
 
 def safe_name(name: str) -> str:
@@ -70,15 +116,95 @@ def _copy_code(dst: Path) -> None:
     shutil.copy2(ROOT / "handlers" / HANDLER_FILE, dst / HANDLER_FILE)
 
 
-def _payload(checkpoint: Path, dst: Path, serving: dict) -> None:
+def _payload(checkpoint: Path, dst: Path) -> None:
     dst.mkdir(parents=True)
     for name in SERVING_FILES:
         if (checkpoint / name).is_file():
             shutil.copy2(checkpoint / name, dst / name)
+    # the weights stay even when ONNX serves: the archive checks need them, and they are the way back to torch
     for weights in checkpoint.glob("*.safetensors"):
         shutil.copy2(weights, dst / weights.name)
-    (dst / "serving.json").write_text(json.dumps(serving, indent=2), encoding="utf-8")
     _copy_code(dst)
+
+
+def _torch(reason: str, **figures: Any) -> dict[str, Any]:
+    log.warning("serving with torch: %s", reason)
+    return {"runtime": "torch", "onnx_file": None, "reason": reason, **figures}
+
+
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text[:limit]}"
+
+
+def choose_runtime(checkpoint: Path, spec: TaskSpec, payload: Path, options: RuntimeOptions) -> dict[str, Any]:
+    """Export to ``payload`` and keep ONNX where it passes the gates; the dict that becomes serving.json.
+
+    Raises QuantizationRefused when int8 was asked for and cannot be served (gate missed, or no ONNX at all).
+    """
+    if options.runtime == "torch":
+        return {"runtime": "torch", "onnx_file": None, "reason": "runtime 'torch' was asked for (--runtime torch)"}
+    try:
+        sets = check_sets(checkpoint, spec, options.data)
+    except NoCheckData as exc:
+        serving = _torch(str(exc))
+    else:
+        serving = _fp32_onnx(checkpoint, spec, payload, sets, options.parity_tolerance)
+    if options.quantize is None:
+        return serving
+    if serving["runtime"] != "onnx":
+        raise QuantizationRefused(f"int8 quantization refused: it needs ONNX, which was not chosen: "
+                                  f"{serving['reason']}")
+    from runtimes.torch_runtime import load_tokenizer
+
+    tokenizer = load_tokenizer(checkpoint, spec.model_type)
+    return _quantized(spec, tokenizer, sets.dev, payload, serving, options.quantize_tolerance)
+
+
+def _fp32_onnx(checkpoint: Path, spec: TaskSpec, payload: Path, sets: CheckSets, tolerance: float) -> dict[str, Any]:
+    """ONNX in ``payload`` if it answers what torch answers on ``sets.test`` and the length probes; else torch."""
+    from runtimes.onnx_runtime import OnnxRunner
+    from runtimes.torch_runtime import load_checkpoint
+
+    _, tokenizer, torch_runner = load_checkpoint(checkpoint)
+    probes = length_probes(spec, sets.test)
+    records = [*sets.test, *probes]
+    expected = run_check(spec, tokenizer, torch_runner, records)
+    onnx_path = payload / ONNX_FILE
+    try:
+        export_onnx(torch_runner.model, spec, tokenizer, probes, onnx_path)
+        got = run_check(spec, tokenizer, OnnxRunner(onnx_path), records)
+    except Exception as exc:  # noqa: BLE001 -- any export or run failure means "serve torch", with its reason
+        log.debug("ONNX export or run failed", exc_info=True)
+        onnx_path.unlink(missing_ok=True)
+        return _torch(f"ONNX export or run failed: {_first_line(exc)}")
+    figures = {**parity(spec, expected, got, tolerance), "length_probes": len(probes)}
+    if not figures["passed"]:
+        onnx_path.unlink()
+        return _torch(f"ONNX differs from torch on the test set: label agreement {figures['label_agreement']:.2%}, "
+                      f"max difference {figures['max_abs_diff']:.2e} (tolerance {tolerance:g})", parity=figures)
+    return {"runtime": "onnx", "onnx_file": ONNX_FILE, "parity": figures,
+            "reason": f"ONNX answers what torch answers on {len(sets.test)} test records and {len(probes)} length "
+                      f"probes: same labels, max difference {figures['max_abs_diff']:.2e} (tolerance {tolerance:g})"}
+
+
+def _quantized(spec: TaskSpec, tokenizer: Any, dev: list, payload: Path, serving: dict[str, Any],
+               tolerance: float) -> dict[str, Any]:
+    """``serving`` switched to the int8 model if it passes the dev-metric gate; QuantizationRefused otherwise."""
+    from runtimes.onnx_runtime import OnnxRunner
+
+    if not dev:
+        raise QuantizationRefused("int8 quantization refused: dev.csv has no records to score it on")
+    fp32_path, int8_path = payload / ONNX_FILE, payload / INT8_FILE
+    quantize_int8(fp32_path, int8_path)
+    figures = quantization_gate(spec, dev, run_check(spec, tokenizer, OnnxRunner(fp32_path), dev),
+                                run_check(spec, tokenizer, OnnxRunner(int8_path), dev), tolerance)
+    if not figures["passed"]:
+        raise QuantizationRefused(refusal(figures), figures)
+    fp32_path.unlink()  # one model per archive: the one that serves
+    reason = (f"{serving['reason']}; int8 {figures['metric']} {figures['int8']:.4f} against fp32 "
+              f"{figures['fp32']:.4f} (loss {figures['loss']:.4g}, tolerance {tolerance:g})")
+    return {**serving, "onnx_file": INT8_FILE, "reason": reason, "quantization": {"type": "int8", **figures}}
 
 
 def _run_archiver(name: str, payload: Path, config_file: Path, export: Path) -> Path:
@@ -106,16 +232,20 @@ def _tar(src: Path, dst: Path) -> None:
 
 
 def build(checkpoint: str | Path, out: str | Path, name: str | None = None,
-          settings: ArchiveSettings = ArchiveSettings(), serving: dict | None = None) -> Built:
-    """Check the checkpoint, stage it with the code, and write both archives into ``out``."""
+          settings: ArchiveSettings = ArchiveSettings(), runtime: RuntimeOptions = RuntimeOptions()) -> Built:
+    """Check the checkpoint, choose its runtime, stage it with the code, and write both archives into ``out``.
+
+    Raises QuantizationRefused (and writes nothing) when int8 was asked for and cannot be served.
+    """
     checkpoint, out = Path(checkpoint), Path(out)
     spec = check_checkpoint(checkpoint)
     name = safe_name(name or checkpoint.name)
-    serving = serving or {"runtime": "torch", "reason": "ONNX export not requested"}
-    out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="smtx-archive-") as tmp:
         tmp_path = Path(tmp)
-        _payload(checkpoint, tmp_path / "payload", serving)
+        _payload(checkpoint, tmp_path / "payload")
+        serving = choose_runtime(checkpoint, spec, tmp_path / "payload", runtime)
+        (tmp_path / "payload" / SERVING_FILE).write_text(json.dumps(serving, indent=2), encoding="utf-8")
+        out.mkdir(parents=True, exist_ok=True)
         config_file = tmp_path / "model-config.yaml"
         config_file.write_text(settings.model_config_yaml(), encoding="utf-8")
         staged = _run_archiver(name, tmp_path / "payload", config_file, tmp_path / "export")
@@ -128,4 +258,4 @@ def build(checkpoint: str | Path, out: str | Path, name: str | None = None,
         mar.with_suffix(".mar.partial").replace(mar)
         tarball.with_suffix(".partial").replace(tarball)
     log.info("%s model archived: %s and %s (runtime %s)", spec.task, mar, tarball, serving["runtime"])
-    return Built(mar=mar, tarball=tarball, runtime=serving["runtime"])
+    return Built(mar=mar, tarball=tarball, runtime=serving["runtime"], serving=serving)

@@ -1,0 +1,207 @@
+"""ONNX for serving, where it earns it: export, a parity gate against torch, optional int8 behind a metric gate.
+
+``make archive`` serves a model with ONNX Runtime only when, through ``tasks.predict`` (the one prediction path,
+so encoding and decoding are identical), ONNX answers what torch answers on the checkpoint's test set: the same
+labels and every probability within ``parity_tolerance`` (the predicted value itself for regression). Any other
+outcome -- an export error, a run error (Longformer's sliding-window attention, traced at one length, breaks at
+another), a difference -- keeps torch and says why in ``serving.json``.
+
+The test set is the checkpoint's ``test_predictions.jsonl`` (texts only), or ``test.csv`` of ``--data DIR`` when
+given; LayoutLM-style models need the boxes, so without ``--data`` they stay on torch. A few "length probes",
+built from the test words at 1 word, half and twice the maximum length, make the check cover short inputs, full
+windows and several batch widths, which a small test set may miss.
+
+``quantize="int8"`` adds dynamic int8 quantization, kept only when the task's primary dev metric loses at most
+``quantize_tolerance``; otherwise ``QuantizationRefused`` says by how much it missed. The rule (see
+``quantization_gate``): a metric where greater is better (the F1 scores, on a 0-1 scale) may drop by at most
+``tolerance`` in absolute terms (0.005 = 0.5 points); a metric where lower is better (regression's MSE, whose
+scale depends on the target) may grow by at most ``tolerance`` relative to fp32 (0.005 = 0.5 %).
+"""
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from tasks.batching import pad
+from tasks.encode import encode
+from tasks.families import family_for
+from tasks.kinds import task_kind
+from tasks.predict import Runner, predict
+from tasks.records import Record, split_words
+from tasks.spec import TaskSpec
+
+OPSET = 17
+#: micro-batches of the parity check: small, so that it sees several batch sizes and padded widths
+CHECK_BATCH_SIZE = 4
+
+
+class QuantizationRefused(RuntimeError):
+    """int8 was asked for but cannot be served: the gate missed (``figures`` says by how much) or no ONNX."""
+
+    def __init__(self, message: str, figures: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.figures = figures or {}
+
+
+class NoCheckData(ValueError):
+    """There is nothing to check the ONNX model against (the message is the reason torch is kept)."""
+
+
+@dataclass(frozen=True)
+class CheckSets:
+    """The records the gates run on."""
+
+    test: list[Record]
+    dev: list[Record] = field(default_factory=list)
+
+
+# -- the data the gates run on ------------------------------------------------------------------------------------
+def check_sets(checkpoint: Path, spec: TaskSpec, data: Path | None) -> CheckSets:
+    """Test (and dev) records from ``data`` (train/dev/test.csv), else the texts of ``test_predictions.jsonl``."""
+    if data is not None:
+        from training.data import load_dataset
+
+        dataset = load_dataset(data, spec.task, spec.use_bbox)  # DataError: a broken --data is the caller's to fix
+        if not dataset.test:
+            raise NoCheckData(f"{data}/test.csv has no records to check ONNX against")
+        return CheckSets(test=dataset.test, dev=dataset.dev)
+    if spec.use_bbox:
+        raise NoCheckData("this model reads word boxes, which test_predictions.jsonl does not keep; "
+                          "pass --data DIR (its test.csv has the boxes) to check ONNX against torch")
+    path = checkpoint / "test_predictions.jsonl"
+    if not path.is_file():
+        raise NoCheckData(f"{path.name} is missing from the checkpoint and no --data was given: "
+                          "nothing to check ONNX against")
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = [Record(text=row["text"]) for row in rows if isinstance(row.get("text"), str) and row["text"].strip()]
+    if not records:
+        raise NoCheckData(f"{path.name} has no texts to check ONNX against")
+    return CheckSets(test=records)
+
+
+def length_probes(spec: TaskSpec, records: Sequence[Record]) -> list[Record]:
+    """Records of 1 word, half and twice ``max_seq_length`` words, cycled from ``records`` (boxes included)."""
+    words, boxes = [], []
+    for record in records:
+        words.extend(split_words(record.text))
+        boxes.extend(record.bbox or [])
+    probes = []
+    for n in (1, spec.max_seq_length // 2, 2 * spec.max_seq_length):
+        chosen = [words[i % len(words)] for i in range(n)]
+        bbox = [boxes[i % len(boxes)] for i in range(n)] if spec.use_bbox else None
+        probes.append(Record(text=" ".join(chosen), bbox=bbox))
+    return probes
+
+
+# -- export and quantization --------------------------------------------------------------------------------------
+def _logits_module(model: Any, names: tuple[str, ...]) -> Any:
+    """``model`` as a module taking its inputs positionally (in ``names`` order) and returning only logits."""
+    import torch
+
+    class LogitsOnly(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs: Any) -> Any:
+            return self.model(**dict(zip(names, inputs))).logits
+
+    # eval before export: the exporter restores the wrapper's mode on exit, recursively, so a wrapper left in
+    # training mode would switch the model's dropout back on
+    return LogitsOnly().eval()
+
+
+def export_onnx(model: Any, spec: TaskSpec, tokenizer: Any, sample: Sequence[Record], dst: Path) -> Path:
+    """Write ``model`` as fp32 ONNX to ``dst``: inputs named as the family's, batch and sequence axes dynamic.
+
+    ``sample`` must encode to features of different lengths, so that the traced attention mask has padding:
+    a mask of all ones may be optimised away while tracing, and the graph would then ignore padding.
+    """
+    import torch
+
+    names = family_for(spec.model_type).input_names()
+    batch = pad(encode(spec, tokenizer, list(sample)), family_for(spec.model_type), tokenizer.pad_token_id)
+    args = tuple(torch.from_numpy(batch[name]) for name in names)
+    axes: dict[str, dict[int, str]] = {name: {0: "batch", 1: "sequence"} for name in names}
+    axes["logits"] = {0: "batch", 1: "sequence"} if task_kind(spec.task).head == "token" else {0: "batch"}
+    with warnings.catch_warnings():
+        # tracer warnings about Python branches on shapes are expected; the parity check is what verifies them
+        warnings.simplefilter("ignore")
+        # the TorchScript exporter: still shipped with torch 2.13, it exports these models in under a second
+        # where the dynamo exporter takes tens of seconds for the same graph (and also fails on Longformer)
+        torch.onnx.export(_logits_module(model, names), args, str(dst), input_names=list(names),
+                          output_names=["logits"], dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+    model.eval()
+    return dst
+
+
+def quantize_int8(src: Path, dst: Path) -> Path:
+    """Dynamic int8 quantization of ``src``'s weights (activations are quantized at run time)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    return dst
+
+
+# -- the gates ----------------------------------------------------------------------------------------------------
+def run_check(spec: TaskSpec, tokenizer: Any, runner: Runner, records: Sequence[Record]) -> list[dict]:
+    """Predictions with every class's score, through the serving path, in small micro-batches."""
+    return predict(spec, tokenizer, runner, records, all_scores=True, max_batch_size=CHECK_BATCH_SIZE)
+
+
+def _numbers(task: str, pred: dict) -> list[float]:
+    """Every probability of one prediction (and the predicted value for regression)."""
+    if task == "regression":
+        return [float(pred["pred"])]
+    scores = pred.get("scores")
+    rows = scores if isinstance(scores, list) else [scores]
+    return [p for row in rows if row for p in row.values()]
+
+
+def parity(spec: TaskSpec, expected: Sequence[dict], got: Sequence[dict], tolerance: float) -> dict[str, Any]:
+    """Figures of ``got`` (ONNX) against ``expected`` (torch): label agreement and the largest difference."""
+    regression = spec.task == "regression"
+    same, worst = 0, 0.0
+    for e, g in zip(expected, got):
+        a, b = _numbers(spec.task, e), _numbers(spec.task, g)
+        diff = max((abs(x - y) for x, y in zip(a, b)), default=0.0) if len(a) == len(b) else math.inf
+        worst = max(worst, diff)
+        same += (diff <= tolerance) if regression else (e["pred"] == g["pred"])
+    n = len(expected)
+    return {"records": n, "label_agreement": same / n if n else 1.0, "max_abs_diff": worst, "tolerance": tolerance,
+            "compared": "predicted values" if regression else "probabilities of every label",
+            "passed": n == len(got) and same == n and worst <= tolerance}
+
+
+def quantization_gate(spec: TaskSpec, dev: Sequence[Record], fp32_preds: Sequence[dict], int8_preds: Sequence[dict],
+                      tolerance: float) -> dict[str, Any]:
+    """The primary dev metric with fp32 and int8, how much int8 loses, and whether that is within ``tolerance``.
+
+    ``loss`` is fp32 - int8 for a metric where greater is better (absolute, on its 0-1 scale), and
+    (int8 - fp32) / fp32 where lower is better (relative: MSE has the scale of the target squared).
+    """
+    kind = task_kind(spec.task)
+    gold = [r.label for r in dev]
+    fp32 = float(kind.score(spec.labels, gold, fp32_preds)[kind.primary_metric])
+    int8 = float(kind.score(spec.labels, gold, int8_preds)[kind.primary_metric])
+    if kind.greater_is_better:
+        loss, rule = fp32 - int8, "absolute drop (fp32 - int8)"
+    else:
+        loss = (int8 - fp32) / abs(fp32) if fp32 else (math.inf if int8 > fp32 else 0.0)
+        rule = "relative increase ((int8 - fp32) / fp32)"
+    return {"metric": f"dev_{kind.primary_metric}", "fp32": fp32, "int8": int8, "loss": loss, "rule": rule,
+            "tolerance": tolerance, "dev_records": len(dev), "passed": loss <= tolerance}
+
+
+def refusal(figures: dict[str, Any]) -> str:
+    """What a failed quantization gate prints: both scores and by how much the loss missed the tolerance."""
+    relative = figures["rule"].startswith("relative")
+    fmt = (lambda v: f"{100 * v:.2f}%") if relative else (lambda v: f"{v:.4f}")
+    return (f"int8 quantization refused: {figures['metric']} is {figures['int8']:.4f} with int8 against "
+            f"{figures['fp32']:.4f} with fp32, a loss of {fmt(figures['loss'])} ({figures['rule']}); at most "
+            f"{fmt(figures['tolerance'])} is allowed, missed by {fmt(figures['loss'] - figures['tolerance'])}. "
+            "Archive without --quantize to serve fp32.")
