@@ -47,6 +47,10 @@ class TorchServeConfig:
     java_heap: str = "512m"
     #: False in SageMaker single-model mode: no route may load a model there
     enable_model_api: bool = True
+    #: TorchServe always opens gRPC too (7070/7071 by default); 0 lets the OS pick free ports, so several
+    #: servers on one machine do not collide on ports nobody uses here
+    grpc_inference_port: int = 0
+    grpc_management_port: int = 0
 
     def properties(self) -> str:
         lines = {
@@ -64,6 +68,10 @@ class TorchServeConfig:
             "max_request_size": str(self.max_request_bytes),
             "max_response_size": str(self.max_response_bytes),
             "job_queue_size": str(self.job_queue_size),
+            "grpc_inference_address": "127.0.0.1",
+            "grpc_management_address": "127.0.0.1",
+            "grpc_inference_port": str(self.grpc_inference_port),
+            "grpc_management_port": str(self.grpc_management_port),
             "vmargs": f"-Xmx{self.java_heap} -XX:+ExitOnOutOfMemoryError -XX:-UsePerfData",
         }
         if self.load_models:

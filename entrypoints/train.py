@@ -66,6 +66,39 @@ def distributed_command(paths: TrainPaths) -> list[str] | None:
             "-m", "entrypoints", "train"]
 
 
+#: training outputs kept beside the serving layout in the model artifact, for people to read
+EXTRAS = ("report", "test_predictions.jsonl", "trainer_log.json")
+
+
+def train_and_package(config, paths: TrainPaths, stop) -> None:
+    """Train, then lay the model directory out exactly as `make archive`'s model.tar.gz: the training job's
+    artifact deploys as it is to a real-time endpoint, a multi-model endpoint or Batch Transform."""
+    import shutil
+    import tempfile
+
+    from archive.build import RuntimeOptions, build
+    from archive.checks import safe_extract
+    from training.outputs import StagedOutput
+    from training.run import train
+
+    with tempfile.TemporaryDirectory(prefix="smtx-train-") as tmp:
+        result = train(config, paths.data_dir, Path(tmp) / "checkpoint", paths.checkpoint_dir, stop,
+                       paths.keep_checkpoints)
+        if result.output is None:  # another rank of a distributed run: rank 0 writes
+            return
+        built = build(result.output, Path(tmp) / "archive", name="model", runtime=RuntimeOptions(data=paths.data_dir))
+        with StagedOutput(paths.model_dir) as staged:
+            safe_extract(built.tarball, staged.path)
+            for name in EXTRAS:
+                source = result.output / name
+                if source.is_dir():
+                    shutil.copytree(source, staged.path / name)
+                elif source.is_file():
+                    shutil.copy2(source, staged.path / name)
+            stop.check()
+            staged.commit()
+
+
 def main(argv: list[str] | None = None) -> int:
     from training.logs import setup_logging
 
@@ -86,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         f"training stopped by signal {signal.Signals(signum).name}; no model was written"))
     try:
         config = TrainConfig.from_hyperparameters(paths.hyperparameters)
-        train(config, paths.data_dir, paths.model_dir, paths.checkpoint_dir, stop, paths.keep_checkpoints)
+        train_and_package(config, paths, stop)
     except (ConfigError, DataError, OutputError, Interrupted) as exc:
         log.error("%s", exc)
         write_failure(paths.failure_file, str(exc))
