@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from launcher.aws import Clients
-from launcher.errors import JobFailed, require
+from launcher.errors import require
 from launcher.names import unique_name
 from launcher.s3 import S3Uri
 from launcher.training import model_artifact
-from launcher.waiting import Poller
+from launcher.waiting import Poller, wait_for_status
 
 log = logging.getLogger(__name__)
 
@@ -119,20 +119,8 @@ def create_endpoint(clients: Clients, name: str, model: str, config: ServingConf
 def wait_for_endpoint(clients: Clients, name: str, poller: Poller | None = None,
                       emit: Emit = log.info) -> dict[str, Any]:
     """Wait until the endpoint is InService and return its description; raise JobFailed if it fails."""
-    seen: list[str] = []
-
-    def probe() -> dict[str, Any] | None:
-        endpoint = clients.sagemaker.describe_endpoint(EndpointName=name)
-        status = endpoint["EndpointStatus"]
-        if not seen or seen[-1] != status:
-            seen.append(status)
-            emit(f"endpoint {name}: {status}")
-        ready = ENDPOINT_STATES.get(status)
-        if ready is False:
-            raise JobFailed("endpoint", name, status, endpoint.get("FailureReason"))
-        return endpoint if ready else None
-
-    return (poller or Poller(interval_s=15.0, timeout_s=3600.0)).until(probe, f"endpoint {name}")
+    return wait_for_status(lambda: clients.sagemaker.describe_endpoint(EndpointName=name), "EndpointStatus",
+                           ENDPOINT_STATES, "endpoint", name, poller or Poller(interval_s=15.0, timeout_s=3600.0), emit)
 
 
 def deploy(clients: Clients, source: str, config: ServingConfig, poller: Poller | None = None,

@@ -15,10 +15,10 @@ from typing import Any, Callable
 from launcher.aws import Clients
 from launcher.batches import OutputCheck, check_output, read_records
 from launcher.content_types import JSONLINES
-from launcher.errors import JobFailed, require
+from launcher.errors import require
 from launcher.names import unique_name
 from launcher.s3 import S3Uri, download_file, upload_file
-from launcher.waiting import Poller
+from launcher.waiting import Poller, wait_for_status
 
 log = logging.getLogger(__name__)
 
@@ -89,20 +89,9 @@ def start_transform_job(clients: Clients, name: str, config: TransformConfig, in
 def wait_for_transform(clients: Clients, name: str, poller: Poller | None = None,
                        emit: Emit = log.info) -> dict[str, Any]:
     """Wait until the job Completed and return its description; raise JobFailed with its FailureReason."""
-    seen: list[str] = []
-
-    def probe() -> dict[str, Any] | None:
-        job = clients.sagemaker.describe_transform_job(TransformJobName=name)
-        status = job["TransformJobStatus"]
-        if not seen or seen[-1] != status:
-            seen.append(status)
-            emit(f"transform job {name}: {status}")
-        done = TRANSFORM_STATES.get(status)
-        if done is False:
-            raise JobFailed("transform job", name, status, job.get("FailureReason"))
-        return job if done else None
-
-    return (poller or Poller(interval_s=30.0)).until(probe, f"transform job {name}")
+    return wait_for_status(lambda: clients.sagemaker.describe_transform_job(TransformJobName=name),
+                           "TransformJobStatus", TRANSFORM_STATES, "transform job", name,
+                           poller or Poller(interval_s=30.0), emit)
 
 
 @dataclass(frozen=True)

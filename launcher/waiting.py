@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
-from launcher.errors import WaitTimeout, require
+from launcher.errors import JobFailed, WaitTimeout, require
 
 T = TypeVar("T")
 
@@ -39,3 +39,23 @@ class Poller:
             if self.clock() >= deadline:
                 raise WaitTimeout(what, self.timeout_s)
             self.sleep(self.interval_s)
+
+
+def wait_for_status(describe: Callable[[], dict[str, Any]], status_key: str, states: dict[str, bool | None],
+                    kind: str, name: str, poller: Poller, emit: Callable[[str], None]) -> dict[str, Any]:
+    """Poll ``describe()`` until ``states[status]`` is True (return the description) or False (raise JobFailed
+    with its FailureReason), showing each status transition once."""
+    seen: list[str] = []
+
+    def probe() -> dict[str, Any] | None:
+        described = describe()
+        status = described[status_key]
+        if not seen or seen[-1] != status:
+            seen.append(status)
+            emit(f"{kind} {name}: {status}")
+        done = states.get(status)
+        if done is False:
+            raise JobFailed(kind, name, status, described.get("FailureReason"))
+        return described if done else None
+
+    return poller.until(probe, f"{kind} {name}")
