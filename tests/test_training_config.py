@@ -141,3 +141,9 @@ def test_config_error_is_a_value_error():
 @pytest.mark.parametrize("name", ["learning_rate", "warmup_ratio", "num_train_epochs"])
 def test_nan_is_refused(name):
     _error({"task_name": "ner", name: "nan"})
+
+
+def test_default_stride_fits_a_short_max_seq_length():
+    cfg = TrainConfig.from_hyperparameters({"task_name": "ner", "max_seq_length": "64"})
+    assert cfg.stride == 15
+    assert TrainConfig.from_hyperparameters({"task_name": "ner", "max_seq_length": "512"}).stride == 32

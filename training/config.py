@@ -41,7 +41,9 @@ class TrainConfig:
     warmup_ratio: float = field(default=0.0, metadata=_meta("fraction of steps with linear warm-up", min=0.0, max=0.999))
     weight_decay: float = field(default=0.0, metadata=_meta("AdamW weight decay", min=0.0))
     max_seq_length: int = field(default=128, metadata=_meta("tokens per window, special tokens included", min=8))
-    stride: int = field(default=32, metadata=_meta("tokens shared by consecutive NER windows", min=0))
+    stride: int = field(default=32, metadata=_meta(
+        "tokens shared by consecutive NER windows; when not given, 32 or a quarter of a smaller max_seq_length",
+        min=0))
     gradient_accumulation_steps: int = field(default=1, metadata=_meta("batches per optimizer step", min=1))
     seed: int = field(default=42, metadata=_meta("random seed of initialisation and shuffling", min=0))
     eval_steps: int = field(default=0, metadata=_meta(
@@ -80,6 +82,9 @@ class TrainConfig:
             values[name] = _convert(name, _unwrap(value), known[name].type)
         if "task_name" not in values:
             raise ConfigError(f"hyperparameter task_name is required; expected one of {list(TASK_NAMES)}")
+        if "stride" not in values and isinstance(values.get("max_seq_length"), int):
+            # the default overlap must fit a short window: max_seq_length=64 alone should just work
+            values["stride"] = min(32, max(0, (values["max_seq_length"] - 2) // 4))
         return cls(**values)
 
     def to_hyperparameters(self) -> dict[str, str]:
