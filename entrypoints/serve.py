@@ -28,7 +28,7 @@ def torchserve_config(config: ServeConfig) -> TorchServeConfig:
     address = f"http://0.0.0.0:{config.port}"  # SageMaker: management and inference on one port
     payload = config.max_payload_mb * 1024 * 1024
     common = dict(
-        inference_address=address, management_address=address, metrics_address="http://127.0.0.1:8082",
+        inference_address=address, management_address=address,
         workers=config.workers, response_timeout_s=config.response_timeout_s, max_request_bytes=payload,
         max_response_bytes=payload, job_queue_size=max(100, 4 * config.max_concurrent_transforms),
     )

@@ -33,7 +33,8 @@ class TorchServeConfig:
     model_store: Path
     inference_address: str = "http://127.0.0.1:8080"
     management_address: str = "http://127.0.0.1:8081"
-    metrics_address: str = "http://127.0.0.1:8082"
+    #: nobody scrapes metrics here: port 0 lets the OS pick, so servers never collide on it
+    metrics_address: str = "http://127.0.0.1:0"
     #: "name=dir-or-mar" entries loaded at start (empty: start with no model, as multi-model endpoints do)
     load_models: list[str] = field(default_factory=list)
     #: per-model overrides of the archive's model-config.yaml ({"name": {"batchSize": 8, ...}})

@@ -63,7 +63,6 @@ def main() -> int:
     port = args.port
     config = TorchServeConfig(model_store=out / "store", inference_address=f"http://127.0.0.1:{port}",
                               management_address=f"http://127.0.0.1:{port + 1}",
-                              metrics_address=f"http://127.0.0.1:{port + 2}",
                               load_models=[f"{name}={name}.mar" for name in DEMO])
     server = TorchServe(config, out / "torchserve", stdout=open(out / "torchserve.log", "wb"))
     try:
