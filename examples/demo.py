@@ -23,7 +23,7 @@ from training.run import train  # noqa: E402
 #: model name -> (task, example folder, optimizer steps, a sample text)
 DEMO = {
     "ner": ("ner", "ner", 120, "Maya Patel joined Globex in Toronto last year ."),
-    "classif": ("classif", "classif", 40, "Yesterday the striker scored twice in the second half ."),
+    "classif": ("classif", "classif", 100, "Yesterday the striker scored twice in the second half ."),
     "multilabel": ("multilabel-classif", "multilabel-classif", 120,
                    "Review : delivery was fast , and way too expensive ."),
     "regression": ("regression", "regression", 120, "The concert was absolutely superb ."),
