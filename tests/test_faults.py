@@ -166,9 +166,13 @@ class TestSingleModelServer:
         threads = [threading.Thread(target=client, daemon=True) for _ in range(4)]
         for t in threads:
             t.start()
-        time.sleep(3.0)  # traffic is flowing: the worker is inside a batch nearly all the time
+        marker = _busy_dir(server) / str(old_pid)  # exists while the worker runs a batch
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert marker.exists(), "the worker never started a batch"
         killed_at = time.monotonic()
-        os.kill(old_pid, signal.SIGKILL)
+        os.kill(old_pid, signal.SIGKILL)  # inside a batch: its requests are in flight
         ready_at = back_at = None
         deadline = killed_at + 120
         while time.monotonic() < deadline and back_at is None:
@@ -202,11 +206,35 @@ class TestSingleModelServer:
                               "batch in flight forever and every later SIGTERM waits the whole drain timeout "
                               "(20 s by default) on an idle server", strict=True)
     def test_sigterm_after_a_worker_crash_stops_an_idle_server_promptly(self, server):
+        import psutil
+
+        busy = _busy_dir(server)
+        if not any(not psutil.pid_exists(int(p.name)) for p in busy.iterdir()):  # run alone: crash one now
+            [worker] = _describe(server.url)
+            body = json.dumps({"data": [{"text": " ".join(["alice met bob ."] * 300)}] * 8}).encode()
+            sender = threading.Thread(target=http, args=("POST", server.url + "/invocations", body,
+                                                         {"Content-Type": "application/json"}), daemon=True)
+            sender.start()
+            deadline = time.monotonic() + 60
+            while not (busy / str(worker["pid"])).exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            os.kill(worker["pid"], signal.SIGKILL)
+            sender.join(timeout=RESPONSE_TIMEOUT_S + 15)
         _wait_ready(server.url)
         time.sleep(1.0)  # idle: nothing queued, nothing running
         started = time.monotonic()
         assert server.stop() == 0
         assert time.monotonic() - started < DRAIN_TIMEOUT_S - 3
+
+
+def _busy_dir(server) -> Path:
+    """The serve entrypoint's busy-marker folder: ``busy`` in TorchServe's working directory (its java's cwd)."""
+    import psutil
+
+    for proc in psutil.Process(server.proc.pid).children(recursive=True):
+        if proc.name() == "java":
+            return Path(proc.cwd()) / "busy"
+    raise RuntimeError("no TorchServe java process under the serve entrypoint")
 
 
 def _wait_ready(url: str, timeout: float = 120) -> None:
@@ -328,6 +356,7 @@ def test_training_that_runs_out_of_disk_leaves_a_failure_and_no_model(tmp_path, 
         subprocess.run(["umount", str(base / "model")], check=False)
     assert proc.returncode != 0, out[-3000:]
     failure = (base / "output" / "failure").read_text(encoding="utf-8")
+    print(f"\nout of disk ({size_kb} KB tmpfs for a {needed // 1024} KB model): {failure.strip()[:200]}")
     assert "No space left on device" in failure or "Errno 28" in failure, failure
     assert leftovers == [], f"half-written model left behind: {leftovers}"
 
