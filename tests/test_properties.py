@@ -35,9 +35,9 @@ from tasks.predict import predict
 from tasks.records import Record, split_words
 from tasks.spec import TASK_SPEC_FILE, TaskSpec
 
-PROPERTY = settings(max_examples=80, deadline=None, derandomize=True, database=None,
+PROPERTY = settings(max_examples=60, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-SMALL = settings(PROPERTY, max_examples=40)
+SMALL = settings(PROPERTY, max_examples=30)
 CALLER_STATUSES = {200, 400, 406, 413, 415}
 LABELS = {"ner": ("O", "B-PER", "I-PER", "B-LOC", "I-LOC"), "classif": ("business", "health", "sports"),
           "multilabel-classif": ("delivery", "price", "quality"), "regression": ()}
