@@ -98,10 +98,23 @@ class Server:
         deadline = time.monotonic() + self.config.drain_timeout_s
         idle_checks = 0
         while time.monotonic() < deadline and self.ts.process.poll() is None and idle_checks < 2:
-            idle_checks = idle_checks + 1 if self.pending() == 0 and not any(self.busy.iterdir()) else 0
+            idle_checks = idle_checks + 1 if self.pending() == 0 and not self.busy_workers() else 0
             time.sleep(0.25)
         time.sleep(0.5)
         self.ts.stop(timeout=max(1.0, deadline - time.monotonic() + 5))
+
+    def busy_workers(self) -> list[int]:
+        """Workers inside a batch; a marker left by a worker that was killed mid-batch does not count."""
+        alive = []
+        for marker in self.busy.iterdir():
+            try:
+                os.kill(int(marker.name), 0)
+                alive.append(int(marker.name))
+            except (ValueError, ProcessLookupError):
+                marker.unlink(missing_ok=True)
+            except PermissionError:
+                alive.append(int(marker.name))
+        return alive
 
     def pending(self) -> int:
         try:

@@ -96,6 +96,8 @@ def parse_json(text: str, where: str = "body") -> Any:
         # some of json's messages already end in "at" ("Unterminated string starting at")
         at = "" if exc.msg.endswith(" at") else " at"
         raise BadRequest(f"{where} is not valid JSON: {exc.msg}{at} line {exc.lineno} column {exc.colno}") from None
+    except ValueError as exc:  # e.g. an integer longer than Python's 4300-digit conversion limit
+        raise BadRequest(f"{where} is not acceptable JSON: {exc}") from None
     _check_depth(value)
     return value
 

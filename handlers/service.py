@@ -35,6 +35,8 @@ class Settings:
     max_tokens: int = 16384
     #: intra-op threads of the runtime (None: the runtime's default, one per core)
     threads: int | None = None
+    #: TorchServe's max_response_size: a larger answer would kill the worker (the frontend drops the frame)
+    max_response_bytes: int | None = None
 
 
 @dataclass
@@ -78,11 +80,12 @@ def load_runner(model_dir: Path, spec: TaskSpec, threads: int | None = None) -> 
 
 class InferenceService:
     def __init__(self, model_dir: str | Path, settings: Settings = Settings()) -> None:
-        from runtimes.torch_runtime import read_spec
+        from archive.checks import check_checkpoint
 
         self.model_dir = Path(model_dir)
         self.settings = settings
-        self.spec = read_spec(self.model_dir)
+        # the same checks as make-archive and single-model serve: a multi-model load gets no other gate
+        self.spec = check_checkpoint(self.model_dir)
         self.tokenizer, self.runner, self.runtime = load_runner(self.model_dir, self.spec, settings.threads)
         log.info("loaded %s model (%s, %d labels) on %s", self.spec.task, self.spec.model_type,
                  len(self.spec.labels), self.runtime)
@@ -147,11 +150,17 @@ class InferenceService:
 
     def _respond(self, i: int, p: _Parsed | RequestError, answers: dict, request: Request) -> Response:
         try:
-            return self._encode(i, p, answers, request)
+            response = self._encode(i, p, answers, request)
         except ValueError:  # e.g. NaN from a broken model: the answer cannot be JSON, and that is ours
             log.exception("answer could not be encoded")
             return self._encode(i, ServerError("the model produced an answer that cannot be encoded"), answers,
                                 request)
+        limit = self.settings.max_response_bytes
+        if limit is not None and len(response.body) > limit:
+            too_large = PayloadTooLarge(f"the answer would be {len(response.body)} bytes, over the server's response "
+                                        f"limit of {limit}; send fewer or shorter records per request")
+            return self._encode(i, too_large, answers, request)
+        return response
 
     def _encode(self, i: int, p: _Parsed | RequestError, answers: dict, request: Request) -> Response:
         if isinstance(p, RequestError):

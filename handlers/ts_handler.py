@@ -32,11 +32,15 @@ def _env_int(env: dict, name: str, default: int) -> int:
 
 def settings_from_env(env: dict) -> Settings:
     defaults = Settings()
+    batch = env.get("SAGEMAKER_BATCH", "").strip().lower() == "true"
+    limit = _env_int(env, "SMTX_MAX_RESPONSE_BYTES", 0)
     return Settings(
         threads=threads_per_worker(env),
-        max_records=_env_int(env, "SMTX_MAX_RECORDS", defaults.max_records),
+        max_response_bytes=limit or None,
+        # Batch Transform sizes mini-batches by bytes (MaxPayloadInMB), not records: no record limit there
+        max_records=_env_int(env, "SMTX_MAX_RECORDS", 10**9 if batch else defaults.max_records),
         max_text_chars=_env_int(env, "SMTX_MAX_TEXT_CHARS", defaults.max_text_chars),
-        inline_record_errors=env.get("SAGEMAKER_BATCH", "").strip().lower() == "true",
+        inline_record_errors=batch,
         max_batch_size=_env_int(env, "SMTX_MICRO_BATCH_SIZE", defaults.max_batch_size),
         max_tokens=_env_int(env, "SMTX_MAX_BATCH_TOKENS", defaults.max_tokens),
     )

@@ -137,6 +137,10 @@ def check_text(text: Any) -> str:
         raise RecordError("text", problem)
     if not text.strip():
         raise RecordError("text", "text is empty")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate (JSON "\ud800"): no tokenizer can read it
+        raise RecordError("text", f"text has an unpaired surrogate at character {exc.start}") from None
     return text
 
 

@@ -103,10 +103,6 @@ class TestSingleModelServer:
             else:
                 assert len(answer["pred"]) == _words(i), (i, answer)
 
-    @pytest.mark.xfail(reason="BUG: in Batch Transform mode Settings.max_records (10,000) still applies per request: "
-                              "SageMaker sizes mini-batches by bytes (MaxPayloadInMB, 6 MB default), so 20,000 short "
-                              "lines arrive in one request and every line is answered 413 instead of a prediction",
-                       strict=True)
     def test_batch_transform_of_short_lines_at_the_default_payload_size(self, server, tmp_path):
         from launcher.local_transform import run_local_transform
 
@@ -119,12 +115,6 @@ class TestSingleModelServer:
         assert not summary.failed, summary.describe()
         assert all("pred" in a for i, a in enumerate(answers) if i not in bad)
 
-    @pytest.mark.xfail(reason="BUG: an answer larger than max_response_size (= SAGEMAKER_MAX_PAYLOAD_IN_MB, set in "
-                              "entrypoints/serve.py torchserve_config) kills the worker: TorchServe's frontend raises "
-                              "TooLongFrameException on the worker's reply, every request of the batch gets 500 "
-                              "'Worker died.' and the worker restarts. NER answers are ~8x their request, so with "
-                              "SageMaker's MaxPayloadInMB any NER payload over ~1/8 of it does this",
-                       strict=True)
     def test_an_answer_over_the_response_limit_fails_alone_and_the_worker_survives(self, server):
         url = server.url
         [before] = _describe(url)
@@ -201,10 +191,6 @@ class TestSingleModelServer:
         assert after and all(s == 200 for s in after), after
         assert all(w["pid"] != old_pid for w in _describe(url))
 
-    @pytest.mark.xfail(reason="BUG: a worker killed inside a batch leaves its busy marker (SMTX_BUSY_DIR/<pid>, "
-                              "handlers/ts_handler.py _Busy) behind; entrypoints/serve.py Server.drain then sees a "
-                              "batch in flight forever and every later SIGTERM waits the whole drain timeout "
-                              "(20 s by default) on an idle server", strict=True)
     def test_sigterm_after_a_worker_crash_stops_an_idle_server_promptly(self, server):
         import psutil
 

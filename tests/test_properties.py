@@ -276,17 +276,12 @@ def test_decoders_return_records_or_raise_one_typed_error(body, media):
 
 
 # -- regressions that hypothesis' default alphabets do not reach ----------------------------------------------------
-@pytest.mark.xfail(reason="BUG: a JSON integer of more than 4300 digits raises ValueError out of codecs.parse_json "
-                          "(only JSONDecodeError/RecursionError are caught): the whole batch fails", strict=True)
 def test_an_integer_too_long_for_python_is_a_400(service):
     body = b'{"text": "ok", "n": ' + b"7" * 5000 + b"}"
     [response] = service("classif").handle([Request(body, {"content-type": "application/json"})])
     assert response.status == 400
 
 
-@pytest.mark.xfail(reason="BUG: a lone surrogate (\\ud800) in text reaches the tokenizer, which raises TypeError; "
-                          "predict() fails for every request of the batch: 500 for all, the caller's fault",
-                   strict=True)
 def test_a_lone_surrogate_fails_only_its_own_request_with_a_400(service):
     good = Request(b'{"text": "alice met bob"}', {"content-type": "application/json"})
     bad = Request(b'{"text": "alice \\ud800 bob"}', {"content-type": "application/json"})

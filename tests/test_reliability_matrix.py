@@ -301,18 +301,12 @@ HUGE_INT = b'{"text": "the team won ' + MARK.encode() + b'", "n": ' + b"7" * 500
 SURROGATE = b'{"text": "alice \\ud800 met ' + MARK.encode() + b'"}'
 
 
-@pytest.mark.xfail(reason="BUG: a JSON number of more than 4300 digits: json.loads raises ValueError, which "
-                          "handlers/codecs.py parse_json does not catch; the handler raises and TorchServe answers "
-                          "503 'Prediction failed' for every request of the batch", strict=True)
 def test_an_integer_too_long_for_python_is_a_400(served):
     server, *_ = served
     status, _, body = send(server.config.inference_address, "/predictions/classif", HUGE_INT, JSON_CT)
     assert status == 400, (status, body)
 
 
-@pytest.mark.xfail(reason="BUG: a lone surrogate (\\ud800) in text makes the tokenizer raise TypeError in "
-                          "predict(): 500 'prediction failed' for every request of the batch, blamed on the server",
-                   strict=True)
 @pytest.mark.parametrize("model", ["classif", "ner"])
 def test_a_lone_surrogate_is_a_400(served, model):
     server, *_ = served
@@ -379,9 +373,6 @@ def test_good_requests_sharing_batches_with_bad_ones_succeed(served, before_matr
                 _check(bad, status, {}, body)
 
 
-@pytest.mark.xfail(reason="BUG: a request that makes the handler raise (a 5000-digit number) or predict() fail "
-                          "(a lone surrogate) takes down every request of its server-side batch",
-                   strict=True)
 def test_good_requests_survive_neighbours_that_crash_the_handler(served, before_matrix):
     server, *_ = served
     requests = [("ner", doc(GOOD), JSON_CT) if i % 2 == 0 else ("ner", [HUGE_INT, SURROGATE][i // 2 % 2], JSON_CT)

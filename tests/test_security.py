@@ -414,10 +414,6 @@ def test_multi_model_never_unpickles_weights(multi_model):
     assert _invocable(url, "good") == 200
 
 
-@pytest.mark.xfail(reason="BUG (defence in depth): multi-model POST /models does not apply archive.checks: an "
-                          "archive holding pickled weights (pytorch_model.bin) next to its safetensors is loaded and "
-                          "served (the .bin is ignored, never unpickled); single-model serve refuses the same archive",
-                   strict=True)
 def test_multi_model_refuses_an_archive_with_pickled_weights(multi_model):
     url = multi_model["server"].url
     status, body = _refused(multi_model, "pickled", str(multi_model["models"] / "pickled" / "model"))

@@ -125,13 +125,10 @@ REJECTED = [
     Corruption("wrong header", _bad_header, "missing column(s)"),
 ]
 #: rejected (or accepted) wrongly today: each test says what the report should be
+#: once bugs, now regression tests: a header-only file is reported at line 2; a repeated column is refused
 REJECTED_BUGS = [
-    (Corruption("header only", _header_only, "no data rows"),
-     "BUG: a header-only file is reported without a line: 'train.csv: has a header but no data rows' "
-     "(training/data.py _read_rows adds the problem with line=None)"),
-    (Corruption("duplicate column", _duplicate_column, "labels"),
-     "BUG: a header naming a column twice (text, labels, labels) is accepted and the last column silently wins "
-     "(dict(zip(header, values)) in training/data.py _read_rows)"),
+    (Corruption("header only", _header_only, "no data rows"), "header-only file reported with its line"),
+    (Corruption("duplicate column", _duplicate_column, "labels"), "a column named twice is refused"),
 ]
 def _copy(folder: str, dst: Path) -> Path:
     dst.mkdir(parents=True)
@@ -176,9 +173,9 @@ def test_a_rejected_corruption_names_file_and_line(tmp_path, corruption, seed):
     _assert_reported(info.value, file, line, corruption.message)
 
 
-@pytest.mark.parametrize("corruption", [pytest.param(c, marks=pytest.mark.xfail(reason=r, strict=True), id=c.name)
+@pytest.mark.parametrize("corruption", [pytest.param(c, id=c.name)
                                         for c, r in REJECTED_BUGS])
-def test_corruptions_reported_wrongly_today(tmp_path, corruption):
+def test_corruptions_once_reported_wrongly(tmp_path, corruption):
     data = _copy("classif", tmp_path / "data")
     file, line = _corrupt(data, corruption, 0)
     with pytest.raises(DataError) as info:
@@ -186,9 +183,6 @@ def test_corruptions_reported_wrongly_today(tmp_path, corruption):
     _assert_reported(info.value, file, line, corruption.message)
 
 
-@pytest.mark.xfail(reason="BUG: a lone \\r inside a text makes csv raise _csv.Error ('new-line character seen in "
-                          "unquoted field') out of training/data.py _read_rows: not a DataError, no file, no line",
-                   strict=True)
 @pytest.mark.parametrize("folder,task,bbox", FOLDERS[:2], ids=[f[0] for f in FOLDERS[:2]])
 def test_a_stray_carriage_return_is_text_or_a_reported_problem(tmp_path, folder, task, bbox):
     """Either fix is fine: the CR is an ordinary character of the text, or the row is reported by file and line."""
@@ -281,9 +275,6 @@ def test_train_contract_writes_failure_with_file_and_line_and_no_model(tmp_path,
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="BUG: a lone \\r in a text ends train with 'Error: new-line character seen in unquoted "
-                          "field ...' in the failure file: no file, no line (csv error escapes training/data.py)",
-                   strict=True)
 def test_train_contract_reports_a_stray_carriage_return_with_file_and_line(tmp_path):
     from test_train_contract import make_opt_ml, run_train
 

@@ -201,8 +201,8 @@ def test_empty_file(tmp_path):
 
 
 def test_header_only(tmp_path):
-    assert _problems(_folder(tmp_path, test=HEADER)) == ["test.csv: has a header but no data rows"]
-    assert _problems(_folder(tmp_path, test=HEADER + "\n\n")) == ["test.csv: has a header but no data rows"]
+    assert _problems(_folder(tmp_path, test=HEADER)) == ["test.csv, line 2: has a header but no data rows"]
+    assert _problems(_folder(tmp_path, test=HEADER + "\n\n")) == ["test.csv, line 2: has a header but no data rows"]
 
 
 def test_a_malformed_only_row_is_not_reported_as_no_data_rows(tmp_path):

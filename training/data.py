@@ -87,6 +87,10 @@ def _read_rows(path: Path, problems: _Collector, required: tuple[str, ...]) -> l
     # QUOTE_NONE: quotes are ordinary characters in text and are parsed per column by the task layer
     reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
     header = [h.strip() for h in next(reader)]
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        problems.add(name, 1, None, f"column(s) {repeated} appear more than once in the header")
+        return []
     missing = [c for c in required if c not in header]
     unknown = [c for c in header if c not in (*REQUIRED_COLUMNS, "bbox")]
     if missing or unknown:
@@ -96,9 +100,9 @@ def _read_rows(path: Path, problems: _Collector, required: tuple[str, ...]) -> l
                                     f"{'' if 'bbox' in required else ' and optionally bbox'}")
         return []
     rows, seen_rows = [], 0
-    for offset, values in enumerate(reader):
+    for offset, values in enumerate(_rows_or_errors(reader, name, problems)):
         line = offset + 2
-        if not values or all(not v.strip() for v in values):
+        if values is None or not values or all(not v.strip() for v in values):
             continue  # blank lines (e.g. a trailing newline) carry nothing
         seen_rows += 1
         if len(values) != len(header):
@@ -107,8 +111,23 @@ def _read_rows(path: Path, problems: _Collector, required: tuple[str, ...]) -> l
             continue
         rows.append((line, dict(zip(header, values))))
     if not seen_rows:
-        problems.add(name, None, None, "has a header but no data rows")
+        problems.add(name, 2, None, "has a header but no data rows")
     return rows
+
+
+def _rows_or_errors(reader, name: str, problems: _Collector):
+    """csv rows; a row csv cannot split (a lone carriage return inside a text) is reported with its line."""
+    line = 1
+    while True:
+        line += 1
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            problems.add(name, line, "text", f"cannot be split into columns ({exc}); "
+                                             "is there a stray carriage return inside the text?")
+            yield None
 
 
 def _parse_row(task: str, use_bbox: bool, values: dict[str, str]) -> Record:
