@@ -21,7 +21,7 @@ ARCHIVE_DATA ?=
 # make serve: the folder holding <name>.mar files (default: what make archive wrote to OUT)
 MODEL_STORE ?= $(OUT)
 
-.PHONY: venv demo train archive serve stop test test-fast docker-build bench clean
+.PHONY: venv demo train archive serve stop test test-fast docker-build bench soak clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -70,7 +70,11 @@ docker-build: $(STAMP)
 	PYTHON=$(PY) docker/build.sh
 
 bench: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) -m bench
+	HF_HUB_OFFLINE=1 $(PY) -m bench $(BENCH_ARGS)
+
+# 16 clients on loopback for 5 minutes against a server it starts (bounded in count and time)
+soak: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf out .pytest_cache

@@ -101,8 +101,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny inputs: checks that every path runs")
     parser.add_argument("--payload-mb", type=float, default=None, help="jsonlines payload size (Batch Transform)")
+    parser.add_argument("--n", type=int, default=None, help="texts per path (default 1000; --quick 48)")
     args = parser.parse_args()
-    n = 48 if args.quick else 1000
+    n = args.n or (48 if args.quick else 1000)
     payload_mb = args.payload_mb or (0.05 if args.quick else 2.0)
     sys.path.insert(0, str(ROOT))
     from bench.report import flops_per_record, markdown
