@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import tarfile
 import urllib.error
 import urllib.request
@@ -76,3 +77,13 @@ def http(method: str, url: str, body: bytes | None = None, headers: dict | None 
 def post_json(url: str, payload, accept: str | None = None) -> tuple[int, str, bytes]:
     headers = {"Content-Type": "application/json", **({"Accept": accept} if accept else {})}
     return http("POST", url, json.dumps(payload).encode(), headers)
+
+
+def wait_invocable(url: str, name: str, timeout: float = 120) -> None:
+    """Until a multi-model ``name`` answers an invocation (its worker finished loading)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if post_json(f"{url}/models/{name}/invoke", {"text": "warm up"})[0] == 200:
+            return
+        time.sleep(0.5)
+    raise TimeoutError(name)

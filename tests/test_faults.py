@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from serving_fixtures import http, post_json, start_server, train_and_archive
+from serving_fixtures import http, post_json, start_server, train_and_archive, wait_invocable
 
 pytestmark = pytest.mark.slow
 
@@ -263,7 +263,7 @@ def test_multi_model_broken_models_fail_alone(archives, tmp_path, record_propert
         server.wait_ping()
         assert post_json(server.url + "/models", {"model_name": "good",
                                                    "url": str(base / "models" / "good" / "model")})[0] == 200
-        _wait_invocable(server.url, "good")
+        wait_invocable(server.url, "good")
         for how in BROKEN:
             name = how.replace(" ", "-")
             started = time.monotonic()
@@ -290,15 +290,6 @@ def _message(body: bytes) -> str:
         return json.loads(body).get("message", "")[:160]
     except ValueError:
         return body[:160].decode("utf-8", "replace")
-
-
-def _wait_invocable(url: str, name: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if post_json(f"{url}/models/{name}/invoke", {"text": "warm up"})[0] == 200:
-            return
-        time.sleep(0.5)
-    raise TimeoutError(name)
 
 
 # -- a short soak (bench/soak.py): correctness only ------------------------------------------------------------------

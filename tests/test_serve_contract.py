@@ -19,7 +19,7 @@ import pytest
 
 from conftest import ROOT
 from launcher.local_transform import run_local_transform
-from serving_fixtures import free_port, http, post_json, train_and_archive
+from serving_fixtures import free_port, http, post_json, train_and_archive, wait_invocable
 
 pytestmark = pytest.mark.slow
 
@@ -104,8 +104,8 @@ def test_multi_model_two_tasks_side_by_side(tmp_path, archives):
                                                   "url": str(base / "models" / "classif" / "model")})[0] == 409
         listed = {m["modelName"] for m in json.loads(http("GET", server.url + "/models")[2])["models"]}
         assert listed == {"classif", "ner"}
-        _wait_invocable(server.url, "classif")
-        _wait_invocable(server.url, "ner")
+        wait_invocable(server.url, "classif")
+        wait_invocable(server.url, "ner")
         status, _, body = post_json(server.url + "/models/ner/invoke", {"text": "Bob Chen met Emma Novak"})
         assert status == 200 and len(json.loads(body)["predictions"][0]["pred"]) == 5
         # a model outside /opt/ml/models is refused; the loaded ones keep serving
@@ -117,15 +117,6 @@ def test_multi_model_two_tasks_side_by_side(tmp_path, archives):
         assert post_json(server.url + "/models/ner/invoke", {"text": "still here"})[0] == 200
     finally:
         server.stop()
-
-
-def _wait_invocable(url: str, name: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if post_json(f"{url}/models/{name}/invoke", {"text": "warm up"})[0] == 200:
-            return
-        time.sleep(0.5)
-    raise TimeoutError(name)
 
 
 def test_batch_transform_one_line_per_input_line_with_a_bad_line(tmp_path, archives):
