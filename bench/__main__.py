@@ -38,13 +38,15 @@ def _short(result: dict) -> str:
 
 
 def prepare(task: str, quick: bool) -> dict[str, Path]:
-    """Train the embedded MiniLM on the example data once, then archive it per runtime (cached in bench/work)."""
+    """Train the embedded MiniLM on the example data once, then archive it per runtime (cached in bench/work;
+    a quick run's under-trained models live apart so that a full run never reuses them)."""
     from archive.build import RuntimeOptions, build
     from training.config import TrainConfig
     from training.run import train
 
     data = ROOT / "examples" / "data" / task
-    checkpoint = WORK / task / "checkpoint"
+    work = WORK / ("quick" if quick else "full") / task
+    checkpoint = work / "checkpoint"
     if not checkpoint.is_dir():
         config = TrainConfig.from_hyperparameters({"task_name": task, "max_steps": str(STEPS[task] // (4 if quick else 1)),
                                                    "learning_rate": "1e-4", "max_seq_length": "256"})
@@ -53,7 +55,7 @@ def prepare(task: str, quick: bool) -> dict[str, Path]:
                 "int8": RuntimeOptions(data=data, quantize="int8")}
     out = {}
     for name, options in variants.items():
-        store = WORK / task / f"store-{name}"
+        store = work / f"store-{name}"
         if not (store / f"{task}.mar").is_file():
             try:
                 build(checkpoint, store, name=task, runtime=options)
