@@ -87,3 +87,15 @@ def wait_invocable(url: str, name: str, timeout: float = 120) -> None:
             return
         time.sleep(0.5)
     raise TimeoutError(name)
+
+
+def batch_transform_input(folder: Path) -> tuple[Path, Path, list[str], tuple[int, int]]:
+    """A ~1.7 MB jsonlines input with two bad lines in the middle (a wrong type, not JSON): more than one
+    1 MB Batch Transform payload. Returns (input, output path, the lines, the bad line indices)."""
+    lines = [json.dumps({"text": f"the team won match number {i} " * 20}) for i in range(3000)]
+    bad = (1500, 1501)
+    lines[bad[0]] = '{"text": 42}'
+    lines[bad[1]] = "not json at all"
+    source, output = folder / "in.jsonl", folder / "out.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    return source, output, lines, bad

@@ -23,7 +23,7 @@ import pytest
 pytest.register_assert_rewrite("docker_fixtures")  # before the import below: its asserts explain failures
 from docker_fixtures import docker, report
 from launcher.local_transform import run_local_transform
-from serving_fixtures import http, post_json, train_and_archive
+from serving_fixtures import batch_transform_input, http, post_json, train_and_archive
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 pytest_plugins = ["docker_fixtures"]
@@ -192,12 +192,7 @@ def test_batch_transform_one_line_per_input_line_with_a_bad_line(tmp_path, conta
     env = {"SAGEMAKER_BATCH": "true", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "1", "SAGEMAKER_BATCH_STRATEGY": "MULTI_RECORD",
            "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": "2"}
     server = containers("serve", ml, env, publish=True)
-    lines = [json.dumps({"text": f"the team won match number {i} " * 20}) for i in range(3000)]  # ~1.7 MB
-    bad = (1500, 1501)
-    lines[bad[0]] = '{"text": 42}'
-    lines[bad[1]] = "not json at all"
-    source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
-    source.write_text("\n".join(lines) + "\n")
+    source, output, lines, bad = batch_transform_input(tmp_path)
     assert source.stat().st_size > 1024 * 1024
     wait_serving(server)
     started = time.monotonic()

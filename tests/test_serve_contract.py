@@ -19,7 +19,7 @@ import pytest
 
 from conftest import ROOT
 from launcher.local_transform import run_local_transform
-from serving_fixtures import free_port, http, post_json, train_and_archive, wait_invocable
+from serving_fixtures import batch_transform_input, free_port, http, post_json, train_and_archive, wait_invocable
 
 pytestmark = pytest.mark.slow
 
@@ -123,12 +123,7 @@ def test_batch_transform_one_line_per_input_line_with_a_bad_line(tmp_path, archi
     base = _single(tmp_path / "ml", archives["classif"].extracted)
     server = Serve(base, SAGEMAKER_BATCH="true", SAGEMAKER_MAX_PAYLOAD_IN_MB="1",
                    SAGEMAKER_BATCH_STRATEGY="MULTI_RECORD", SAGEMAKER_MAX_CONCURRENT_TRANSFORMS="2")
-    lines = [json.dumps({"text": f"the team won match number {i} " * 20}) for i in range(3000)]  # ~1.7 MB
-    bad = (1500, 1501)
-    lines[bad[0]] = '{"text": 42}'
-    lines[bad[1]] = "not json at all"
-    source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
-    source.write_text("\n".join(lines) + "\n")
+    source, output, lines, bad = batch_transform_input(tmp_path)
     try:
         server.wait_ping()
         summary = run_local_transform(source, output, url=server.url, max_payload_mb=1, concurrency=2)

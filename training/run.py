@@ -111,7 +111,6 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, che
     is_main = True
     try:
         spec, tokenizer, model = load_base(config, data)
-        family_for(spec.model_type)
         stop.check()
         fitted = fit(config, spec, tokenizer, model, data, str(scratch), (MetricLines(), StopOnRequest(stop)))
         stop.check()
