@@ -4,6 +4,9 @@ This process stays PID 1's direct concern: ``torchserve --foreground`` ignores S
 a child in its own process group and handle signals here. /ping alone says Healthy even when the model failed to
 load, so in single-model mode a watchdog waits for a READY worker and stops the server (making /ping fail) with
 the reason in the log when the model cannot load within the startup timeout.
+
+Multi-model: TorchServe listens on loopback only, behind ``entrypoints.gate`` on SageMaker's port, which refuses
+any registration from outside the models root before TorchServe could import that directory's handler.
 """
 from __future__ import annotations
 
@@ -11,11 +14,13 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from entrypoints.gate import Gate, GateConfig
 from entrypoints.serve_config import ServeConfig, ServeConfigError
 from entrypoints.torchserve import TorchServe, TorchServeConfig
 
@@ -24,8 +29,16 @@ MODEL_NAME = "model"
 FAILURE_DIR_ENV = "SMTX_LOAD_FAILURE_DIR"  # where the handler leaves the reason a model failed to load
 
 
-def torchserve_config(config: ServeConfig) -> TorchServeConfig:
-    address = f"http://0.0.0.0:{config.port}"  # SageMaker: management and inference on one port
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def torchserve_config(config: ServeConfig, internal_port: int | None = None) -> TorchServeConfig:
+    """Single model: TorchServe on SageMaker's port. Multi-model: on ``internal_port`` of loopback, behind the gate."""
+    # SageMaker: management and inference on one port
+    address = f"http://127.0.0.1:{internal_port}" if config.multi_model else f"http://0.0.0.0:{config.port}"
     payload = config.max_payload_mb * 1024 * 1024
     common = dict(
         inference_address=address, management_address=address,
@@ -34,8 +47,8 @@ def torchserve_config(config: ServeConfig) -> TorchServeConfig:
     )
     if config.multi_model:
         root = str(config.models_root)
-        # allowed_urls restricts URLs only (plain absolute paths bypass it): no http(s), no file:// elsewhere;
-        # paths outside the models root are refused by the handler when the worker loads
+        # the gate (entrypoints/gate.py) refuses every other path before TorchServe sees it; allowed_urls (URLs
+        # only) and the handler's own check (after a worker started) stay as second and third lines
         return TorchServeConfig(model_store=config.models_root, allowed_urls=[f"file://{root}/.*"], **common)
     overrides = config.overrides()
     return TorchServeConfig(model_store=config.base, load_models=[f"{MODEL_NAME}={config.model_dir.name}"],
@@ -62,9 +75,19 @@ class Server:
         self.busy = self.work / "busy"  # one file per worker while it runs a batch (see handlers/ts_handler.py)
         self.busy.mkdir()
         env = {**os.environ, FAILURE_DIR_ENV: str(self.failures), "SMTX_BUSY_DIR": str(self.busy)}
+        self.gate: Gate | None = None
+        internal_port = None
         if config.multi_model:
             env["SMTX_ALLOWED_MODEL_ROOT"] = str(config.models_root)
-        self.ts = TorchServe(torchserve_config(config), self.work, env=env, stdout=None)
+            internal_port = free_port()
+            # bound before TorchServe starts: a port already taken is a startup error, not a half-started server
+            self.gate = Gate(("0.0.0.0", config.port), GateConfig(  # nosec B104 -- SageMaker sends to this port
+                models_root=config.models_root, upstream_host="127.0.0.1", upstream_port=internal_port,
+                upstream_timeout_s=config.response_timeout_s + 30,
+                max_request_bytes=config.max_payload_mb * 1024 * 1024))
+        self.ts = TorchServe(torchserve_config(config, internal_port), self.work, env=env, stdout=None)
+        if self.gate is not None:
+            self.gate.start()
 
     def request_stop(self, signum: int, frame: object) -> None:
         self.stop_reason = signal.Signals(signum).name
@@ -101,7 +124,12 @@ class Server:
             idle_checks = idle_checks + 1 if self.pending() == 0 and not self.busy_workers() else 0
             time.sleep(0.25)
         time.sleep(0.5)
-        self.ts.stop(timeout=max(1.0, deadline - time.monotonic() + 5))
+        self.stop(timeout=max(1.0, deadline - time.monotonic() + 5))
+
+    def stop(self, timeout: float) -> None:
+        self.ts.stop(timeout=timeout)
+        if self.gate is not None:
+            self.gate.stop()
 
     def busy_workers(self) -> list[int]:
         """Workers inside a batch; a marker left by a worker that was killed mid-batch does not count."""
@@ -147,20 +175,25 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     log.info("serving on port %d: %s%s", config.port, "multi-model" if config.multi_model else "single model",
              ", Batch Transform" if config.batch_transform else "")
-    server = Server(config)
+    try:
+        server = Server(config)
+    except OSError as exc:
+        log.error("cannot serve: port %d: %s", config.port, exc)
+        return 1
     signal.signal(signal.SIGTERM, server.request_stop)
     signal.signal(signal.SIGINT, server.request_stop)
     if not config.multi_model:
         problem = server.watch_startup()
         if problem:
             log.error("stopping: %s", problem)
-            server.ts.stop(timeout=10)
+            server.stop(timeout=10)
             return 1
         log.info("model ready")
     while server.stop_reason is None and server.ts.process.poll() is None:
         time.sleep(0.2)
     if server.stop_reason is None:
         log.error("TorchServe exited unexpectedly with code %s", server.ts.process.returncode)
+        server.stop(timeout=1)
         return 1
     log.info("%s received: draining in-flight requests", server.stop_reason)
     server.drain()

@@ -391,18 +391,48 @@ def test_multi_model_loads_nothing_from_outside_the_models_root(multi_model, kin
     assert _invocable(url, "good") == 200, "the loaded model must keep serving"
 
 
-@pytest.mark.xfail(reason="BUG (security): the models-root restriction for plain paths lives in the archive's own "
-                          "handler (handlers/ts_handler.py check_allowed), so it runs only after TorchServe has "
-                          "started a worker that imports the archive's handler: POST /models with any directory "
-                          "outside /opt/ml/models executes that directory's ts_handler.py (allowed_urls covers URLs, "
-                          "not plain paths); the load then fails with 500 'Failed to start workers'",
-                   strict=True)
 def test_multi_model_runs_no_code_from_outside_the_models_root(multi_model):
     url = multi_model["server"].url
     status, body = _refused(multi_model, "hostile", str(multi_model["hostile"]))
     assert status >= 400, body
     assert not multi_model["code_ran"].exists(), "a handler outside the models root was imported"
     assert _invocable(url, "good") == 200
+
+
+def test_multi_model_checks_a_registration_by_query_string_too(multi_model):
+    """TorchServe reads the query string when the body is not JSON: that form is checked the same way."""
+    url = multi_model["server"].url
+    status, _, body = http("POST", f"{url}/models?model_name=hostile-q&url={multi_model['hostile']}")
+    assert status == 400 and b"outside" in body, body
+    assert not multi_model["code_ran"].exists()
+
+
+def test_multi_model_refuses_registration_fields_that_name_code(multi_model):
+    url, models = multi_model["server"].url, multi_model["models"]
+    status, _, body = post_json(url + "/models", {"model_name": "h", "url": str(models / "good" / "model"),
+                                                  "handler": str(multi_model["hostile"] / "ts_handler.py")})
+    assert status == 400 and "handler" in json.loads(body)["message"]
+    assert _invocable(url, "h") == 404
+
+
+@pytest.mark.parametrize("method, path", [("POST", "/workflows?url=x.war"), ("GET", "/api-description"),
+                                          ("OPTIONS", "/"), ("GET", "/metrics")])
+def test_multi_model_serves_only_the_routes_sagemaker_uses(multi_model, method, path):
+    status, _, body = http(method, multi_model["server"].url + path)
+    assert status == 404 and "not served by a multi-model endpoint" in json.loads(body)["message"]
+
+
+def test_multi_model_loads_a_file_url_under_the_root(multi_model):
+    url, models = multi_model["server"].url, multi_model["models"]
+    status, _, body = post_json(url + "/models", {"model_name": "by-file-url", "url": f"file://{models}/good/model"})
+    try:
+        assert status == 200, body
+        deadline = time.monotonic() + 120
+        while _invocable(url, "by-file-url") != 200 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _invocable(url, "by-file-url") == 200
+    finally:
+        http("DELETE", url + "/models/by-file-url")
 
 
 def test_multi_model_never_unpickles_weights(multi_model):
