@@ -243,3 +243,14 @@ def test_gate_replaces_a_stale_upstream_connection(root):
         front.stop()
         upstream.shutdown()
         upstream.server_close()
+
+
+# -- the second line: the handler's own check, for a registration that reached TorchServe anyway ----------------------
+def test_the_handler_refuses_a_model_directory_outside_the_root(root):
+    from handlers.ts_handler import check_allowed
+
+    check_allowed(str(root / "a" / "model"), str(root))
+    check_allowed(str(root / "anything"), None)  # single-model mode: no root
+    for outside in (root.parent.parent / "outside", root / "link", root / ".." / "models-evil"):
+        with pytest.raises(PermissionError, match="outside"):
+            check_allowed(str(outside), str(root))
