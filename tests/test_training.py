@@ -79,3 +79,28 @@ def test_embedded_minilm_overfits_a_small_dataset(tmp_path):
     assert result.metrics["dev"]["accuracy"] >= 0.9
     assert result.metrics["test"]["f1_macro"] >= 0.9
     assert (result.output / "report" / "confusion_matrix.png").stat().st_size > 1000
+
+
+def test_best_weights_are_kept_in_memory_unless_a_run_can_resume(tiny_model_dir, small_data, tmp_path, monkeypatch):
+    """Without a checkpoint folder nothing is written during training, and the model kept is the one a run that
+    writes checkpoints (the Trainer's load_best_model_at_end) keeps: the same dev scores, the same predictions."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    # a learning rate this high makes the dev score move between evaluations, so "best" is not simply "last"
+    config = TrainConfig.from_hyperparameters(_hps("classif", tiny_model_dir("bert"), False, max_steps="8",
+                                                   eval_steps="1", learning_rate="0.05"))
+    data = small_data("classif")
+    in_memory = train(config, data, tmp_path / "memory", keep_checkpoints=True)
+    scratch = [p for p in tmp_path.iterdir() if p.name.startswith("smtx-checkpoints-")]
+    assert len(scratch) == 1 and not list(scratch[0].iterdir()), "no checkpoint is written when none can be resumed"
+    on_disk = train(config, data, tmp_path / "disk", checkpoint_dir=tmp_path / "checkpoints", keep_checkpoints=True)
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith("checkpoint-")]
+
+    history = json.loads((in_memory.output / "trainer_log.json").read_text())
+    evals = [e["eval_accuracy"] for e in history if "eval_accuracy" in e]
+    assert len(evals) == 8 and in_memory.metrics["dev"]["accuracy"] == pytest.approx(max(evals)), evals
+    print("dev accuracy per evaluation:", evals)
+    assert in_memory.metrics["dev"] == on_disk.metrics["dev"]
+    rows = [(in_memory.output / "test_predictions.jsonl").read_text(), (on_disk.output / "test_predictions.jsonl").read_text()]
+    assert rows[0] == rows[1]

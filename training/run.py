@@ -46,8 +46,10 @@ def build_spec(config: TrainConfig, model_type: str, data: Dataset) -> TaskSpec:
 
 
 def load_base(config: TrainConfig, data: Dataset) -> tuple[TaskSpec, Any, Any]:
-    from transformers import AutoConfig
+    from transformers import AutoConfig, set_seed
 
+    # the new head's initial weights come from the global generators: seeded, one seed gives one model
+    set_seed(config.seed)
     path = resolve_model(config.model_name)
     model_type = AutoConfig.from_pretrained(path).model_type
     spec = build_spec(config, model_type, data)
@@ -112,7 +114,9 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, che
     try:
         spec, tokenizer, model = load_base(config, data)
         stop.check()
-        fitted = fit(config, spec, tokenizer, model, data, str(scratch), (MetricLines(), StopOnRequest(stop)))
+        # checkpoints are written only where a run can resume from them (a checkpoint folder that outlives it)
+        fitted = fit(config, spec, tokenizer, model, data, str(scratch), (MetricLines(), StopOnRequest(stop)),
+                     persist=checkpoint_dir is not None)
         stop.check()
         is_main = fitted.is_main
         if not is_main:  # rank 0 alone evaluates and writes

@@ -86,7 +86,7 @@ def _metric_fn(spec: TaskSpec, records: Sequence[Record], features: Sequence[Fea
     return compute
 
 
-def _eval_steps(config: TrainConfig, n_train: int, world_size: int) -> int | None:
+def _eval_steps(config: TrainConfig) -> int | None:
     if config.eval_steps:
         return config.eval_steps
     if config.max_steps > 0:
@@ -94,10 +94,12 @@ def _eval_steps(config: TrainConfig, n_train: int, world_size: int) -> int | Non
     return None  # once per epoch
 
 
-def training_arguments(config: TrainConfig, kind: Any, output_dir: str, n_train: int, world_size: int = 1) -> Any:
+def training_arguments(config: TrainConfig, kind: Any, output_dir: str, persist: bool = True) -> Any:
+    """``persist``: write a checkpoint at every evaluation (a run resumes from the last one; the best is reloaded
+    from disk at the end). Without it nothing is written: ``KeepBest`` keeps the best weights in memory."""
     from transformers import TrainingArguments
 
-    steps = _eval_steps(config, n_train, world_size)
+    steps = _eval_steps(config)
     strategy = "steps" if steps else "epoch"
     return TrainingArguments(
         output_dir=output_dir,
@@ -112,11 +114,11 @@ def training_arguments(config: TrainConfig, kind: Any, output_dir: str, n_train:
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         seed=config.seed,
         eval_strategy=strategy,
-        save_strategy=strategy,
+        save_strategy=strategy if persist else "no",
         eval_steps=steps,
         save_steps=steps,
         save_total_limit=2,
-        load_best_model_at_end=True,
+        load_best_model_at_end=persist,
         metric_for_best_model=kind.primary_metric,
         greater_is_better=kind.greater_is_better,
         logging_steps=config.logging_steps,
@@ -130,6 +132,35 @@ def training_arguments(config: TrainConfig, kind: Any, output_dir: str, n_train:
     )
 
 
+def keep_best(metric: str, greater_is_better: bool) -> Any:
+    """A Trainer callback that keeps the weights of the best evaluation so far in memory and restores them at the
+    end: what ``load_best_model_at_end`` does, without writing a checkpoint (model and optimizer state, ~3x the
+    model's size) at every evaluation when no run will ever resume from it."""
+    from transformers import TrainerCallback
+
+    class KeepBest(TrainerCallback):
+        def __init__(self) -> None:
+            self.best: float | None = None
+            self.best_step: int | None = None
+            self.weights: dict | None = None
+
+        def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
+            value = (metrics or {}).get(f"eval_{metric}")
+            if value is None or model is None:
+                return
+            if self.best is None or (value > self.best if greater_is_better else value < self.best):
+                self.best, self.best_step = float(value), state.global_step
+                self.weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+        def on_train_end(self, args, state, control, model=None, **kwargs):
+            if self.weights is not None and model is not None:
+                model.load_state_dict(self.weights)
+                log.info("best dev %s %.4f at step %d: those weights are kept", metric, self.best, self.best_step)
+                self.weights = None
+
+    return KeepBest()
+
+
 def _cuda_available() -> bool:
     import torch
 
@@ -137,21 +168,22 @@ def _cuda_available() -> bool:
 
 
 def fit(config: TrainConfig, spec: TaskSpec, tokenizer: Any, model: Any, data: Dataset, output_dir: str,
-        callbacks: Sequence[Any] = ()) -> Fitted:
-    """Train; the returned model is the best checkpoint by the dev metric."""
+        callbacks: Sequence[Any] = (), persist: bool = True) -> Fitted:
+    """Train; the returned model is the best by the dev metric. ``persist``: see ``training_arguments``."""
     from transformers import Trainer
 
     kind = task_kind(spec.task)
     train_features = encode(spec, tokenizer, data.train, with_labels=True)
     dev_features = encode(spec, tokenizer, data.dev, with_labels=True)
     log.info("features: train %d (from %d records), dev %d", len(train_features), len(data.train), len(dev_features))
-    args = training_arguments(config, kind, output_dir, len(train_features))
+    args = training_arguments(config, kind, output_dir, persist)
+    callbacks = list(callbacks) + ([] if persist else [keep_best(kind.primary_metric, kind.greater_is_better)])
     trainer = Trainer(
         model=model, args=args, train_dataset=FeatureDataset(train_features),
         eval_dataset=FeatureDataset(dev_features), data_collator=Collator(spec, tokenizer.pad_token_id),
-        compute_metrics=_metric_fn(spec, data.dev, dev_features), callbacks=list(callbacks),
+        compute_metrics=_metric_fn(spec, data.dev, dev_features), callbacks=callbacks,
     )
-    result = trainer.train(resume_from_checkpoint=_last_checkpoint(output_dir))
+    result = trainer.train(resume_from_checkpoint=_last_checkpoint(output_dir) if persist else None)
     return Fitted(spec=spec, tokenizer=tokenizer, model=trainer.model, log_history=list(trainer.state.log_history),
                   train_seconds=float(result.metrics.get("train_runtime", 0.0)),
                   train_samples_per_second=float(result.metrics.get("train_samples_per_second", 0.0)),
