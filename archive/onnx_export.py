@@ -16,11 +16,22 @@ windows and several batch widths, which a small test set may miss.
 ``quantization_gate``): a metric where greater is better (the F1 scores, on a 0-1 scale) may drop by at most
 ``tolerance`` in absolute terms (0.005 = 0.5 points); a metric where lower is better (regression's MSE, whose
 scale depends on the target) may grow by at most ``tolerance`` relative to fp32 (0.005 = 0.5 %).
+
+BERT-style graphs (``FUSED_FAMILIES``) are exported with eager attention and rewritten by ONNX Runtime's
+transformer optimizer into its fused CPU operators (Attention, EmbedLayerNormalization, SkipLayerNormalization,
+BiasGelu): measured on MiniLM-L6 (2 threads, AVX2 CPU, micro-batches of 32), about 1.15-1.2x the fp32 throughput
+and, quantized after fusion, about 1.2x the int8 throughput of the unfused graph, with probabilities as close to
+torch's as the unfused graph's (max difference ~6e-8). The fused graph is the one the parity gate checks and
+the one int8 quantizes. Where fusion does not apply (LayoutLM, Longformer) or fails, the plain export is kept,
+and ``graph`` in ``serving.json`` says which and why.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,9 +45,15 @@ from tasks.predict import Runner, predict
 from tasks.records import Record, split_words
 from tasks.spec import TaskSpec
 
+log = logging.getLogger(__name__)
 OPSET = 17
 #: micro-batches of the parity check: small, so that it sees several batch sizes and padded widths
 CHECK_BATCH_SIZE = 4
+#: families whose graphs ONNX Runtime's "bert" optimizer fuses (its patterns also cover DistilBERT and RoBERTa);
+#: LayoutLM (box embeddings) and Longformer (sliding-window attention) are exported unfused
+FUSED_FAMILIES = ("bert", "distilbert", "roberta")
+#: fused operators that approximate (tanh Gelu) where the model computes exact Gelu: never in a served graph
+APPROXIMATIONS = ("FastGelu", "GemmFastGelu")
 
 
 class QuantizationRefused(RuntimeError):
@@ -115,19 +132,47 @@ def _logits_module(model: Any, names: tuple[str, ...]) -> Any:
     return LogitsOnly().eval()
 
 
-def export_onnx(model: Any, spec: TaskSpec, tokenizer: Any, sample: Sequence[Record], dst: Path) -> Path:
+def export_onnx(model: Any, spec: TaskSpec, tokenizer: Any, sample: Sequence[Record], dst: Path) -> dict[str, Any]:
     """Write ``model`` as fp32 ONNX to ``dst``: inputs named as the family's, batch and sequence axes dynamic.
 
     ``sample`` must encode to features of different lengths, so that the traced attention mask has padding:
     a mask of all ones may be optimised away while tracing, and the graph would then ignore padding.
+
+    A family of ``FUSED_FAMILIES`` gets the fused graph (see ``fuse``), or the plain one where fusion fails.
+    Returns what ``serving.json`` records as ``graph``: whether it is fused, the fused operators, and why.
     """
     import torch
 
     names = family_for(spec.model_type).input_names()
     batch = pad(encode(spec, tokenizer, list(sample)), family_for(spec.model_type), tokenizer.pad_token_id)
     args = tuple(torch.from_numpy(batch[name]) for name in names)
+    if spec.model_type not in FUSED_FAMILIES:
+        _trace(model, names, args, task_kind(spec.task).head == "token", dst)
+        return {"fused": False, "reason": f"no fused graph for {spec.model_type}: ONNX Runtime's transformer "
+                                          "optimizer has no fusions for its attention or embeddings"}
+    try:
+        with tempfile.TemporaryDirectory(prefix="smtx-onnx-") as tmp:
+            eager = Path(tmp) / "eager.onnx"
+            # the optimizer recognises the eager attention's MatMul/Softmax pattern, not the graph traced from SDPA
+            with _eager_attention(model):
+                _trace(model, names, args, task_kind(spec.task).head == "token", eager)
+            operators = fuse(eager, dst, model.config, names)
+    except Exception as exc:  # noqa: BLE001 -- any fusion failure means "serve the plain graph", with its reason
+        log.warning("ONNX graph not fused, keeping the plain one: %s", _first_line(exc))
+        log.debug("ONNX fusion failed", exc_info=True)
+        dst.unlink(missing_ok=True)
+        _trace(model, names, args, task_kind(spec.task).head == "token", dst)
+        return {"fused": False, "reason": f"fusion failed, the plain graph is kept: {_first_line(exc)}"}
+    return {"fused": True, "operators": operators,
+            "reason": "fused by ONNX Runtime's transformer optimizer (exact Gelu, raw attention mask, fp32)"}
+
+
+def _trace(model: Any, names: tuple[str, ...], args: tuple, token_head: bool, dst: Path) -> None:
+    """The TorchScript export of ``model`` on ``args`` to ``dst``."""
+    import torch
+
     axes: dict[str, dict[int, str]] = {name: {0: "batch", 1: "sequence"} for name in names}
-    axes["logits"] = {0: "batch", 1: "sequence"} if task_kind(spec.task).head == "token" else {0: "batch"}
+    axes["logits"] = {0: "batch", 1: "sequence"} if token_head else {0: "batch"}
     with warnings.catch_warnings():
         # tracer warnings about Python branches on shapes are expected; the parity check is what verifies them
         warnings.simplefilter("ignore")
@@ -136,15 +181,91 @@ def export_onnx(model: Any, spec: TaskSpec, tokenizer: Any, sample: Sequence[Rec
         torch.onnx.export(_logits_module(model, names), args, str(dst), input_names=list(names),
                           output_names=["logits"], dynamic_axes=axes, opset_version=OPSET, dynamo=False)
     model.eval()
-    return dst
+
+
+@contextlib.contextmanager
+def _eager_attention(model: Any):
+    """``model`` with eager attention inside the block, its own implementation (SDPA by default) after it."""
+    before = model.config._attn_implementation
+    if before != "eager":
+        model.set_attn_implementation("eager")
+    try:
+        yield model
+    finally:
+        if before is not None and model.config._attn_implementation != before:
+            model.set_attn_implementation(before)
+
+
+@contextlib.contextmanager
+def _quiet_logging():
+    """The optimizer logs every node it removes at INFO; keep warnings only while it runs."""
+    previous = logging.root.manager.disable
+    logging.disable(max(previous, logging.INFO))
+    try:
+        yield
+    finally:
+        logging.disable(previous)
+
+
+def fuse(src: Path, dst: Path, config: Any, names: Sequence[str]) -> dict[str, int]:
+    """Write ``src`` rewritten with ONNX Runtime's fused transformer operators to ``dst``; their counts.
+
+    Options that change the numbers stay off: no Gelu approximation, fp32 throughout. The attention mask stays
+    the raw 0/1 mask the model takes (not a per-row length, which would assume padding on the right). Raises
+    when the rewrite is partial (not every layer's attention fused) or changes the graph's inputs or output.
+    """
+    from onnxruntime.transformers.fusion_options import FusionOptions
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    options = FusionOptions("bert")
+    options.enable_gelu_approximation = False
+    options.enable_gemm_fast_gelu = False
+    options.use_multi_head_attention = False
+    options.use_raw_attention_mask(True)
+    with _quiet_logging(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # opt_level 0: the Python fusions only; the session applies ONNX Runtime's own optimizations at load
+        optimized = optimize_model(str(src), model_type="bert", num_heads=config.num_attention_heads,
+                                   hidden_size=config.hidden_size, optimization_options=options, opt_level=0)
+        fused = {op: n for op, n in optimized.get_fused_operator_statistics().items() if n}
+    graph = optimized.model.graph
+    counts: dict[str, int] = {}
+    for node in graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    layers = config.num_hidden_layers
+    if counts.get("Attention", 0) != layers:
+        raise RuntimeError(f"the optimizer fused {counts.get('Attention', 0)} of {layers} attention layers "
+                           f"(fused: {fused or 'nothing'})")
+    approximated = [op for op in APPROXIMATIONS if counts.get(op)]
+    if approximated:
+        raise RuntimeError(f"the fused graph approximates Gelu ({approximated})")
+    inputs, outputs = [i.name for i in graph.input], [o.name for o in graph.output]
+    if sorted(inputs) != sorted(names) or outputs != ["logits"]:
+        raise RuntimeError(f"the fused graph takes {inputs} and gives {outputs}; expected {list(names)} -> logits")
+    with _quiet_logging():
+        optimized.save_model_to_file(str(dst))
+    return fused
 
 
 def quantize_int8(src: Path, dst: Path) -> Path:
-    """Dynamic int8 quantization of ``src``'s weights (activations are quantized at run time)."""
+    """Dynamic int8 quantization of ``src``'s weights (activations are quantized at run time).
+
+    ``src`` is the graph the fp32 gate passed, fused where it could be: ONNX Runtime quantizes after fusion, and
+    its fused Attention becomes QAttention.
+    """
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    # a fused graph's contrib operators (Attention, SkipLayerNormalization, ...) have no ONNX type inference:
+    # their outputs are float, which the quantizer must be told
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     return dst
+
+
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text[:limit]}"
 
 
 # -- the gates ----------------------------------------------------------------------------------------------------

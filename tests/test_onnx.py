@@ -10,11 +10,12 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from archive.__main__ import main as archive_main
 from archive.build import Built, RuntimeOptions, build
-from archive.onnx_export import QuantizationRefused, quantization_gate, refusal
+from archive.onnx_export import FUSED_FAMILIES, QuantizationRefused, quantization_gate, refusal
 from handlers.service import InferenceService, Request
 from runtimes.onnx_runtime import OnnxRunner
 from runtimes.torch_runtime import load_checkpoint
@@ -114,6 +115,13 @@ def test_onnx_is_chosen_and_predicts_what_torch_predicts(onnx_archives, small_da
     assert (extracted / "model.onnx").is_file()
     figures = serving["parity"]
     assert figures["passed"] and figures["label_agreement"] == 1.0 and figures["max_abs_diff"] <= TOLERANCE
+    # BERT and DistilBERT serve the fused graph (the one the parity gate passed); LayoutLM the plain export
+    assert serving["graph"]["fused"] == (arch in FUSED_FAMILIES), serving["graph"]
+    if arch in FUSED_FAMILIES:
+        ops = {node.op_type for node in onnx.load(str(extracted / "model.onnx")).graph.node}
+        assert {"Attention", "SkipLayerNormalization", "EmbedLayerNormalization"} <= ops, ops
+    else:
+        assert serving["graph"]["reason"].startswith(f"no fused graph for {arch}")
     assert figures["records"] == 12 + figures["length_probes"]
     spec, tokenizer, torch_runner = load_checkpoint(checkpoint)
     records = records_of(small_data, task, folder, use_bbox)
@@ -161,6 +169,7 @@ def test_longformer_records_its_runtime_and_why(trained, tmp_path):
     extracted = extract(build(checkpoint, tmp_path / "out"), tmp_path / "extracted")
     serving = serving_json(extracted)
     assert serving["reason"]
+    assert not serving.get("graph", {}).get("fused")  # never fused: its sliding-window attention has no fusion
     if serving["runtime"] == "onnx":
         assert serving["parity"]["passed"] and (extracted / serving["onnx_file"]).is_file()
         return
@@ -199,6 +208,9 @@ def test_int8_is_served_when_it_passes_the_gate(trained, small_data, tmp_path):
     serving = serving_json(extracted)
     assert serving["runtime"] == "onnx" and serving["onnx_file"] == "model.int8.onnx"
     assert sorted(p.name for p in extracted.glob("*.onnx")) == ["model.int8.onnx"]
+    # quantized after fusion, as ONNX Runtime recommends: the fused attention became QAttention
+    assert serving["graph"]["fused"]
+    assert "QAttention" in {node.op_type for node in onnx.load(str(extracted / "model.int8.onnx")).graph.node}
     gate = serving["quantization"]
     assert gate["type"] == "int8" and gate["metric"] == "dev_f1_macro" and gate["passed"] and gate["dev_records"] == 12
     assert InferenceService(extracted).runtime == "onnx"
