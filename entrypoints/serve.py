@@ -26,6 +26,7 @@ from entrypoints.torchserve import TorchServe, TorchServeConfig
 
 log = logging.getLogger("entrypoints.serve")
 MODEL_NAME = "model"
+CONFIG_FILE = "model-config.yaml"
 FAILURE_DIR_ENV = "SMTX_LOAD_FAILURE_DIR"  # where the handler leaves the reason a model failed to load
 
 
@@ -35,8 +36,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def torchserve_config(config: ServeConfig, internal_port: int | None = None) -> TorchServeConfig:
-    """Single model: TorchServe on SageMaker's port. Multi-model: on ``internal_port`` of loopback, behind the gate."""
+def torchserve_config(config: ServeConfig, store: Path, internal_port: int | None = None) -> TorchServeConfig:
+    """Single model: TorchServe on SageMaker's port, serving ``store/model`` (see ``model_view``). Multi-model: on
+    ``internal_port`` of loopback, behind the gate."""
     # SageMaker: management and inference on one port
     address = f"http://127.0.0.1:{internal_port}" if config.multi_model else f"http://0.0.0.0:{config.port}"
     payload = config.max_payload_mb * 1024 * 1024
@@ -50,10 +52,34 @@ def torchserve_config(config: ServeConfig, internal_port: int | None = None) -> 
         # the gate (entrypoints/gate.py) refuses every other path before TorchServe sees it; allowed_urls (URLs
         # only) and the handler's own check (after a worker started) stay as second and third lines
         return TorchServeConfig(model_store=config.models_root, allowed_urls=[f"file://{root}/.*"], **common)
-    overrides = config.overrides()
-    return TorchServeConfig(model_store=config.base, load_models=[f"{MODEL_NAME}={config.model_dir.name}"],
-                            model_overrides={MODEL_NAME: overrides} if overrides else {}, enable_model_api=False,
+    return TorchServeConfig(model_store=store, load_models=[f"{MODEL_NAME}={MODEL_NAME}"], enable_model_api=False,
                             **common)
+
+
+def model_view(model_dir: Path, store: Path, overrides: dict) -> Path:
+    """``store/model``: the archive with the environment's server settings in its ``model-config.yaml``.
+
+    TorchServe 0.12 takes a model's batch size, batch delay and workers from the archive's model-config.yaml over
+    anything in config.properties, and /opt/ml/model is read-only: the view is a tree of links to the archive's
+    files with its own merged model-config.yaml, and a MANIFEST that names it."""
+    import yaml
+
+    view = store / MODEL_NAME
+    for folder, dirs, files in os.walk(model_dir):
+        rel = Path(folder).relative_to(model_dir)
+        (view / rel).mkdir(parents=True, exist_ok=True)
+        for name in files:
+            if rel == Path(".") and name == CONFIG_FILE or rel == Path("MAR-INF") and name == "MANIFEST.json":
+                continue
+            (view / rel / name).symlink_to(Path(folder).resolve() / name)
+    settings = {}
+    if (model_dir / CONFIG_FILE).is_file():
+        settings = yaml.safe_load((model_dir / CONFIG_FILE).read_text(encoding="utf-8")) or {}
+    (view / CONFIG_FILE).write_text(yaml.safe_dump({**settings, **overrides}, sort_keys=False), encoding="utf-8")
+    manifest = json.loads((model_dir / "MAR-INF" / "MANIFEST.json").read_text(encoding="utf-8"))
+    manifest.setdefault("model", {})["configFile"] = CONFIG_FILE
+    (view / "MAR-INF" / "MANIFEST.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return view
 
 
 def check_model(config: ServeConfig) -> None:
@@ -85,7 +111,10 @@ class Server:
                 models_root=config.models_root, upstream_host="127.0.0.1", upstream_port=internal_port,
                 upstream_timeout_s=config.response_timeout_s + 30,
                 max_request_bytes=config.max_payload_mb * 1024 * 1024))
-        self.ts = TorchServe(torchserve_config(config, internal_port), self.work, env=env, stdout=None)
+        store = self.work / "store"
+        if not config.multi_model:
+            model_view(config.model_dir, store, config.overrides())
+        self.ts = TorchServe(torchserve_config(config, store, internal_port), self.work, env=env, stdout=None)
         if self.gate is not None:
             self.gate.start()
 

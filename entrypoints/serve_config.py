@@ -47,6 +47,8 @@ class ServeConfig:
     batch_size: int | None
     max_batch_delay_ms: int | None
     response_timeout_s: int
+    #: whether the environment named the response timeout (else the archive's model-config.yaml decides)
+    response_timeout_set: bool
     startup_timeout_s: int
     drain_timeout_s: int
 
@@ -81,18 +83,19 @@ class ServeConfig:
             batch_size=batch_size,
             max_batch_delay_ms=delay,
             response_timeout_s=_int(env, timeout_name, 120, 1, 3600),
+            response_timeout_set=bool(env.get(timeout_name, "").strip()),
             startup_timeout_s=_int(env, "SMTX_STARTUP_TIMEOUT", 300, 5, 3600),
             drain_timeout_s=_int(env, "SMTX_DRAIN_TIMEOUT", 20, 0, 25),
         )
 
     def overrides(self) -> dict:
-        """Per-model settings from the environment, on top of the archive's model-config.yaml."""
-        values: dict = {}
+        """Per-model settings from the environment, written over the archive's model-config.yaml (which TorchServe
+        0.12 prefers to any server-wide setting): workers always, the others where the environment names them."""
+        values: dict = {"minWorkers": self.workers, "maxWorkers": self.workers}
         if self.batch_size is not None:
             values["batchSize"] = self.batch_size
         if self.max_batch_delay_ms is not None:
             values["maxBatchDelay"] = self.max_batch_delay_ms
-        if values or self.workers != 1:
-            values.update({"minWorkers": self.workers, "maxWorkers": self.workers,
-                           "responseTimeout": self.response_timeout_s})
+        if self.response_timeout_set:
+            values["responseTimeout"] = self.response_timeout_s
         return values

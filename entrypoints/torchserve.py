@@ -37,8 +37,6 @@ class TorchServeConfig:
     metrics_address: str = "http://127.0.0.1:0"
     #: "name=dir-or-mar" entries loaded at start (empty: start with no model, as multi-model endpoints do)
     load_models: list[str] = field(default_factory=list)
-    #: per-model overrides of the archive's model-config.yaml ({"name": {"batchSize": 8, ...}})
-    model_overrides: dict[str, dict] = field(default_factory=dict)
     workers: int = 1
     response_timeout_s: int = 120
     max_request_bytes: int = 6 * 1024 * 1024
@@ -79,10 +77,6 @@ class TorchServeConfig:
             lines["load_models"] = ",".join(self.load_models)
         if self.allowed_urls:
             lines["allowed_urls"] = ",".join(self.allowed_urls)
-        if self.model_overrides:
-            lines["models"] = json.dumps({
-                name: {"1.0": {"defaultVersion": True, "marName": name, **values}}
-                for name, values in self.model_overrides.items()})
         return "".join(f"{k}={v}\n" for k, v in lines.items())
 
 

@@ -87,6 +87,39 @@ def test_single_model_serves_json_and_jsonlines(tmp_path, archives):
         assert server.stop() == 0
 
 
+def test_the_environment_sets_batching_workers_and_timeout(tmp_path, archives):
+    """TorchServe 0.12 prefers the archive's model-config.yaml to config.properties: the SageMaker environment
+    must still win, for the model as TorchServe describes it, and the archive itself is left untouched."""
+    base = _single(tmp_path / "ml", archives["classif"].extracted)
+    original = (base / "model" / "model-config.yaml").read_text()
+    server = Serve(base, SAGEMAKER_TS_BATCH_SIZE="3", SAGEMAKER_TS_MAX_BATCH_DELAY="7",
+                   SAGEMAKER_MODEL_SERVER_WORKERS="2", SAGEMAKER_MODEL_SERVER_TIMEOUT="33")
+    try:
+        server.wait_ping()
+        described = json.loads(http("GET", server.url + "/models/model")[2])[0]
+        assert (described["batchSize"], described["maxBatchDelay"], described["minWorkers"], described["maxWorkers"],
+                described["responseTimeout"]) == (3, 7, 2, 2, 33)
+        assert post_json(server.url + "/invocations", {"text": "the team won"})[0] == 200
+    finally:
+        assert server.stop() == 0
+    assert (base / "model" / "model-config.yaml").read_text() == original
+
+
+def test_without_environment_the_archive_settings_apply(tmp_path, archives):
+    base = _single(tmp_path / "ml", archives["classif"].extracted)
+    import yaml
+
+    archived = yaml.safe_load((base / "model" / "model-config.yaml").read_text())
+    server = Serve(base)
+    try:
+        server.wait_ping()
+        described = json.loads(http("GET", server.url + "/models/model")[2])[0]
+        assert (described["batchSize"], described["maxBatchDelay"], described["responseTimeout"]) == \
+            (archived["batchSize"], archived["maxBatchDelay"], archived["responseTimeout"])
+    finally:
+        assert server.stop() == 0
+
+
 def test_multi_model_two_tasks_side_by_side(tmp_path, archives):
     base = tmp_path / "ml"
     for name, served in archives.items():
