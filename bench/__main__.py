@@ -37,6 +37,17 @@ def _short(result: dict) -> str:
     return ", ".join(f"{k}={result[k]:.1f}" for k in keys if isinstance(result.get(k), (int, float)))
 
 
+def _code_fingerprint() -> str:
+    """A short hash of the code an archive carries (tasks, runtimes, handlers, archive)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for folder in ("tasks", "runtimes", "handlers", "archive"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def prepare(task: str, quick: bool) -> dict[str, Path]:
     """Train the embedded MiniLM on the example data once, then archive it per runtime (cached in bench/work;
     a quick run's under-trained models live apart so that a full run never reuses them)."""
@@ -55,7 +66,8 @@ def prepare(task: str, quick: bool) -> dict[str, Path]:
                 "int8": RuntimeOptions(data=data, quantize="int8")}
     out = {}
     for name, options in variants.items():
-        store = work / f"store-{name}"
+        # archives are rebuilt whenever the code that builds or serves them changes
+        store = work / f"store-{name}-{_code_fingerprint()}"
         if not (store / f"{task}.mar").is_file():
             try:
                 build(checkpoint, store, name=task, runtime=options)

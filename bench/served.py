@@ -92,6 +92,7 @@ def throughput(job: dict) -> dict:
         result = {"records_per_s": len(texts) / seconds, "seconds": seconds, "payloads": len(payloads),
                   "payload_mb": job.get("payload_mb", 2)}
         result["latency_sequential"] = _latency(url, job.get("requests", 300), clients=1)
+        result["ping"] = _ping(f"{config.inference_address}/ping", job.get("requests", 300))
         result["latency_8_clients"] = _latency(url, job.get("requests", 300), clients=8)
         sampler.running = False
         sampler.join()
@@ -124,6 +125,17 @@ def _latency(url: str, requests: int, clients: int) -> dict:
     for t in threads:
         t.join()
     return percentiles(samples)
+
+
+def _ping(url: str, requests: int) -> dict:
+    """TorchServe's own round trip, no worker involved: the floor under every /invocations latency."""
+    samples = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 -- our server on loopback
+            resp.read()
+        samples.append((time.perf_counter() - started) * 1000)
+    return percentiles(samples[10:])
 
 
 def cold_start(job: dict) -> dict:
