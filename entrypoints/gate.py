@@ -162,10 +162,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args) -> None:  # noqa: A002 -- the base class's name
         pass  # one line per request would flood the log; refusals are logged where they happen
 
-    def _answer(self, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
-        self.send_response(status)
+    def _answer(self, status: int, body: bytes, headers: list[tuple[str, str]], reason: str | None = None) -> None:
+        self.send_response(status, reason)
         for name, value in headers:
-            self.send_header(name, value)
+            if name.lower() not in HOP_BY_HOP:
+                self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":
@@ -236,14 +237,7 @@ class _Handler(BaseHTTPRequestHandler):
             log.error("TorchServe did not answer %s %s: %s", self.command, target.path, exc)
             self._refuse(Refused(502, "the model server did not answer", "BadGateway"))
             return
-        self.send_response(status, reason)
-        for name, value in answer_headers:
-            if name.lower() not in HOP_BY_HOP:
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(answer)
+        self._answer(status, answer, answer_headers, reason)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _handle
 
