@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -156,9 +157,11 @@ class Server:
         self.stop(timeout=max(1.0, deadline - time.monotonic() + 5))
 
     def stop(self, timeout: float) -> None:
+        """Stop TorchServe and the gate, and remove this server's work folder (config, model view, logs)."""
         self.ts.stop(timeout=timeout)
         if self.gate is not None:
             self.gate.stop()
+        shutil.rmtree(self.work, ignore_errors=True)
 
     def busy_workers(self) -> list[int]:
         """Workers inside a batch; a marker left by a worker that was killed mid-batch does not count."""

@@ -73,7 +73,9 @@ def _single(base: Path, extracted: Path) -> Path:
 
 
 def test_single_model_serves_json_and_jsonlines(tmp_path, archives):
-    server = Serve(_single(tmp_path / "ml", archives["ner"].extracted))
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    server = Serve(_single(tmp_path / "ml", archives["ner"].extracted), TMPDIR=str(scratch))
     try:
         server.wait_ping()
         status, _, body = post_json(server.url + "/invocations", {"data": [{"text": "Alice Martin flew to Paris ."}]})
@@ -83,8 +85,10 @@ def test_single_model_serves_json_and_jsonlines(tmp_path, archives):
         assert status == 200 and ctype.startswith("application/jsonlines") and len(body.splitlines()) == 2
         # single-model mode: no route loads a model
         assert post_json(server.url + "/models", {"model_name": "x", "url": str(tmp_path)})[0] == 405
+        assert [p.name for p in scratch.iterdir()], "the server works in a folder under TMPDIR"
     finally:
         assert server.stop() == 0
+    assert not list(scratch.iterdir()), "a stopped server leaves no work folder behind"
 
 
 def test_the_environment_sets_batching_workers_and_timeout(tmp_path, archives):
