@@ -15,19 +15,12 @@ from pathlib import Path
 
 import psutil
 
+from bench.soak import processes
 from bench.texts import corpus
 from bench.worker import percentiles
-from entrypoints.torchserve import TorchServe, TorchServeConfig
+from entrypoints.torchserve import TorchServe, TorchServeConfig, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _post(url: str, body: bytes, content_type: str) -> tuple[int, bytes]:
@@ -41,14 +34,13 @@ class _RssSampler(threading.Thread):
 
     def __init__(self, root_pid: int) -> None:
         super().__init__(daemon=True)
-        self.root, self.peaks, self.running = psutil.Process(root_pid), {}, True
+        self.root_pid, self.peaks, self.running = root_pid, {}, True
 
     def run(self) -> None:
         while self.running:
-            for child in self.root.children(recursive=True):
+            for worker in processes(self.root_pid)["workers"]:
                 try:
-                    if "model_service_worker" in " ".join(child.cmdline()):
-                        self.peaks[child.pid] = max(self.peaks.get(child.pid, 0), child.memory_info().rss)
+                    self.peaks[worker.pid] = max(self.peaks.get(worker.pid, 0), worker.memory_info().rss)
                 except psutil.Error:
                     pass
             time.sleep(0.2)
@@ -69,11 +61,11 @@ def _payloads(texts: list[str], payload_mb: float) -> list[bytes]:
 def throughput(job: dict) -> dict:
     """Records/s through /predictions with jsonlines payloads, plus /invocations latency, on one server."""
     store, name = Path(job["store"]), job["name"]
-    port = _free_port()
+    port = free_port()
     work = Path(tempfile.mkdtemp(prefix="smtx-bench-"))
     config = TorchServeConfig(model_store=store, inference_address=f"http://127.0.0.1:{port}",
-                              management_address=f"http://127.0.0.1:{_free_port()}",
-                              metrics_address=f"http://127.0.0.1:{_free_port()}", load_models=[f"{name}={name}.mar"],
+                              management_address=f"http://127.0.0.1:{free_port()}",
+                              metrics_address=f"http://127.0.0.1:{free_port()}", load_models=[f"{name}={name}.mar"],
                               workers=job.get("workers", 1), max_request_bytes=64 * 2**20, max_response_bytes=64 * 2**20)
     env = {**os.environ, "SMTX_THREADS_PER_WORKER": str(job.get("threads", 2)),
            "SAGEMAKER_MODEL_SERVER_WORKERS": str(job.get("workers", 1)), "SMTX_MAX_RECORDS": "1000000"}
@@ -161,7 +153,7 @@ def cold_start(job: dict) -> dict:
     """From launching `serve` (SageMaker layout) to the first successful prediction."""
     base = Path(tempfile.mkdtemp(prefix="smtx-cold-"))
     os.symlink(job["model_dir"], base / "model")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base), "SAGEMAKER_BIND_TO_PORT": str(port),
            "PYTHONPATH": str(ROOT)}
     started = time.perf_counter()

@@ -19,7 +19,6 @@ import http.client
 import json
 import random
 import shutil
-import socket
 import sys
 import tarfile
 import tempfile
@@ -194,12 +193,6 @@ class Budget:
 
 
 # -- the server and its processes ------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _train_default_model(work: Path) -> Path:
     """The embedded MiniLM, a few steps on the classif examples, archived: a real-sized model in minutes."""
     from archive.build import build
@@ -286,7 +279,7 @@ def _verdict(first: dict, last: dict, tally: Tally) -> dict:
 def run_soak(seconds: float, clients: int, archive: Path | None = None, max_requests: int | None = None,
              workers: int = 1, log: Path | None = None) -> dict:
     """Start a server, drive it for ``seconds``, stop it; the results (also what the JSON file holds)."""
-    from entrypoints.torchserve import TorchServe, TorchServeConfig
+    from entrypoints.torchserve import TorchServe, TorchServeConfig, free_port
     from handlers.service import Settings
 
     if not 1 <= clients <= 64 or not 1 <= seconds <= 3600:
@@ -295,10 +288,10 @@ def run_soak(seconds: float, clients: int, archive: Path | None = None, max_requ
     store = work / "store"
     store.mkdir()
     prepare_model(archive, store)
-    port = _free_port()
+    port = free_port()
     config = TorchServeConfig(model_store=store, inference_address=f"http://127.0.0.1:{port}",
-                              management_address=f"http://127.0.0.1:{_free_port()}",
-                              metrics_address=f"http://127.0.0.1:{_free_port()}", load_models=[f"{MODEL}={MODEL}"],
+                              management_address=f"http://127.0.0.1:{free_port()}",
+                              metrics_address=f"http://127.0.0.1:{free_port()}", load_models=[f"{MODEL}={MODEL}"],
                               workers=workers, job_queue_size=max(100, 8 * clients))
     log = log or work / "torchserve.log"
     server = TorchServe(config, work / "ts", stdout=open(log, "wb"))

@@ -15,7 +15,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -23,18 +22,12 @@ from pathlib import Path
 
 from entrypoints.gate import Gate, GateConfig
 from entrypoints.serve_config import ServeConfig, ServeConfigError
-from entrypoints.torchserve import TorchServe, TorchServeConfig
+from entrypoints.torchserve import TorchServe, TorchServeConfig, free_port
 
 log = logging.getLogger("entrypoints.serve")
 MODEL_NAME = "model"
 CONFIG_FILE = "model-config.yaml"
 FAILURE_DIR_ENV = "SMTX_LOAD_FAILURE_DIR"  # where the handler leaves the reason a model failed to load
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def torchserve_config(config: ServeConfig, store: Path, internal_port: int | None = None) -> TorchServeConfig:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 import tarfile
 import urllib.error
@@ -11,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from archive.build import ArchiveSettings, RuntimeOptions, build
-from entrypoints.torchserve import TorchServe, TorchServeConfig
+from entrypoints.torchserve import TorchServe, TorchServeConfig, free_port  # noqa: F401 -- the tests' import
 from training.config import TrainConfig
 from training.run import train
 
@@ -20,12 +19,6 @@ MODELS = [("ner", "bert", "ner", "ner", False), ("classif", "bert", "classif", "
           ("multilabel", "distilbert", "multilabel-classif", "multilabel-classif", False),
           ("regression", "bert", "regression", "regression", False),
           ("layoutlm", "layoutlm", "ner", "layoutlm-ner", True)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from entrypoints.gate import Gate, GateConfig, Refused, allowed_route, model_path, registration
-from entrypoints.serve import free_port
+from entrypoints.torchserve import free_port
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from serving_fixtures import http, post_json
+from serving_fixtures import free_port, http, post_json
 
 pytestmark = pytest.mark.slow
 CODE_DIRS = ("tasks", "runtimes", "training", "handlers", "archive", "entrypoints", "launcher")
@@ -107,7 +107,7 @@ def test_single_model_serve_refuses_an_archive_with_pickled_weights(archive, tmp
     base = tmp_path / "ml"
     shutil.copytree(archive["extracted"], base / "model")
     plant_pickle(base / "model", tmp_path / "canary")
-    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base), "SAGEMAKER_BIND_TO_PORT": str(_free_port()),
+    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base), "SAGEMAKER_BIND_TO_PORT": str(free_port()),
            "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-m", "entrypoints", "serve"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120)
@@ -278,12 +278,6 @@ def test_single_model_mode_has_no_route_that_loads_or_unloads(archive, tmp_path)
 
 
 # -- multi-model loading ---------------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class _Listener:
     """A loopback TCP port that records whether anything connected (an SSRF canary)."""
 
