@@ -102,7 +102,7 @@ def _read_rows(path: Path, problems: _Collector, required: tuple[str, ...]) -> l
     rows, seen_rows = [], 0
     for offset, values in enumerate(_rows_or_errors(reader, name, problems)):
         line = offset + 2
-        if values is None or not values or all(not v.strip() for v in values):
+        if not values or all(not v.strip() for v in values):  # None: a row csv could not split
             continue  # blank lines (e.g. a trailing newline) carry nothing
         seen_rows += 1
         if len(values) != len(header):
