@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from handlers.environment import assemble_with
+
 
 class ServeConfigError(ValueError):
     """An environment variable has a value the server cannot use."""
@@ -51,6 +53,8 @@ class ServeConfig:
     response_timeout_set: bool
     startup_timeout_s: int
     drain_timeout_s: int
+    #: Batch Transform's AssembleWith (see handlers.environment)
+    assemble_with: str = "Line"
 
     @property
     def model_dir(self) -> Path:
@@ -71,7 +75,12 @@ class ServeConfig:
             "SAGEMAKER_MODEL_SERVER_TIMEOUT"
         batch_size = _int(env, "SAGEMAKER_TS_BATCH_SIZE", 0, 1, 4096) if env.get("SAGEMAKER_TS_BATCH_SIZE") else None
         delay = _int(env, "SAGEMAKER_TS_MAX_BATCH_DELAY", 0, 0, 60000) if env.get("SAGEMAKER_TS_MAX_BATCH_DELAY") else None
+        try:
+            assembly = assemble_with(env)
+        except ValueError as exc:
+            raise ServeConfigError(str(exc)) from None
         return cls(
+            assemble_with=assembly,
             base=Path(env.get("SAGEMAKER_BASE_DIR", "/opt/ml")),
             port=_int(env, "SAGEMAKER_BIND_TO_PORT", 8080, 1, 65535),
             multi_model=_bool(env, "SAGEMAKER_MULTI_MODEL"),

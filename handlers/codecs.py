@@ -164,18 +164,23 @@ def decode_jsonlines(body: Any) -> list[Any]:
     return records
 
 
-def encode_json(items: list[Any]) -> bytes:
+def encode_json(items: list[Any], terminated: bool = True) -> bytes:
+    """``{"predictions": [...]}``; ``terminated`` concerns line formats only (a JSON document has no final newline)."""
     return json.dumps({"predictions": items}, ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
-def encode_jsonlines(items: list[Any]) -> bytes:
-    return "".join(json.dumps(i, ensure_ascii=False, allow_nan=False) + "\n" for i in items).encode("utf-8")
+def encode_jsonlines(items: list[Any], terminated: bool = True) -> bytes:
+    """One line per item. ``terminated``: the last line ends with a newline too -- except where the receiver adds
+    one after every response (Batch Transform's ``AssembleWith=Line``), which would leave a blank line per request."""
+    body = "\n".join(json.dumps(i, ensure_ascii=False, allow_nan=False) for i in items)
+    return (body + "\n" if terminated and items else body).encode("utf-8")
 
 
 DECODERS: dict[str, Callable[[Any], list[Any]]] = {JSON: decode_json, JSONLINES: decode_jsonlines}
-ENCODERS: dict[str, Callable[[list[Any]], bytes]] = {JSON: encode_json, JSONLINES: encode_jsonlines}
+ENCODERS: dict[str, Callable[[list[Any], bool], bytes]] = {JSON: encode_json, JSONLINES: encode_jsonlines}
 
 
-def encode_error(error: dict, media: str) -> bytes:
-    """An error body: a JSON object in either format (jsonlines: the one line)."""
-    return (json.dumps(error, ensure_ascii=False) + ("\n" if media == JSONLINES else "")).encode("utf-8")
+def encode_error(error: dict, media: str, terminated: bool = True) -> bytes:
+    """An error body: a JSON object in either format (jsonlines: the one line, terminated as answers are)."""
+    return ENCODERS[JSONLINES]([error], terminated) if media == JSONLINES else \
+        json.dumps(error, ensure_ascii=False).encode("utf-8")

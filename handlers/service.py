@@ -37,6 +37,8 @@ class Settings:
     threads: int | None = None
     #: TorchServe's max_response_size: a larger answer would kill the worker (the frontend drops the frame)
     max_response_bytes: int | None = None
+    #: jsonlines answers end with a newline; not under Batch Transform's AssembleWith=Line, which adds one itself
+    terminated_lines: bool = True
 
 
 @dataclass
@@ -165,7 +167,8 @@ class InferenceService:
     def _encode(self, i: int, p: _Parsed | RequestError, answers: dict, request: Request) -> Response:
         if isinstance(p, RequestError):
             media = _error_media(request)
-            return Response(p.status, codecs.encode_error(p.body(), media), media, p.reason)
+            return Response(p.status, codecs.encode_error(p.body(), media, self.settings.terminated_lines), media,
+                            p.reason)
         items = []
         for j, record in enumerate(p.records):
             if isinstance(record, RequestError):
@@ -175,7 +178,7 @@ class InferenceService:
             if not p.all_scores[j]:
                 pred = {k: v for k, v in pred.items() if k != "scores"}
             items.append(pred)
-        return Response(200, codecs.ENCODERS[p.answer_type](items), p.answer_type)
+        return Response(200, codecs.ENCODERS[p.answer_type](items, self.settings.terminated_lines), p.answer_type)
 
 
 def _error_media(request: Request) -> str:

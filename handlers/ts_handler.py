@@ -16,6 +16,7 @@ if os.path.isdir(os.path.join(_HERE, "tasks")) and sys.path[:1] != [_HERE]:
     # inside an extracted archive: the archive's own code wins over anything installed in the environment
     sys.path.insert(0, _HERE)
 
+from handlers.environment import assemble_with  # noqa: E402
 from handlers.service import InferenceService, Request, Settings  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ def settings_from_env(env: dict) -> Settings:
         inline_record_errors=batch,
         max_batch_size=_env_int(env, "SMTX_MICRO_BATCH_SIZE", defaults.max_batch_size),
         max_tokens=_env_int(env, "SMTX_MAX_BATCH_TOKENS", defaults.max_tokens),
+        # AssembleWith=Line appends a newline to every response: a final one of ours would be a blank line
+        terminated_lines=not (batch and assemble_with(env) == "Line"),
     )
 
 

@@ -3,7 +3,7 @@
 Records go as ``application/jsonlines``, split by line (SplitType=Line), as many as fit per request
 (BatchStrategy=MultiRecord, MaxPayloadInMB), and come back assembled by line (AssembleWith=Line) into
 ``{input name}.out``. SageMaker itself sets SAGEMAKER_BATCH, SAGEMAKER_MAX_PAYLOAD_IN_MB and friends in the
-container, so the job does not.
+container, so the job does not; it sets the one thing SageMaker does not pass on, ``AssembleWith``.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from handlers.environment import ASSEMBLE_WITH_ENV
 from launcher.aws import Clients
 from launcher.batches import OutputCheck, check_output, read_records
 from launcher.content_types import JSONLINES
@@ -75,6 +76,8 @@ def transform_job_request(name: str, config: TransformConfig, input_uri: str, ou
         },
         "TransformOutput": {"S3OutputPath": output_uri, "Accept": JSONLINES, "AssembleWith": "Line"},
         "TransformResources": {"InstanceType": config.instance_type, "InstanceCount": config.instance_count},
+        # SageMaker does not tell the container how it assembles: with Line our answers must not end in a newline
+        "Environment": {ASSEMBLE_WITH_ENV: "Line"},
     }
 
 

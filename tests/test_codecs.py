@@ -265,6 +265,16 @@ def test_encode_jsonlines_one_line_per_item_ending_with_a_newline():
     assert codecs.encode_jsonlines([]) == b""
 
 
+def test_unterminated_jsonlines_end_without_a_newline():
+    # Batch Transform with AssembleWith=Line appends a newline to every response itself
+    body = codecs.encode_jsonlines(ITEMS, terminated=False)
+    assert not body.endswith(b"\n") and [json.loads(line) for line in body.split(b"\n")] == ITEMS
+    assert body + b"\n" == codecs.encode_jsonlines(ITEMS)
+    assert codecs.encode_json(ITEMS, terminated=False) == codecs.encode_json(ITEMS)
+    error = {"error": "x", "record": 0}
+    assert codecs.encode_error(error, JSONLINES, terminated=False) == json.dumps(error).encode("utf-8")
+
+
 def test_jsonlines_answer_decodes_back_line_for_line():
     assert codecs.decode_jsonlines(codecs.encode_jsonlines(ITEMS)) == ITEMS
 

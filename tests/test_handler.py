@@ -35,7 +35,7 @@ TEXTS = [
 ]
 SUPPORTED = "['application/json', 'application/jsonlines']"
 OUR_LOGGERS = ("handlers", "tasks", "runtimes", "ts")
-ENV_NAMES = ("SAGEMAKER_BATCH", "SMTX_MAX_RECORDS", "SMTX_MAX_TEXT_CHARS", "SMTX_MICRO_BATCH_SIZE",
+ENV_NAMES = ("SAGEMAKER_BATCH", "SMTX_ASSEMBLE_WITH", "SMTX_MAX_RECORDS", "SMTX_MAX_TEXT_CHARS", "SMTX_MICRO_BATCH_SIZE",
              "SMTX_MAX_BATCH_TOKENS", "SAGEMAKER_MODEL_SERVER_WORKERS", "TS_DECODE_INPUT_REQUEST", "SMTX_BUSY_DIR",
              "SMTX_ALLOWED_MODEL_ROOT", "SMTX_LOAD_FAILURE_DIR")
 
@@ -151,9 +151,10 @@ def call(handler, requests: list[WireRequest]) -> list[dict[str, Any]]:
     return answers
 
 
-def decoded(answer: dict) -> Any:
+def decoded(answer: dict, terminated: bool = True) -> Any:
+    """The answer's JSON; jsonlines end with a newline unless ``terminated`` is False (Batch Transform, Line)."""
     if answer["type"] == JSONLINES:
-        assert answer["body"].endswith(b"\n")
+        assert answer["body"].endswith(b"\n") == terminated
         return [json.loads(line) for line in answer["body"].decode("utf-8").splitlines()]
     return json.loads(answer["body"].decode("utf-8"))
 
@@ -471,7 +472,7 @@ def test_batch_transform_answers_one_line_per_input_line(serve, services):
     body = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
     answers = call(handler, [wire(body, JSONLINES), wire(b"{}", "text/csv")])
     assert [(a["status"], a["type"]) for a in answers] == [(200, JSONLINES), (415, JSON)]
-    out = decoded(answers[0])
+    out = decoded(answers[0], terminated=False)
     assert len(out) == len(lines)
     good = expected(services["classif"], [json.loads(lines[i]) for i in (0, 7, 8)])
     assert_close(out, [
@@ -485,6 +486,33 @@ def test_batch_transform_answers_one_line_per_input_line(serve, services):
         good[1],
         good[2],
     ])
+
+
+def assemble(bodies: list[bytes], assemble_with: str) -> bytes:
+    """Batch Transform's output file: every response body as it came, plus a newline after each under Line."""
+    return b"".join(body + (b"\n" if assemble_with == "Line" else b"") for body in bodies)
+
+
+@pytest.mark.parametrize("assemble_with", ["Line", "None"])
+def test_batch_transform_output_is_exactly_one_line_per_input_line(serve, assemble_with):
+    # SageMaker does not tell the container how it assembles; the launcher sets SMTX_ASSEMBLE_WITH (Line by default)
+    env = {"SMTX_ASSEMBLE_WITH": assemble_with} if assemble_with != "Line" else {}
+    handler = serve("classif", SAGEMAKER_BATCH="true", **env)
+    records = [{"text": TEXTS[i % len(TEXTS)]} for i in range(7)] + [{"text": 5}]
+    mini_batches = [records[:3], records[3:4], records[4:]]  # as SplitType=Line + MultiRecord cuts the file
+    answers = call(handler, [wire(jsonlines_body(batch), JSONLINES) for batch in mini_batches])
+    assert [a["status"] for a in answers] == [200] * 3
+    output = assemble([a["body"] for a in answers], assemble_with)
+    lines = output.decode("utf-8").split("\n")
+    assert lines[-1] == "" and "" not in lines[:-1], output  # no blank line between mini-batches
+    answered = [json.loads(line) for line in lines[:-1]]
+    assert len(answered) == len(records)
+    assert all("pred" in a for a in answered[:-1]) and answered[-1]["error"].endswith("text must be a string, got int")
+
+
+def test_a_bad_assemble_with_fails_the_worker_load(serve):
+    with pytest.raises(ValueError, match="SMTX_ASSEMBLE_WITH='Lines' is not valid; expected one of Line, None"):
+        serve("classif", SAGEMAKER_BATCH="true", SMTX_ASSEMBLE_WITH="Lines")
 
 
 def test_a_failing_model_through_the_handler(serve):

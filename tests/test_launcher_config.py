@@ -171,7 +171,8 @@ def test_transform_request_uses_the_recommended_settings() -> None:
     assert request["TransformInput"]["SplitType"] == "Line"
     assert request["TransformOutput"] == {"S3OutputPath": "s3://b/out/", "Accept": "application/jsonlines",
                                           "AssembleWith": "Line"}
-    assert "Environment" not in request  # SAGEMAKER_BATCH and friends are SageMaker's to set
+    # SAGEMAKER_BATCH and friends are SageMaker's to set; how it assembles our answers it does not pass on
+    assert request["Environment"] == {"SMTX_ASSEMBLE_WITH": "Line"}
     with pytest.raises(ConfigError, match="max_payload_mb"):
         TransformConfig("m", max_payload_mb=0)
 

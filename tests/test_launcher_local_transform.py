@@ -33,7 +33,8 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """Like our server: one answer line per record; a few magic texts make it misbehave."""
+    """Like our server under Batch Transform: one answer line per record, no final newline (SageMaker adds one under
+    AssembleWith=Line); a few magic texts make it misbehave."""
 
     server: _Server
 
@@ -63,7 +64,8 @@ class _Handler(BaseHTTPRequestHandler):
         answers = [{"error": "text is empty"} if not t else {"pred": t.upper()[:8]} for t in texts]
         if "short" in texts:
             answers.pop()
-        self._send(200, "".join(json.dumps(a) + "\n" for a in answers).encode())
+        ending = "\n" if "trailing" in texts else ""
+        self._send(200, ("\n".join(json.dumps(a) for a in answers) + ending).encode())
 
     def _send(self, status: int, payload: bytes) -> None:
         self.send_response(status)
@@ -91,6 +93,16 @@ def _write(path: Path, texts: list[str]) -> Path:
 
 def _output(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_an_answer_ending_in_a_newline_is_refused_as_sagemaker_would_leave_a_blank_line(server: _Server,
+                                                                                        tmp_path: Path) -> None:
+    src = _write(tmp_path / "in.jsonl", ["a", "trailing", "b"])
+    summary = run_local_transform(src, tmp_path / "out.jsonl", server.url, max_payload_mb=1)
+    assert not summary.ok and len(summary.failed) == 1
+    assert "ends with a newline: AssembleWith=Line adds one" in summary.failed[0].reason
+    out = (tmp_path / "out.jsonl").read_text(encoding="utf-8").split("\n")
+    assert out[-1] == "" and "" not in out[:-1] and len(out) == 4  # still one line per input line
 
 
 def test_answers_are_assembled_in_input_order_under_concurrency(server: _Server, tmp_path: Path) -> None:

@@ -20,7 +20,8 @@ def test_workers_always_and_the_rest_only_where_named():
 
 
 @pytest.mark.parametrize("name, value", [("SAGEMAKER_TS_BATCH_SIZE", "0"), ("SAGEMAKER_TS_MAX_BATCH_DELAY", "-1"),
-                                         ("SAGEMAKER_MODEL_SERVER_WORKERS", "two")])
+                                         ("SAGEMAKER_MODEL_SERVER_WORKERS", "two"),
+                                         ("SMTX_ASSEMBLE_WITH", "Lines")])
 def test_a_bad_value_names_the_variable(name, value):
     with pytest.raises(ServeConfigError, match=name):
         ServeConfig.from_env({name: value})
