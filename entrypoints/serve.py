@@ -21,13 +21,12 @@ import time
 from pathlib import Path
 
 from entrypoints.gate import Gate, GateConfig
-from entrypoints.serve_config import ServeConfig, ServeConfigError
 from entrypoints.torchserve import TorchServe, TorchServeConfig, free_port
+from handlers.environment import ServeConfig, ServeConfigError, WorkerContext
 
 log = logging.getLogger("entrypoints.serve")
 MODEL_NAME = "model"
 CONFIG_FILE = "model-config.yaml"
-FAILURE_DIR_ENV = "SMTX_LOAD_FAILURE_DIR"  # where the handler leaves the reason a model failed to load
 
 
 def torchserve_config(config: ServeConfig, store: Path, internal_port: int | None = None) -> TorchServeConfig:
@@ -94,11 +93,12 @@ class Server:
         self.failures.mkdir()
         self.busy = self.work / "busy"  # one file per worker while it runs a batch (see handlers/ts_handler.py)
         self.busy.mkdir()
-        env = {**os.environ, FAILURE_DIR_ENV: str(self.failures), "SMTX_BUSY_DIR": str(self.busy)}
+        worker = WorkerContext(failure_dir=str(self.failures), busy_dir=str(self.busy),
+                               allowed_root=str(config.models_root) if config.multi_model else None)
+        env = {**os.environ, **worker.to_env()}
         self.gate: Gate | None = None
         internal_port = None
         if config.multi_model:
-            env["SMTX_ALLOWED_MODEL_ROOT"] = str(config.models_root)
             internal_port = free_port()
             # bound before TorchServe starts: a port already taken is a startup error, not a half-started server
             self.gate = Gate(("0.0.0.0", config.port), GateConfig(  # nosec B104 -- SageMaker sends to this port

@@ -18,6 +18,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from handlers.environment import WorkerContext
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -103,7 +105,7 @@ class TorchServe:
         # the workers must import the archive's code, not a checkout's: keep our root off their path
         env["PYTHONPATH"] = ""
         # the handler answers 413 for an answer over this size; TorchServe would drop it and kill the worker
-        env["SMTX_MAX_RESPONSE_BYTES"] = str(config.max_response_bytes - 64 * 1024)
+        env.update(WorkerContext(max_response_bytes=config.max_response_bytes - 64 * 1024).to_env())
         torchserve = shutil.which("torchserve", path=os.path.dirname(sys.executable)) or "torchserve"
         cmd = [torchserve, "--start", "--foreground", "--ncs", "--ts-config", str(self.config_file),
                "--log-config", str(config_dir() / "log4j2.xml"), "--model-store", str(config.model_store)]

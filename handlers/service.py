@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from handlers import codecs
+from handlers.environment import VARIABLES
 from handlers.errors import BadRequest, OutOfResources, PayloadTooLarge, RequestError, ServerError
 from tasks.errors import RecordError
 from tasks.predict import predict
@@ -25,14 +26,14 @@ SERVING_FILE = "serving.json"  # written by `make archive`: which runtime to use
 
 @dataclass(frozen=True)
 class Settings:
-    """Serving limits and behaviour, read from the environment once by the TorchServe handler."""
+    """Serving limits and behaviour; the TorchServe handler builds them from ``handlers.environment`` once."""
 
-    max_records: int = 10000
-    max_text_chars: int = 100_000
+    max_records: int = VARIABLES["max_records"].default
+    max_text_chars: int = VARIABLES["max_text_chars"].default
     #: Batch Transform: a bad record answers an error object on its own line instead of failing its request
     inline_record_errors: bool = False
-    max_batch_size: int = 32
-    max_tokens: int = 16384
+    max_batch_size: int = VARIABLES["micro_batch_size"].default
+    max_tokens: int = VARIABLES["max_batch_tokens"].default
     #: intra-op threads of the runtime (None: the runtime's default, one per core)
     threads: int | None = None
     #: TorchServe's max_response_size: a larger answer would kill the worker (the frontend drops the frame)

@@ -1,6 +1,7 @@
 """The TorchServe handler: the only module that touches TorchServe's context.
 
-It reads the environment once (the edge), turns TorchServe's batch into plain requests, calls the service, and
+It reads the environment once, at load time (the edge: ``handlers.environment``'s rules, the ones ``serve``
+applied at startup), turns TorchServe's batch into plain requests, calls the service, and
 sets each answer's status and content type per request index -- so one bad request of a server-side batch fails
 alone (raising would fail the whole batch). Header names are matched case-insensitively, and a body may arrive
 parsed (``application/json`` with TorchServe's default ``decode_input_request``) or as bytes.
@@ -10,49 +11,38 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Mapping
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if os.path.isdir(os.path.join(_HERE, "tasks")) and sys.path[:1] != [_HERE]:
     # inside an extracted archive: the archive's own code wins over anything installed in the environment
     sys.path.insert(0, _HERE)
 
-from handlers.environment import assemble_with  # noqa: E402
+from handlers.environment import VARIABLES, ServeConfig, WorkerContext  # noqa: E402
 from handlers.service import InferenceService, Request, Settings  # noqa: E402
 
 log = logging.getLogger(__name__)
 _service: InferenceService | None = None
+_worker = WorkerContext()
 
 
-def _env_int(env: dict, name: str, default: int) -> int:
-    value = env.get(name, "")
-    try:
-        return int(value) if value.strip() else default
-    except ValueError:
-        raise ValueError(f"{name}={value!r} is not an integer") from None
-
-
-def settings_from_env(env: dict) -> Settings:
-    defaults = Settings()
-    batch = env.get("SAGEMAKER_BATCH", "").strip().lower() == "true"
-    limit = _env_int(env, "SMTX_MAX_RESPONSE_BYTES", 0)
+def settings_from_env(env: Mapping[str, str]) -> Settings:
+    """The service's settings from the serving environment, read by the same rules ``serve`` applied at startup."""
+    config = ServeConfig.from_env(env)
+    batch = config.batch_transform
+    # Batch Transform sizes mini-batches by bytes (MaxPayloadInMB), not records: no record limit unless named
+    records_named = VARIABLES["max_records"].name in config.named
     return Settings(
-        threads=threads_per_worker(env),
-        max_response_bytes=limit or None,
-        # Batch Transform sizes mini-batches by bytes (MaxPayloadInMB), not records: no record limit there
-        max_records=_env_int(env, "SMTX_MAX_RECORDS", 10**9 if batch else defaults.max_records),
-        max_text_chars=_env_int(env, "SMTX_MAX_TEXT_CHARS", defaults.max_text_chars),
+        threads=config.threads(),
+        max_response_bytes=WorkerContext.from_env(env).max_response_bytes,
+        max_records=config.max_records if records_named or not batch else 10**9,
+        max_text_chars=config.max_text_chars,
         inline_record_errors=batch,
-        max_batch_size=_env_int(env, "SMTX_MICRO_BATCH_SIZE", defaults.max_batch_size),
-        max_tokens=_env_int(env, "SMTX_MAX_BATCH_TOKENS", defaults.max_tokens),
+        max_batch_size=config.micro_batch_size,
+        max_tokens=config.max_batch_tokens,
         # AssembleWith=Line appends a newline to every response: a final one of ours would be a blank line
-        terminated_lines=not (batch and assemble_with(env) == "Line"),
+        terminated_lines=not (batch and config.assemble_with == "Line"),
     )
-
-
-def threads_per_worker(env: dict) -> int:
-    """Threads per worker: set, or the cores shared among the workers (oversubscribing collapses latency)."""
-    workers = max(1, _env_int(env, "SAGEMAKER_MODEL_SERVER_WORKERS", 1))
-    return max(1, _env_int(env, "SMTX_THREADS_PER_WORKER", (os.cpu_count() or 1) // workers))
 
 
 def check_allowed(model_dir: str, allowed_root: str | None) -> None:
@@ -64,9 +54,9 @@ def check_allowed(model_dir: str, allowed_root: str | None) -> None:
         raise PermissionError(f"model directory {model_dir} is outside {allowed_root}; refusing to load it")
 
 
-def _report_load_failure(env: dict, model_name: str, exc: BaseException) -> None:
+def _report_load_failure(worker: WorkerContext, model_name: str, exc: BaseException) -> None:
     """Leave the reason where the serve entrypoint's watchdog looks: /ping alone would still say Healthy."""
-    folder = env.get("SMTX_LOAD_FAILURE_DIR")
+    folder = worker.failure_dir
     if folder and os.path.isdir(folder):
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_name) or "model"
         with open(os.path.join(folder, f"{safe}.txt"), "w", encoding="utf-8") as fh:
@@ -74,22 +64,23 @@ def _report_load_failure(env: dict, model_name: str, exc: BaseException) -> None
 
 
 def initialize(context) -> None:
-    global _service
+    global _service, _worker
     env = dict(os.environ)
-    threads = threads_per_worker(env)
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    _worker = worker = WorkerContext.from_env(env)
     model_dir = context.system_properties.get("model_dir")
     try:
+        settings = settings_from_env(env)
+        os.environ.setdefault("OMP_NUM_THREADS", str(settings.threads))
         import torch
 
-        torch.set_num_threads(threads)
-        check_allowed(model_dir, env.get("SMTX_ALLOWED_MODEL_ROOT"))
-        _service = InferenceService(model_dir, settings_from_env(env))
+        torch.set_num_threads(settings.threads or 1)
+        check_allowed(model_dir, worker.allowed_root)
+        _service = InferenceService(model_dir, settings)
     except Exception as exc:
         log.error("model %s failed to load: %s", context.model_name, exc)
-        _report_load_failure(env, context.model_name, exc)
+        _report_load_failure(worker, context.model_name, exc)
         raise
-    log.info("worker ready: %d thread(s), runtime %s", threads, _service.runtime)
+    log.info("worker ready: %d thread(s), runtime %s", settings.threads, _service.runtime)
 
 
 def _headers(context, idx: int) -> dict[str, str]:
@@ -106,8 +97,7 @@ class _Busy:
     """A marker file while this worker runs a batch: TorchServe reports queued requests but not running ones,
     and the serve entrypoint must not stop the server under a batch in flight (SIGTERM drain)."""
 
-    def __init__(self) -> None:
-        folder = os.environ.get("SMTX_BUSY_DIR")
+    def __init__(self, folder: str | None) -> None:
         self.path = os.path.join(folder, str(os.getpid())) if folder and os.path.isdir(folder) else None
 
     def __enter__(self) -> "_Busy":
@@ -124,7 +114,7 @@ def handle(data, context):
     if data is None:  # TorchServe's load-time call
         initialize(context)
         return None
-    with _Busy():
+    with _Busy(_worker.busy_dir):
         return _handle(data, context)
 
 

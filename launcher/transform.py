@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from handlers.environment import ASSEMBLE_WITH_ENV
+from handlers.environment import VARIABLES
 from launcher.aws import Clients
 from launcher.batches import OutputCheck, check_output, read_records
 from launcher.content_types import JSONLINES
@@ -77,7 +77,7 @@ def transform_job_request(name: str, config: TransformConfig, input_uri: str, ou
         "TransformOutput": {"S3OutputPath": output_uri, "Accept": JSONLINES, "AssembleWith": "Line"},
         "TransformResources": {"InstanceType": config.instance_type, "InstanceCount": config.instance_count},
         # SageMaker does not tell the container how it assembles: with Line our answers must not end in a newline
-        "Environment": {ASSEMBLE_WITH_ENV: "Line"},
+        "Environment": {VARIABLES["assemble_with"].name: "Line"},
     }
 
 

@@ -20,6 +20,7 @@ from ts.protocol.otf_message_handler import create_predict_response
 from handler_fixtures import WireRequest, make_context, read_response_frame, trained, ts_batch  # noqa: F401
 from handlers import codecs
 from handlers.codecs import JSON, JSONLINES
+from handlers.environment import VARIABLES, WorkerContext
 from handlers.service import InferenceService, Request, Settings
 from tasks.decode import entities
 from tasks.predict import predict
@@ -35,9 +36,8 @@ TEXTS = [
 ]
 SUPPORTED = "['application/json', 'application/jsonlines']"
 OUR_LOGGERS = ("handlers", "tasks", "runtimes", "ts")
-ENV_NAMES = ("SAGEMAKER_BATCH", "SMTX_ASSEMBLE_WITH", "SMTX_MAX_RECORDS", "SMTX_MAX_TEXT_CHARS", "SMTX_MICRO_BATCH_SIZE",
-             "SMTX_MAX_BATCH_TOKENS", "SAGEMAKER_MODEL_SERVER_WORKERS", "TS_DECODE_INPUT_REQUEST", "SMTX_BUSY_DIR",
-             "SMTX_ALLOWED_MODEL_ROOT", "SMTX_LOAD_FAILURE_DIR")
+ENV_NAMES = (*(v.name for v in VARIABLES.values()), *WorkerContext._names().values(),
+             "TS_DECODE_INPUT_REQUEST")
 
 
 # -- fixtures -----------------------------------------------------------------------------------------------------
@@ -529,7 +529,7 @@ def test_a_failing_model_through_the_handler(serve):
 
 # -- the edge's one config ----------------------------------------------------------------------------------------
 def test_settings_from_the_environment():
-    from handlers.ts_handler import settings_from_env, threads_per_worker
+    from handlers.ts_handler import settings_from_env
 
     def limits(settings: Settings) -> tuple:
         return (settings.max_records, settings.max_text_chars, settings.inline_record_errors, settings.max_batch_size,
@@ -539,9 +539,11 @@ def test_settings_from_the_environment():
     assert limits(settings_from_env({"SMTX_MAX_RECORDS": " 7 ", "SMTX_MAX_TEXT_CHARS": "", "SAGEMAKER_BATCH": "TRUE",
                                      "SMTX_MICRO_BATCH_SIZE": "4", "SMTX_MAX_BATCH_TOKENS": "512"})) == \
         (7, 100_000, True, 4, 512)
+    assert settings_from_env({"SAGEMAKER_BATCH": "true"}).max_records == 10**9  # Batch Transform sizes by bytes
     assert settings_from_env({"SAGEMAKER_BATCH": "false"}).inline_record_errors is False
     with pytest.raises(ValueError) as info:
         settings_from_env({"SMTX_MAX_RECORDS": "ten"})
-    assert str(info.value) == "SMTX_MAX_RECORDS='ten' is not an integer"
-    assert threads_per_worker({"SMTX_THREADS_PER_WORKER": "3"}) == 3
-    assert threads_per_worker({"SAGEMAKER_MODEL_SERVER_WORKERS": str(10 * (os.cpu_count() or 1))}) == 1
+    assert str(info.value) == "SMTX_MAX_RECORDS='ten' is not valid; expected an integer"
+    assert settings_from_env({"SMTX_THREADS_PER_WORKER": "3"}).threads == 3
+    assert settings_from_env({"SAGEMAKER_MODEL_SERVER_WORKERS": "64"}).threads == max(1, (os.cpu_count() or 1) // 64)
+    assert settings_from_env({"SMTX_WORKER_MAX_RESPONSE_BYTES": "1000"}).max_response_bytes == 1000
