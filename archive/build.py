@@ -34,7 +34,8 @@ from tasks.spec import TaskSpec
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
-CODE_PACKAGES = ("tasks", "runtimes", "handlers", "archive")  # archive: its checks run at load too
+#: the packages serving imports, and nothing else: the worker needs no archive-building code
+CODE_PACKAGES = ("tasks", "runtimes", "handlers")
 HANDLER_FILE = "ts_handler.py"
 #: checkpoint files that serving needs (metrics, plots and predictions stay with the training output)
 SERVING_FILES = ("config.json", "task_spec.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
