@@ -1,6 +1,7 @@
 """What may be archived and what the archives hold: checkpoint checks, ``<name>.mar`` and ``model.tar.gz``."""
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from archive.build import ArchiveSettings, RuntimeOptions, build, safe_name
+from archive.build import CODE_PACKAGES, ArchiveSettings, RuntimeOptions, build, safe_name
 from handler_fixtures import trained  # noqa: F401
 from handlers.service import InferenceService, Request
 from runtimes.checkpoint import CheckpointError, check_checkpoint
@@ -219,7 +220,8 @@ WORKER_LOAD = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from handlers.service import InferenceService, Request
-answer = InferenceService(sys.argv[1]).handle([Request(b'{"text": "sales grew"}', {"content-type": "application/json"})])[0]
+request = Request(b'{"text": "sales grew"}', {"content-type": "application/json"})
+answer = InferenceService(sys.argv[1]).handle([request])[0]
 ours = {name: getattr(module, "__file__", None) for name, module in sys.modules.items()
         if name.split(".")[0] in ("tasks", "runtimes", "handlers", "archive", "training", "entrypoints")}
 print(json.dumps({"status": answer.status, "modules": ours}))
@@ -237,6 +239,18 @@ def test_a_worker_loads_the_archive_with_its_own_code_and_without_the_archive_pa
     assert result["status"] == 200
     assert {name.split(".")[0] for name in result["modules"]} == {"tasks", "runtimes", "handlers"}
     assert all(Path(file).is_relative_to(tmp_path / "model") for file in result["modules"].values() if file)
+
+
+def test_the_packages_an_archive_carries_never_import_the_archive_package():
+    """Static, so that a lazy import on a path no test takes is caught too."""
+    offenders = []
+    for package in CODE_PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                offenders += [f"{path.relative_to(ROOT)}:{node.lineno}" for n in names if n.split(".")[0] == "archive"]
+    assert offenders == []
 
 
 def test_build_refuses_a_bad_checkpoint_and_writes_nothing(copy, tmp_path):
