@@ -13,7 +13,7 @@ from pathlib import Path
 
 from archive.build import QUANTIZATIONS, RUNTIMES, ArchiveSettings, Built, RuntimeOptions, build
 from archive.checks import CheckpointError
-from archive.onnx_export import QuantizationRefused
+from archive.quantize import QuantizationRefused
 
 EXIT_BAD_INPUT, EXIT_REFUSED = 2, 3
 

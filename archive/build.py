@@ -6,9 +6,10 @@ The staged directory is what TorchServe loads: the checkpoint's serving files, t
 (SageMaker's multi-model mode) takes its batch settings only from there. The ``.mar`` zips that directory and
 ``model.tar.gz`` tars it, so both carry the same bytes and nothing is read from outside at serving time.
 
-The runtime is chosen here (``choose_runtime``): ONNX Runtime where the exported model passes the parity gate of
-``archive/onnx_export.py``, torch otherwise, with the reason and the gate figures in ``serving.json`` (and
-``graph``: whether the ONNX graph is fused, and why not).
+The runtime is chosen here (``choose_runtime``): ONNX Runtime where the exported model (``archive/onnx_export.py``)
+passes the parity gate (``archive/parity.py``), torch otherwise, with the reason and the gate figures in
+``serving.json`` (and ``graph``: whether the ONNX graph is fused, and why not); int8 behind its own gate
+(``archive/quantize.py``).
 """
 from __future__ import annotations
 
@@ -27,14 +28,16 @@ from pathlib import Path
 from typing import Any
 
 from archive.checks import check_checkpoint
-from archive.onnx_export import (CheckSets, NoCheckData, QuantizationRefused, check_sets, export_onnx,
-                                 length_probes, parity, quantization_gate, quantize_int8, refusal, run_check)
+from archive.onnx_export import export_onnx, first_line
+from archive.parity import CheckSets, NoCheckData, check_sets, length_probes, parity, run_check
+from archive.quantize import QuantizationRefused, quantization_gate, quantize_int8, refusal
 from handlers.service import SERVING_FILE  # the file load_runner reads: one name for both sides
 from tasks.spec import TaskSpec
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
-CODE_PACKAGES = ("tasks", "runtimes", "handlers", "archive")  # archive: its checks run at load too
+#: the packages serving imports, and nothing else: the worker needs no archive-building code
+CODE_PACKAGES = ("tasks", "runtimes", "handlers")
 HANDLER_FILE = "ts_handler.py"
 #: checkpoint files that serving needs (metrics, plots and predictions stay with the training output)
 SERVING_FILES = ("config.json", "task_spec.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
@@ -78,7 +81,7 @@ class RuntimeOptions:
     data: Path | None = None
     #: largest difference allowed between a torch and an ONNX probability (or regression value)
     parity_tolerance: float = 1e-5
-    #: how much int8 may lose on the primary dev metric (see ``archive.onnx_export.quantization_gate``);
+    #: how much int8 may lose on the primary dev metric (see ``archive.quantize.quantization_gate``);
     #: a negative value demands that int8 beat fp32, which the tests use to force a refusal
     quantize_tolerance: float = 0.005
 
@@ -136,11 +139,6 @@ def _torch(reason: str, **figures: Any) -> dict[str, Any]:
     return {"runtime": "torch", "onnx_file": None, "reason": reason, **figures}
 
 
-def _first_line(exc: BaseException, limit: int = 300) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text[:limit]}"
-
-
 def choose_runtime(checkpoint: Path, spec: TaskSpec, payload: Path, options: RuntimeOptions) -> dict[str, Any]:
     """Export to ``payload`` and keep ONNX where it passes the gates; the dict that becomes serving.json.
 
@@ -181,7 +179,7 @@ def _fp32_onnx(checkpoint: Path, spec: TaskSpec, payload: Path, sets: CheckSets,
     except Exception as exc:  # noqa: BLE001 -- any export or run failure means "serve torch", with its reason
         log.debug("ONNX export or run failed", exc_info=True)
         onnx_path.unlink(missing_ok=True)
-        return _torch(f"ONNX export or run failed: {_first_line(exc)}")
+        return _torch(f"ONNX export or run failed: {first_line(exc)}")
     figures = {**parity(spec, expected, got, tolerance), "length_probes": len(probes)}
     if not figures["passed"]:
         onnx_path.unlink()

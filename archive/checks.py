@@ -1,82 +1,17 @@
-"""What a checkpoint must satisfy before it is archived (and before a server loads it)."""
+"""What ``make archive`` checks: the checkpoint checks serving also runs at load, and safe extraction.
+
+The checkpoint checks live in ``runtimes.checkpoint`` so that a serving worker reaches them without this
+package; they are imported here so that the archive side has one place to ask.
+"""
 from __future__ import annotations
 
-import json
 import os
-import struct
 import tarfile
 from pathlib import Path
 
-from tasks.errors import SpecError
-from tasks.spec import TASK_SPEC_FILE, TaskSpec
+from runtimes.checkpoint import CheckpointError, check_checkpoint
 
-#: pickle-based weight formats: loading one can run arbitrary code, so they are refused outright
-PICKLED_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
-
-
-class CheckpointError(ValueError):
-    """The checkpoint cannot be served; the message says what is wrong and where."""
-
-
-def check_checkpoint(path: str | Path) -> TaskSpec:
-    """The checkpoint's spec, after checking spec, weights, labels and tokenizer."""
-    path = Path(path)
-    if not path.is_dir():
-        raise CheckpointError(f"checkpoint {path} is not a directory")
-    pickled = sorted(p.name for p in path.rglob("*") if p.suffix.lower() in PICKLED_SUFFIXES)
-    if pickled:
-        raise CheckpointError(f"checkpoint {path} holds pickled weights {pickled}; only safetensors are accepted "
-                              "(re-save with save_pretrained, which writes model.safetensors)")
-    weights = sorted(path.glob("*.safetensors"))
-    if not weights:
-        raise CheckpointError(f"checkpoint {path} has no .safetensors weights")
-    for file in weights:
-        check_safetensors(file)
-    try:
-        spec = TaskSpec.from_dict(json.loads((path / TASK_SPEC_FILE).read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {path} has no {TASK_SPEC_FILE}; was it written by our training?") from None
-    except (ValueError, SpecError) as exc:
-        raise CheckpointError(f"{path / TASK_SPEC_FILE} is not valid: {exc}") from None
-    try:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {path} has no readable config.json: {exc}") from None
-    _check_head(spec, config, path)
-    if not any((path / name).is_file() for name in ("tokenizer.json", "vocab.txt", "vocab.json")):
-        raise CheckpointError(f"checkpoint {path} has no tokenizer files (tokenizer.json)")
-    return spec
-
-
-def _check_head(spec: TaskSpec, config: dict, path: Path) -> None:
-    if config.get("model_type") != spec.model_type:
-        raise CheckpointError(f"config.json model_type {config.get('model_type')!r} differs from the task spec's "
-                              f"{spec.model_type!r}")
-    id2label = config.get("id2label") or {}
-    if len(id2label) != spec.num_outputs:
-        raise CheckpointError(f"the model head has {len(id2label)} outputs but the task spec needs "
-                              f"{spec.num_outputs} ({path})")
-    if spec.labels and [id2label.get(str(i)) for i in range(len(spec.labels))] != list(spec.labels):
-        raise CheckpointError(f"config.json id2label {id2label} does not match the task spec labels "
-                              f"{list(spec.labels)}")
-
-
-def check_safetensors(path: Path) -> None:
-    """The file is whole: its header parses and the tensors it declares end exactly at the end of the file.
-    (A truncated copy would otherwise be found only when a worker loads it, or never, with ONNX serving.)"""
-    size = path.stat().st_size
-    try:
-        with open(path, "rb") as fh:
-            (header_len,) = struct.unpack("<Q", fh.read(8))
-            if header_len > size - 8:
-                raise ValueError("header longer than the file")
-            header = json.loads(fh.read(header_len))
-        end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
-    except (struct.error, ValueError, KeyError, TypeError, IndexError) as exc:
-        raise CheckpointError(f"{path.name} is not a valid safetensors file ({exc})") from None
-    if 8 + header_len + end != size:
-        raise CheckpointError(f"{path.name} is truncated or corrupt: {size} bytes, the header declares "
-                              f"{8 + header_len + end}")
+__all__ = ["CheckpointError", "check_checkpoint", "safe_extract"]
 
 
 def safe_extract(tarball: str | Path, dest: str | Path) -> None:

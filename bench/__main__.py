@@ -38,11 +38,13 @@ def _short(result: dict) -> str:
 
 
 def _code_fingerprint() -> str:
-    """A short hash of the code an archive carries (tasks, runtimes, handlers, archive)."""
+    """A short hash of the code that builds an archive and the code it carries."""
     import hashlib
 
+    from archive.build import CODE_PACKAGES
+
     digest = hashlib.sha256()
-    for folder in ("tasks", "runtimes", "handlers", "archive"):
+    for folder in (*CODE_PACKAGES, "archive"):
         for path in sorted((ROOT / folder).rglob("*.py")):
             digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:10]

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import psutil
 
-from bench.soak import processes
+from bench.processes import processes
+from bench.stats import latency_summary
 from bench.texts import corpus
-from bench.worker import percentiles
 from entrypoints.torchserve import TorchServe, TorchServeConfig, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,7 +138,7 @@ def _latency(url: str, requests: int, clients: int) -> dict:
         t.start()
     for t in threads:
         t.join()
-    return percentiles(samples)
+    return latency_summary(samples)
 
 
 def _ping(url: str, requests: int) -> dict:
@@ -146,7 +146,7 @@ def _ping(url: str, requests: int) -> dict:
     client = _Client(url)
     for _ in range(WARM_UP_REQUESTS):
         client.ms("GET")
-    return percentiles([client.ms("GET") for _ in range(requests)])
+    return latency_summary([client.ms("GET") for _ in range(requests)])
 
 
 def cold_start(job: dict) -> dict:

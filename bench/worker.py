@@ -6,7 +6,6 @@ threads or memory, and nothing runs beside it (two cores: a second process halve
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any, Callable
 import numpy as np
 import psutil
 
+from bench.stats import latency_summary
 from bench.texts import corpus
 
 
@@ -115,13 +115,7 @@ def latency(job: dict) -> dict:
         started = time.perf_counter()
         predict(spec, tokenizer, runner, record)
         samples.append((time.perf_counter() - started) * 1000)
-    return percentiles(samples)
-
-
-def percentiles(samples_ms: list[float]) -> dict:
-    q = np.percentile(samples_ms, [50, 95, 99])
-    return {"p50_ms": float(q[0]), "p95_ms": float(q[1]), "p99_ms": float(q[2]), "n": len(samples_ms),
-            "mean_ms": statistics.fmean(samples_ms)}
+    return latency_summary(samples)
 
 
 def gemm(job: dict) -> dict:

@@ -76,7 +76,7 @@ def model_view(model_dir: Path, store: Path, overrides: dict) -> Path:
 
 
 def check_model(config: ServeConfig) -> None:
-    from archive.checks import check_checkpoint
+    from runtimes.checkpoint import check_checkpoint
 
     if not (config.model_dir / "MAR-INF" / "MANIFEST.json").is_file():
         raise RuntimeError(f"{config.model_dir} is not an extracted model.tar.gz from `make archive` "

@@ -83,7 +83,7 @@ def load_runner(model_dir: Path, spec: TaskSpec, threads: int | None = None) -> 
 
 class InferenceService:
     def __init__(self, model_dir: str | Path, settings: Settings = Settings()) -> None:
-        from archive.checks import check_checkpoint
+        from runtimes.checkpoint import check_checkpoint
 
         self.model_dir = Path(model_dir)
         self.settings = settings

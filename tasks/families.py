@@ -1,7 +1,8 @@
 """Model-family quirks, in one table.
 
-Every difference between BERT, DistilBERT, Longformer and LayoutLM that the encoder or the runtimes must know
-lives here; nothing else in the code base compares ``model_type`` strings.
+Every difference between BERT, DistilBERT, RoBERTa, Longformer and LayoutLM that the encoder, the runtimes or
+the ONNX export must know lives here; nothing else in the code base compares ``model_type`` strings (the
+archive asks ``family_for(...).onnx_fusion`` which graphs ONNX Runtime can fuse).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from tasks.errors import SpecError
 
 @dataclass(frozen=True)
 class Family:
-    """How one architecture wants its inputs."""
+    """How one architecture wants its inputs, and whether ONNX Runtime can fuse its exported graph."""
 
     #: model inputs besides ``input_ids`` / ``attention_mask`` that the forward pass takes
     token_type_ids: bool
@@ -22,6 +23,10 @@ class Family:
     global_attention_first: bool
     #: LayoutLM takes one ``[x0, y0, x1, y1]`` box per token, 0-1000
     bbox: bool
+    #: the ``model_type`` under which ONNX Runtime's transformer optimizer fuses this family's exported graph (its
+    #: "bert" patterns also cover DistilBERT and RoBERTa); None: it has no fusions for the family's attention or
+    #: embeddings (LayoutLM's box embeddings, Longformer's sliding-window attention), which is exported unfused
+    onnx_fusion: str | None
 
     def input_names(self) -> tuple[str, ...]:
         names = ["input_ids", "attention_mask"]
@@ -35,11 +40,16 @@ class Family:
 
 
 FAMILIES: dict[str, Family] = {
-    "bert": Family(token_type_ids=True, add_prefix_space=False, global_attention_first=False, bbox=False),
-    "distilbert": Family(token_type_ids=False, add_prefix_space=False, global_attention_first=False, bbox=False),
-    "roberta": Family(token_type_ids=False, add_prefix_space=True, global_attention_first=False, bbox=False),
-    "longformer": Family(token_type_ids=False, add_prefix_space=True, global_attention_first=True, bbox=False),
-    "layoutlm": Family(token_type_ids=True, add_prefix_space=False, global_attention_first=False, bbox=True),
+    "bert": Family(token_type_ids=True, add_prefix_space=False, global_attention_first=False, bbox=False,
+                   onnx_fusion="bert"),
+    "distilbert": Family(token_type_ids=False, add_prefix_space=False, global_attention_first=False, bbox=False,
+                         onnx_fusion="bert"),
+    "roberta": Family(token_type_ids=False, add_prefix_space=True, global_attention_first=False, bbox=False,
+                      onnx_fusion="bert"),
+    "longformer": Family(token_type_ids=False, add_prefix_space=True, global_attention_first=True, bbox=False,
+                         onnx_fusion=None),
+    "layoutlm": Family(token_type_ids=True, add_prefix_space=False, global_attention_first=False, bbox=True,
+                       onnx_fusion=None),
 }
 
 #: the box given to special tokens; LayoutLM was pre-trained with these

@@ -1,19 +1,23 @@
 """What may be archived and what the archives hold: checkpoint checks, ``<name>.mar`` and ``model.tar.gz``."""
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from archive.build import ArchiveSettings, RuntimeOptions, build, safe_name
-from archive.checks import CheckpointError, check_checkpoint
+from archive.build import CODE_PACKAGES, ArchiveSettings, RuntimeOptions, build, safe_name
 from handler_fixtures import trained  # noqa: F401
 from handlers.service import InferenceService, Request
+from runtimes.checkpoint import CheckpointError, check_checkpoint
 from runtimes.torch_runtime import read_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,10 +179,12 @@ def test_the_mar_holds_manifest_config_code_and_serving_files(built, classif):
     assert json.loads(files["serving.json"]) == TORCH_SERVING
     assert not any(n.endswith(".onnx") for n in files)
     assert files["ts_handler.py"] == (ROOT / "handlers" / "ts_handler.py").read_bytes()
-    for package in ("tasks", "runtimes", "handlers", "archive"):
+    for package in ("tasks", "runtimes", "handlers"):
         sources = {f"{package}/{p.name}": p.read_bytes() for p in (ROOT / package).glob("*.py")}
         assert "__init__.py" in {Path(n).name for n in sources}
         assert {n: b for n, b in files.items() if n.startswith(f"{package}/")} == sources
+    # only the packages serving imports: the archive-building code stays out
+    assert {n.split("/")[0] for n in files if n.endswith(".py") and "/" in n} == {"tasks", "runtimes", "handlers"}
     for name in ("config.json", "task_spec.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors",
                  "README.md", "metrics.json"):
         assert files[name] == (classif / name).read_bytes(), name
@@ -206,6 +212,45 @@ def test_the_extracted_tarball_serves_what_the_checkpoint_serves(built, classif,
                for path in (tmp_path, classif)]
     assert answers[0].status == answers[1].status == 200
     assert answers[0].body == answers[1].body
+
+
+#: run in a fresh interpreter from the extracted archive: load the model as a worker does, answer one request,
+#: and say which of our packages were imported and from where
+WORKER_LOAD = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from handlers.service import InferenceService, Request
+request = Request(b'{"text": "sales grew"}', {"content-type": "application/json"})
+answer = InferenceService(sys.argv[1]).handle([request])[0]
+ours = {name: getattr(module, "__file__", None) for name, module in sys.modules.items()
+        if name.split(".")[0] in ("tasks", "runtimes", "handlers", "archive", "training", "entrypoints")}
+print(json.dumps({"status": answer.status, "modules": ours}))
+"""
+
+
+def test_a_worker_loads_the_archive_with_its_own_code_and_without_the_archive_package(built, tmp_path):
+    with tarfile.open(built.tarball, "r:gz") as tf:
+        tf.extractall(tmp_path / "model", filter="data")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-c", WORKER_LOAD, str(tmp_path / "model")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["status"] == 200
+    assert {name.split(".")[0] for name in result["modules"]} == {"tasks", "runtimes", "handlers"}
+    assert all(Path(file).is_relative_to(tmp_path / "model") for file in result["modules"].values() if file)
+
+
+def test_the_packages_an_archive_carries_never_import_the_archive_package():
+    """Static, so that a lazy import on a path no test takes is caught too."""
+    offenders = []
+    for package in CODE_PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                offenders += [f"{path.relative_to(ROOT)}:{node.lineno}" for n in names if n.split(".")[0] == "archive"]
+    assert offenders == []
 
 
 def test_build_refuses_a_bad_checkpoint_and_writes_nothing(copy, tmp_path):

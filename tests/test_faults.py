@@ -294,7 +294,8 @@ def _message(body: bytes) -> str:
 
 # -- a short soak (bench/soak.py): correctness only ------------------------------------------------------------------
 def test_a_30_second_soak_fails_no_valid_request(archives, record_property):
-    from bench.soak import run_soak, table
+    from bench.soak import run_soak
+    from bench.soak_report import table
 
     result = run_soak(30, clients=4, archive=archives["classif"].extracted)
     print("\n" + table(result))

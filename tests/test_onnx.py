@@ -15,10 +15,11 @@ import pytest
 
 from archive.__main__ import main as archive_main
 from archive.build import Built, RuntimeOptions, build
-from archive.onnx_export import FUSED_FAMILIES, QuantizationRefused, quantization_gate, refusal
+from archive.quantize import QuantizationRefused, quantization_gate, refusal
 from handlers.service import InferenceService, Request
 from runtimes.onnx_runtime import OnnxRunner
 from runtimes.torch_runtime import load_checkpoint
+from tasks.families import family_for
 from tasks.predict import predict
 from tasks.records import Record
 from tasks.spec import TaskSpec
@@ -116,8 +117,9 @@ def test_onnx_is_chosen_and_predicts_what_torch_predicts(onnx_archives, small_da
     figures = serving["parity"]
     assert figures["passed"] and figures["label_agreement"] == 1.0 and figures["max_abs_diff"] <= TOLERANCE
     # BERT and DistilBERT serve the fused graph (the one the parity gate passed); LayoutLM the plain export
-    assert serving["graph"]["fused"] == (arch in FUSED_FAMILIES), serving["graph"]
-    if arch in FUSED_FAMILIES:
+    fusable = family_for(arch).onnx_fusion is not None
+    assert serving["graph"]["fused"] == fusable, serving["graph"]
+    if fusable:
         ops = {node.op_type for node in onnx.load(str(extracted / "model.onnx")).graph.node}
         assert {"Attention", "SkipLayerNormalization", "EmbedLayerNormalization"} <= ops, ops
     else:

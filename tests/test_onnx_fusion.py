@@ -10,7 +10,9 @@ from pathlib import Path
 import onnx
 import pytest
 
-from archive.onnx_export import FUSED_FAMILIES, export_onnx, length_probes, parity, quantize_int8, run_check
+from archive.onnx_export import export_onnx
+from archive.parity import length_probes, parity, run_check
+from archive.quantize import quantize_int8
 from runtimes.onnx_runtime import OnnxRunner
 from runtimes.torch_runtime import TorchRunner, load_tokenizer
 from tasks.batching import pad
@@ -87,7 +89,7 @@ def test_the_int8_model_is_quantized_from_the_fused_graph(tiny_model_dir, tmp_pa
 
 @pytest.mark.parametrize("arch,task", [("layoutlm", "ner"), ("longformer", "classif")])
 def test_layoutlm_and_longformer_are_exported_unfused(tiny_model_dir, tmp_path, arch, task):
-    assert arch not in FUSED_FAMILIES
+    assert family_for(arch).onnx_fusion is None
     model, tokenizer, spec = model_and_spec(tiny_model_dir, arch, task)
     graph = export_onnx(model, spec, tokenizer, length_probes(spec, records(spec)), tmp_path / "model.onnx")
     assert not graph["fused"] and graph["reason"].startswith(f"no fused graph for {arch}"), graph
