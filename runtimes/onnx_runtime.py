@@ -1,7 +1,7 @@
 """The ONNX Runtime runner: the same "padded int64 inputs by name -> logits" interface as ``TorchRunner``.
 
 ``make archive`` exports the model to ONNX and serves it with this runner only where it answered what torch
-answers on the checkpoint's test set (see ``archive/onnx_export.py``). onnxruntime is imported when a runner is
+answers on the checkpoint's test set (see ``archive/parity.py``). onnxruntime is imported when a runner is
 made, never at import time, so a torch-served archive does not pay for it.
 """
 from __future__ import annotations
