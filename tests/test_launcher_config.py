@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from launcher.deploy import ServingConfig
-from launcher.errors import ConfigError, WaitTimeout
-from launcher.hyperparameters import SPECS, Hyperparameters
+from launcher.errors import SettingError, WaitTimeout
+from launcher.hyperparameters import FIELDS, Hyperparameters
 from launcher.metrics import TASK_METRICS, metric_definitions, metric_names, parse_metrics
 from launcher.names import MAX_LENGTH, NAME_PATTERN, unique_name
 from launcher.s3 import S3Uri
@@ -97,7 +97,7 @@ def test_hyperparameters_are_sent_as_strings_the_way_sagemaker_passes_them() -> 
                          per_device_train_batch_size=16, per_device_eval_batch_size=32, max_seq_length=128,
                          stride=16, gradient_accumulation_steps=2, seed=42, eval_steps=50, logging_steps=5)
     sent = hp.as_sagemaker()
-    assert set(sent) == set(SPECS)
+    assert list(sent) == list(FIELDS)
     assert all(isinstance(v, str) for v in sent.values())
     assert sent == {"task_name": "ner", "model_name": "bert-base-cased", "max_steps": "10", "num_train_epochs": "3",
                     "use_bbox": "false", "learning_rate": "5e-05", "warmup_ratio": "0.1", "weight_decay": "0.0",
@@ -119,7 +119,7 @@ def test_the_strings_sent_parse_back_with_the_training_config() -> None:
 ])
 def test_bad_hyperparameters_are_named_with_their_value(field: str, value: object) -> None:
     base: dict = {"task_name": "ner", "max_seq_length": 128}
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(SettingError) as err:
         Hyperparameters(**{**base, field: value})
     assert err.value.field == field and repr(value) in str(err.value)
 
@@ -131,7 +131,7 @@ def test_bad_hyperparameters_are_named_with_their_value(field: str, value: objec
     ({"spot": True, "checkpoint_uri": "s3://bucket/ckpt", "max_wait_s": 10}, "max_wait_s"),
 ])
 def test_training_config_errors_name_the_field(overrides: dict, field: str) -> None:
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(SettingError) as err:
         _config(**overrides)
     assert err.value.field == field
 
@@ -159,7 +159,7 @@ def test_serving_environment_carries_only_the_knobs_that_are_set() -> None:
         "SAGEMAKER_MODEL_SERVER_WORKERS": "2", "SAGEMAKER_TS_BATCH_SIZE": "8", "SAGEMAKER_TS_MAX_BATCH_DELAY": "0",
         "SAGEMAKER_TS_RESPONSE_TIMEOUT": "120", "SAGEMAKER_MODEL_SERVER_TIMEOUT": "90", "LOG_LEVEL": "info"}
     assert ServingConfig(IMAGE, ROLE).environment() == {}
-    with pytest.raises(ConfigError, match="batch_size=0"):
+    with pytest.raises(SettingError, match="batch_size=0"):
         ServingConfig(IMAGE, ROLE, batch_size=0)
 
 
@@ -172,7 +172,7 @@ def test_transform_request_uses_the_recommended_settings() -> None:
     assert request["TransformOutput"] == {"S3OutputPath": "s3://b/out/", "Accept": "application/jsonlines",
                                           "AssembleWith": "Line"}
     assert "Environment" not in request  # SAGEMAKER_BATCH and friends are SageMaker's to set
-    with pytest.raises(ConfigError, match="max_payload_mb"):
+    with pytest.raises(SettingError, match="max_payload_mb"):
         TransformConfig("m", max_payload_mb=0)
 
 
@@ -180,7 +180,7 @@ def test_s3_uris_parse_join_and_refuse_non_s3() -> None:
     uri = S3Uri.parse("s3://bucket/a/b/")
     assert str(uri.join("c", "d.csv")) == "s3://bucket/a/b/c/d.csv"
     assert str(S3Uri.parse("s3://bucket").join("x").as_prefix()) == "s3://bucket/x/"
-    with pytest.raises(ConfigError, match="s3_prefix='/local'"):
+    with pytest.raises(SettingError, match="s3_prefix='/local'"):
         S3Uri.parse("/local", "s3_prefix")
 
 
