@@ -70,6 +70,9 @@ def test_clients_honour_aws_endpoint_url_and_refuse_a_missing_region(aws_env: No
         "http://localhost:1")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
     assert Clients().region == "us-west-2"
+    monkeypatch.setenv("AWS_REGION", "eu-central-1")  # botocore alone ignores it; the AWS CLI reads it first
+    assert Clients().region == "eu-central-1"
+    monkeypatch.delenv("AWS_REGION")
     monkeypatch.delenv("AWS_DEFAULT_REGION")
     with pytest.raises(SettingError, match="region"):
         Clients()
