@@ -1,13 +1,19 @@
 """Pure tests of the launcher's configs, names, metric regexes and request builders (no AWS, no moto)."""
 from __future__ import annotations
 
+import argparse
 import re
+import subprocess
+import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from launcher.cli import build_parser
+from launcher.commands import COMMANDS
 from launcher.deploy import ServingConfig
 from launcher.errors import SettingError, WaitTimeout
 from launcher.hyperparameters import FIELDS, Hyperparameters
@@ -18,7 +24,8 @@ from launcher.training import DATA_CHANNEL, TrainingConfig, training_job_request
 from launcher.transform import TransformConfig, transform_job_request
 from launcher.waiting import Poller
 from tasks.kinds import TASKS
-from training.config import TrainConfig
+from tasks.spec import TASK_NAMES
+from training.config import TrainConfig, hyperparameters
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/smtx:latest"
@@ -192,3 +199,47 @@ def test_poller_is_bounded_by_its_deadline() -> None:
         poller.until(lambda: calls.append(1), "nothing")
     assert len(calls) == 5
     assert Poller(interval_s=0, timeout_s=1).until(lambda: "done", "something") == "done"
+
+
+# --- one declaration each: commands, hyperparameter flags, image and role checks -----------------------------
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def test_the_parser_and_the_dispatch_come_from_one_command_table() -> None:
+    parsers = _subparsers(build_parser({}))
+    assert list(parsers) == list(COMMANDS)
+    assert all(parsers[name].description == command.help for name, command in COMMANDS.items())
+
+
+def test_train_has_one_flag_per_training_config_field_with_its_doc_and_bounds() -> None:
+    train = _subparsers(build_parser({}))["train"]
+    by_dest = {a.dest: a for a in train._actions}
+    for h in hyperparameters():
+        assert by_dest[h.name].help == h.describe()
+        assert f"--{h.name.replace('_', '-')}" in by_dest[h.name].option_strings
+    assert by_dest["task_name"].required and list(by_dest["task_name"].choices) == list(TASK_NAMES)
+    args = build_parser({}).parse_args(["train", "--data", "s3://b/d/", "--task", "ner", "--warmup-ratio", "0.1",
+                                        "--no-use-bbox"])
+    assert Hyperparameters(**{n: getattr(args, n) for n in FIELDS}).as_sagemaker() == {
+        "task_name": "ner", "use_bbox": "false", "warmup_ratio": "0.1"}
+
+
+def test_a_bad_role_or_image_is_refused_with_the_same_words_everywhere() -> None:
+    messages = set()
+    for make in (lambda **kw: _config(**kw), lambda **kw: ServingConfig(**{"image_uri": IMAGE, "role_arn": ROLE, **kw})):
+        for field, bad in (("role_arn", "SageMakerRole"), ("image_uri", "my image")):
+            with pytest.raises(SettingError) as err:
+                make(**{field: bad})
+            messages.add(str(err.value))
+    assert len(messages) == 2
+
+
+def test_the_launcher_imports_neither_torch_nor_transformers() -> None:
+    code = ("import sys, launcher.cli, launcher.commands, launcher.data; "
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert run.stdout.strip() == "[]"
