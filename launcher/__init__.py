@@ -2,6 +2,8 @@
 
 Modules, one concern each: ``aws`` (clients), ``data`` (validate + upload), ``training`` / ``follow`` (jobs),
 ``deploy`` / ``multimodel`` (endpoints), ``invoke``, ``transform`` (SageMaker Batch Transform),
-``local_transform`` (the same against a local server), ``cleanup``; ``cli`` is a thin layer on top.
+``local_transform`` (the same against a local server), ``cleanup``; ``checks`` holds the checks several configs
+share. The command line is one table, ``commands.COMMANDS`` (help, flags from ``arguments``, handler), read by
+``cli``. Hyperparameters are ``training.config.TrainConfig``'s fields (see ``hyperparameters``).
 Start with ``Clients(AwsSettings(...))`` and pass it to the functions; see docs/sagemaker.md.
 """

@@ -8,6 +8,7 @@ at a moto server in tests and in the walkthrough notebook.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -44,7 +45,10 @@ class Clients:
 
     def __init__(self, settings: AwsSettings | None = None) -> None:
         self.settings = settings or AwsSettings()
-        self.session = boto3.Session(region_name=self.settings.region, profile_name=self.settings.profile)
+        # botocore reads AWS_DEFAULT_REGION but not AWS_REGION (which the AWS CLI v2 and the other SDKs read
+        # first), so AWS_REGION is passed on here; the config file still comes after both
+        region = self.settings.region or os.environ.get("AWS_REGION") or None
+        self.session = boto3.Session(region_name=region, profile_name=self.settings.profile)
         require(bool(self.session.region_name), "region", self.session.region_name,
                 "a region from --region, AWS_REGION, AWS_DEFAULT_REGION or the AWS config file")
 

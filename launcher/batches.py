@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from launcher.checks import existing_file
+
 #: MaxPayloadInMB is counted in MiB here; a payload never exceeds max_payload_mb * BYTES_PER_MB bytes
 BYTES_PER_MB = 1024 * 1024
 MAX_REPORTED = 20
@@ -46,9 +48,12 @@ class Oversized:
         return json.dumps({"error": message}).encode("utf-8")
 
 
-def read_records(path: str | Path) -> list[bytes]:
-    """The lines of a jsonlines file, without their line ends; a final newline does not start a record."""
-    data = Path(path).read_bytes()
+def read_lines(path: str | Path, field: str = "input") -> list[bytes]:
+    """The lines of a jsonlines file, without their line ends; a final newline does not start a record.
+
+    A missing file is a SettingError naming ``field``.
+    """
+    data = existing_file(path, field).read_bytes()
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
@@ -87,8 +92,8 @@ def error_message(line: bytes) -> str | None:
 
 
 @dataclass(frozen=True)
-class RecordError:
-    """An input line whose answer is an error."""
+class ErrorLine:
+    """An input line whose answer is an ``{"error": ...}`` object."""
 
     line: int
     message: str
@@ -100,7 +105,7 @@ class OutputCheck:
 
     input_lines: int
     output_lines: int
-    errors: tuple[RecordError, ...]
+    errors: tuple[ErrorLine, ...]
 
     @property
     def aligned(self) -> bool:
@@ -117,12 +122,12 @@ class OutputCheck:
         return "\n".join(lines)
 
 
-def record_errors(lines: Iterable[bytes], first_line: int = 1) -> list[RecordError]:
+def error_lines(lines: Iterable[bytes], first_line: int = 1) -> list[ErrorLine]:
     """The error lines among ``lines``, numbered from ``first_line``."""
     found = ((first_line + i, error_message(line)) for i, line in enumerate(lines))
-    return [RecordError(n, message) for n, message in found if message is not None]
+    return [ErrorLine(n, message) for n, message in found if message is not None]
 
 
 def check_output(input_lines: int, output: list[bytes]) -> OutputCheck:
     """Compare an assembled output with its input's line count and collect its error lines."""
-    return OutputCheck(input_lines, len(output), tuple(record_errors(output)))
+    return OutputCheck(input_lines, len(output), tuple(error_lines(output)))

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from launcher.errors import ConfigError, ResponseError
+from launcher.errors import SettingError, ResponseError
 
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
@@ -64,10 +64,10 @@ ALIASES = {"json": JSON, "jsonlines": JSONLINES, "jsonl": JSONLINES}
 
 
 def codec(content_type: str) -> Codec:
-    """The codec for a content type or its short name; ConfigError for anything else."""
+    """The codec for a content type or its short name; SettingError for anything else."""
     full = ALIASES.get(content_type, content_type)
     if full not in CODECS:
-        raise ConfigError("content_type", content_type, f"one of {sorted(CODECS)} (or {sorted(ALIASES)})")
+        raise SettingError("content_type", content_type, f"one of {sorted(CODECS)} (or {sorted(ALIASES)})")
     return CODECS[full]
 
 

@@ -1,7 +1,9 @@
 """Upload a training data folder to S3, after validating it with the training code's own validator.
 
-Validation runs on the laptop with the exact rules the training job applies, so a bad row fails in seconds
-with its file, line and column instead of after an instance has been started and billed.
+Validation runs on the laptop with the exact rules the training job applies (``training.data.load_dataset``,
+which imports no torch), so a bad row fails in seconds with its file, line and column instead of after an
+instance has been started and billed. Planning (validate, choose the target) is apart from uploading, so a
+command can check all its other settings before it writes anything.
 """
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from launcher.aws import Clients
+from launcher.errors import require
 from launcher.names import unique_name
-from launcher.s3 import S3Uri, upload_file
+from launcher.s3 import S3Uri, ensure_bucket, upload_file
 from training.data import SPLITS, load_dataset
 
 log = logging.getLogger(__name__)
@@ -21,32 +24,54 @@ TSV = "text/tab-separated-values"
 
 @dataclass(frozen=True)
 class UploadedData:
-    """Where a validated data folder now lives, and what it held."""
+    """Where a validated data folder goes (or went), and what it holds."""
 
     uri: str
     task: str
     rows: dict[str, int]
     labels: tuple[str, ...]
+    folder: Path
 
 
 def validate_folder(folder: str | Path, task: str, use_bbox: bool = False) -> dict[str, int]:
     """Rows per split; raises training.data.DataError listing every problem (file, line, column)."""
+    _require_folder(folder)
     dataset = load_dataset(folder, task, use_bbox=use_bbox)
     return {split: len(getattr(dataset, split)) for split in SPLITS}
 
 
-def upload_dataset(clients: Clients, folder: str | Path, task: str, s3_prefix: str,
-                   use_bbox: bool = False) -> UploadedData:
-    """Validate ``folder`` then upload its three files under a new, unique folder below ``s3_prefix``.
+def plan_upload(folder: str | Path, task: str, s3_prefix: str, use_bbox: bool = False) -> UploadedData:
+    """Validate ``folder`` and choose its new, unique S3 folder ``{s3_prefix}/{task}-{folder}-{time}-{hex}/``.
 
-    Each upload gets its own folder so a training job's input never changes under it (and re-running an
-    old job's configuration trains on the same bytes).
+    Nothing is written. Each upload gets its own folder so a training job's input never changes under it (and
+    re-running an old job's configuration trains on the same bytes).
     """
-    folder = Path(folder)
+    folder = _require_folder(folder)
+    base = S3Uri.parse(s3_prefix, "s3_prefix")
     dataset = load_dataset(folder, task, use_bbox=use_bbox)
-    target = S3Uri.parse(s3_prefix, "s3_prefix").join(unique_name(f"{task}-{folder.name}"))
-    for split in SPLITS:
-        upload_file(clients.s3, folder / f"{split}.csv", target.join(f"{split}.csv"), TSV)
+    target = base.join(unique_name(f"{task}-{folder.resolve().name}")).as_prefix()
     rows = {split: len(getattr(dataset, split)) for split in SPLITS}
-    log.info("uploaded %s (%s) to %s", folder, rows, target)
-    return UploadedData(uri=str(target.as_prefix()), task=task, rows=rows, labels=dataset.labels)
+    return UploadedData(uri=str(target), task=task, rows=rows, labels=dataset.labels, folder=folder)
+
+
+def upload_planned(clients: Clients, plan: UploadedData) -> UploadedData:
+    """Upload the three files of a planned upload (its bucket must exist: see ``launcher.s3.ensure_bucket``)."""
+    target = S3Uri.parse(plan.uri)
+    for split in SPLITS:
+        upload_file(clients.s3, plan.folder / f"{split}.csv", target.join(f"{split}.csv"), TSV)
+    log.info("uploaded %s (%s) to %s", plan.folder, plan.rows, target)
+    return plan
+
+
+def upload_dataset(clients: Clients, folder: str | Path, task: str, s3_prefix: str, use_bbox: bool = False,
+                   create_bucket: bool = False) -> UploadedData:
+    """Validate ``folder``, check the bucket (or create it), then upload the three files (see plan_upload)."""
+    plan = plan_upload(folder, task, s3_prefix, use_bbox)
+    ensure_bucket(clients.s3, S3Uri.parse(plan.uri), clients.region, create_bucket)
+    return upload_planned(clients, plan)
+
+
+def _require_folder(folder: str | Path) -> Path:
+    folder = Path(folder)
+    require(folder.is_dir(), "folder", str(folder), "an existing folder with train.csv, dev.csv and test.csv")
+    return folder

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from launcher.aws import Clients
-from launcher.errors import require
-from launcher.names import unique_name
+from launcher.checks import check_image, check_instances, check_role
+from launcher.errors import SettingError, require
+from launcher.names import NAME_PATTERN, unique_name
 from launcher.s3 import S3Uri
 from launcher.training import model_artifact
 from launcher.waiting import Poller, wait_for_status
@@ -44,7 +45,7 @@ class ServingConfig:
     role_arn: str
     instance_type: str = "ml.g4dn.xlarge"
     instance_count: int = 1
-    #: TorchServe workers per model; None lets the container decide (one per GPU or per CPU core)
+    #: TorchServe workers per model; None keeps the container's default, one (entrypoints/serve_config.py)
     workers: int | None = None
     #: requests TorchServe batches together; None keeps the container's default
     batch_size: int | None = None
@@ -58,12 +59,9 @@ class ServingConfig:
     name_prefix: str = "smtx"
 
     def __post_init__(self) -> None:
-        require(bool(self.image_uri) and " " not in self.image_uri, "image_uri", self.image_uri,
-                "a container image URI")
-        require(self.role_arn.startswith("arn:") and ":role/" in self.role_arn, "role_arn", self.role_arn,
-                "an IAM role ARN such as arn:aws:iam::123456789012:role/SageMakerExecution")
-        require(self.instance_type.startswith("ml."), "instance_type", self.instance_type, "an ml.* instance type")
-        require(self.instance_count >= 1, "instance_count", self.instance_count, "an integer >= 1")
+        check_image(self.image_uri)
+        check_role(self.role_arn)
+        check_instances(self.instance_type, self.instance_count)
         for name, (_, minimum) in ENVIRONMENT.items():
             value = getattr(self, name)
             require(value is None or (type(value) is int and value >= minimum), name, value,
@@ -88,13 +86,38 @@ class Deployment:
     model_data: str
 
 
+def model_source(training_job: str | None = None, model_data: str | None = None) -> str:
+    """The one model source given, checked for its own form before anything asks AWS about it.
+
+    A URI given as --model-data must be one (``my-bucket/model.tar.gz`` is not read as a job name), and a job
+    name must be a SageMaker name.
+    """
+    if (training_job is None) == (model_data is None):
+        raise SettingError("model", None, "one of --training-job JOB or --model-data s3://bucket/key.tar.gz")
+    if model_data is not None:
+        check_model_data(model_data)
+        return model_data
+    assert training_job is not None
+    require(bool(NAME_PATTERN.fullmatch(training_job)), "training_job", training_job,
+            "the name of a training job (letters, digits and hyphens, at most 63); for an archive use --model-data")
+    return training_job
+
+
+def check_model_data(uri: str) -> S3Uri:
+    """The S3 location of a model archive, or SettingError saying what was expected."""
+    expected = "the s3://bucket/key URI of a model.tar.gz (for a training job, use --training-job)"
+    require(isinstance(uri, str) and uri.startswith("s3://"), "model_data", uri, expected)
+    location = S3Uri.parse(uri, "model_data")
+    require(location.key.endswith(".tar.gz"), "model_data", uri, expected)
+    return location
+
+
 def resolve_model_data(clients: Clients, source: str) -> str:
     """A model.tar.gz URI from either that URI or the name of a Completed training job."""
     if source.startswith("s3://"):
-        require(S3Uri.parse(source, "model_data").key.endswith(".tar.gz"), "model_data", source,
-                "the s3:// URI of a model.tar.gz")
+        check_model_data(source)
         return source
-    return model_artifact(clients, source)
+    return model_artifact(clients, model_source(training_job=source))
 
 
 def create_model(clients: Clients, name: str, config: ServingConfig, container: dict[str, Any]) -> str:

@@ -1,6 +1,7 @@
 """Typed errors of the launcher, each with the exit status the command line maps it to.
 
-Configuration problems name the field, the value and what was expected, so a wrong flag is fixed in one try.
+Setting problems name the field, the value and what was expected, so a wrong flag is fixed in one try.
+(``SettingError`` is the launcher's; ``training.config.ConfigError`` is a bad hyperparameter inside the job.)
 """
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ class LauncherError(Exception):
     exit_status = 1
 
 
-class ConfigError(LauncherError, ValueError):
-    """A setting is missing or has a wrong value."""
+class SettingError(LauncherError, ValueError):
+    """A setting (flag, environment variable, argument) is missing or has a wrong value: exit status 2."""
 
     exit_status = 2
 
@@ -47,7 +48,11 @@ class ResponseError(LauncherError):
     """An endpoint or a server answered something that does not follow our content-type contract."""
 
 
+class ServerUnreachable(LauncherError):
+    """Nothing answers at the server's address (connection refused, unknown host, timeout)."""
+
+
 def require(ok: bool, field: str, value: Any, expected: str) -> None:
-    """Raise ConfigError(field, value, expected) unless ``ok``."""
+    """Raise SettingError(field, value, expected) unless ``ok``."""
     if not ok:
-        raise ConfigError(field, value, expected)
+        raise SettingError(field, value, expected)

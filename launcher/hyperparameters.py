@@ -1,47 +1,22 @@
-"""Training hyperparameters, typed on the laptop and sent the way SageMaker passes them: every value a string.
+"""The hyperparameters a training job is sent: any of TrainConfig's fields, checked here, sent as strings.
 
-The training container parses ``/opt/ml/input/config/hyperparameters.json`` with ``training.config.TrainConfig``;
-the launcher validates with that same class before starting a job, so a bad value fails on the laptop with the
-message the job would have failed with. Booleans are sent as ``true``/``false``, integers in decimal, floats
-with ``repr`` (``5e-05``). Fields left at None are not sent, so the training defaults apply and live in one place.
+``training.config.TrainConfig`` is the only list of them (names, types, defaults, docs and bounds); the launcher's
+flags, their ``--help`` and the checks below derive from it. Values are sent the way SageMaker passes them:
+``true``/``false``, integers in decimal, floats with ``repr`` (``5e-05``). Fields left unset are not sent, so the
+training defaults apply and live in one place.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
-from typing import Any, Callable
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
 
-from launcher.errors import ConfigError
+from launcher.errors import SettingError
 from training.config import ConfigError as TrainConfigError
-from training.config import TrainConfig
+from training.config import Hyperparameter, TrainConfig, hyperparameters
 
-
-@dataclass(frozen=True)
-class _Spec:
-    kind: type
-    help: str
-
-
-#: one row per hyperparameter the launcher sends: its Python type and its help text (ranges are TrainConfig's)
-SPECS: dict[str, _Spec] = {
-    "task_name": _Spec(str, "the task to train"),
-    "model_name": _Spec(str, "Hugging Face model id (default: the MiniLM embedded in the training image)"),
-    "max_steps": _Spec(int, "optimiser steps; overrides num_train_epochs (-1: use epochs)"),
-    "num_train_epochs": _Spec(float, "passes over the training data"),
-    "use_bbox": _Spec(bool, "read the bbox column (LayoutLM)"),
-    "per_device_train_batch_size": _Spec(int, "training batch size per device"),
-    "per_device_eval_batch_size": _Spec(int, "evaluation batch size per device"),
-    "learning_rate": _Spec(float, "peak learning rate"),
-    "warmup_ratio": _Spec(float, "share of steps spent warming up"),
-    "weight_decay": _Spec(float, "AdamW weight decay"),
-    "max_seq_length": _Spec(int, "tokens per model input"),
-    "stride": _Spec(int, "tokens shared by consecutive NER windows"),
-    "gradient_accumulation_steps": _Spec(int, "batches accumulated per optimiser step"),
-    "seed": _Spec(int, "random seed"),
-    "eval_steps": _Spec(int, "evaluate dev every N steps (0: the training default schedule)"),
-    "logging_steps": _Spec(int, "steps between train_loss log lines"),
-}
-REQUIRED_HYPERPARAMETERS = ("task_name",)
+#: name -> how it is declared in TrainConfig, in declaration order
+FIELDS: dict[str, Hyperparameter] = {h.name: h for h in hyperparameters()}
 
 #: how each Python type becomes the string SageMaker passes
 _FORMAT: dict[type, Callable[[Any], str]] = {
@@ -60,40 +35,47 @@ def _type_ok(kind: type, value: Any) -> bool:
     return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
 
 
-@dataclass(frozen=True)
 class Hyperparameters:
-    """What the training job is asked to do; see SPECS and training.config.TrainConfig for each field."""
+    """What the training job is asked to do: ``task_name`` plus any other TrainConfig field (None = unset).
 
-    task_name: str
-    model_name: str | None = None
-    max_steps: int | None = None
-    num_train_epochs: float | None = None
-    use_bbox: bool | None = None
-    per_device_train_batch_size: int | None = None
-    per_device_eval_batch_size: int | None = None
-    learning_rate: float | None = None
-    warmup_ratio: float | None = None
-    weight_decay: float | None = None
-    max_seq_length: int | None = None
-    stride: int | None = None
-    gradient_accumulation_steps: int | None = None
-    seed: int | None = None
-    eval_steps: int | None = None
-    logging_steps: int | None = None
+    Checked once, when made, with TrainConfig itself, so a bad value fails on the laptop with the job's words.
+    """
 
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value, kind = getattr(self, f.name), SPECS[f.name].kind
-            if value is not None and not _type_ok(kind, value):
-                raise ConfigError(f.name, value, _EXPECTED[kind])
+    def __init__(self, task_name: str, **values: Any) -> None:
+        unknown = sorted(set(values) - set(FIELDS))
+        if unknown:
+            raise SettingError("hyperparameters", unknown, f"names among {list(FIELDS)}")
+        given = {"task_name": task_name, **{k: v for k, v in values.items() if v is not None}}
+        for name, value in given.items():
+            kind = FIELDS[name].kind
+            if not _type_ok(kind, value):
+                raise SettingError(name, value, _EXPECTED[kind])
+        self.values: Mapping[str, Any] = MappingProxyType(dict(sorted(given.items(), key=_declared_order)))
         try:  # the job parses these strings with TrainConfig: fail here, with its words, not in the job
             TrainConfig.from_hyperparameters(self.as_sagemaker())
         except TrainConfigError as exc:
             match = _FIELD_IN_MESSAGE.match(str(exc))
             field = match.group(1) if match else "hyperparameters"
-            raise ConfigError(field, getattr(self, field, None), "a valid value", message=str(exc)) from None
+            raise SettingError(field, self.values.get(field), "a valid value", message=str(exc)) from None
+
+    @property
+    def task_name(self) -> str:
+        """The task to train."""
+        return str(self.values["task_name"])
 
     def as_sagemaker(self) -> dict[str, str]:
         """The ``HyperParameters`` map of CreateTrainingJob: the fields that are set, as strings."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        return {name: _FORMAT[type(v)](v) for name, v in values.items() if v is not None}
+        return {name: _FORMAT[FIELDS[name].kind](value) for name, value in self.values.items()}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Hyperparameters) and dict(self.values) == dict(other.values)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.values.items()))
+
+    def __repr__(self) -> str:
+        return f"Hyperparameters({', '.join(f'{k}={v!r}' for k, v in self.values.items())})"
+
+
+def _declared_order(item: tuple[str, Any]) -> int:
+    return list(FIELDS).index(item[0])

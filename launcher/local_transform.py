@@ -21,9 +21,10 @@ import requests
 from requests.adapters import HTTPAdapter
 from tqdm import tqdm
 
-from launcher.batches import BYTES_PER_MB, Batch, Oversized, RecordError, read_records, record_errors, split_batches
+from launcher.batches import BYTES_PER_MB, Batch, ErrorLine, Oversized, error_lines, read_lines, split_batches
 from launcher.content_types import JSONLINES
-from launcher.errors import require
+from launcher.checks import writable_path
+from launcher.errors import ServerUnreachable, require
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class TransformSummary:
     seconds: float = 0.0
     failed: list[BatchFailure] = field(default_factory=list)
     oversized: list[Oversized] = field(default_factory=list)
-    record_errors: list[RecordError] = field(default_factory=list)
+    record_errors: list[ErrorLine] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -94,6 +95,21 @@ def invocations_url(url: str) -> str:
     parts = urlsplit(url)
     require(parts.scheme in ("http", "https") and bool(parts.netloc), "url", url, "an http:// or https:// URL")
     return url.rstrip("/") + "/invocations" if parts.path in ("", "/") else url
+
+
+def check_reachable(session: requests.Session, url: str, timeout_s: float) -> None:
+    """Raise ServerUnreachable unless something answers HTTP at ``url``'s host (any status will do).
+
+    Asked once before the run, so a server that is not there yields one clear error and no output file,
+    rather than an output full of "request failed" lines and a records/s figure for nothing.
+    """
+    parts = urlsplit(url)
+    ping = f"{parts.scheme}://{parts.netloc}/ping"
+    try:
+        session.get(ping, timeout=min(timeout_s, 10.0))
+    except requests.RequestException as exc:
+        raise ServerUnreachable(f"no server answers at {parts.scheme}://{parts.netloc} ({type(exc).__name__}); "
+                                "start one (see README: Archive and serve locally) or pass --url") from None
 
 
 def _send(session: requests.Session, url: str, batch: Batch, timeout_s: float) -> _Answer:
@@ -155,7 +171,7 @@ class _Run:
             if answer.failure:
                 self.summary.failed.append(answer.failure)
             else:
-                self.summary.record_errors.extend(record_errors(answer.lines, answer.batch.first_line))
+                self.summary.record_errors.extend(error_lines(answer.lines, answer.batch.first_line))
             self.writer.put(answer.batch.index, answer.lines)
             self.bar.update(len(answer.batch.records))
 
@@ -163,22 +179,35 @@ class _Run:
 def run_local_transform(input_path: str | Path, output_path: str | Path, url: str = DEFAULT_URL,
                         max_payload_mb: int = 6, concurrency: int = 4, timeout_s: float = 60.0,
                         progress: bool = False) -> TransformSummary:
-    """Transform ``input_path`` (jsonlines) through the server at ``url`` into ``output_path``; never raises
-    for a failed request (see ``TransformSummary.ok``)."""
+    """Transform ``input_path`` (jsonlines) through the server at ``url`` into ``output_path``.
+
+    Settings, files and the server are checked before the output is opened (SettingError, ServerUnreachable);
+    after that a failed request does not raise: its lines carry an error (see ``TransformSummary.ok``).
+    """
     require(1 <= max_payload_mb <= 100, "max_payload_mb", max_payload_mb, "an integer in [1, 100]")
     require(1 <= concurrency <= 64, "concurrency", concurrency, "an integer in [1, 64]")
     require(timeout_s > 0, "timeout_s", timeout_s, "seconds > 0")
     target = invocations_url(url)
-    records = read_records(input_path)
-    summary = TransformSummary(Path(input_path), Path(output_path), records=len(records))
-    start = time.perf_counter()
-    with requests.Session() as session, ThreadPoolExecutor(concurrency) as pool, \
-            open(output_path, "wb") as out, tqdm(total=len(records), unit="rec", disable=not progress) as bar:
+    records = read_lines(input_path)
+    summary = TransformSummary(Path(input_path), writable_path(output_path, "output"), records=len(records))
+    with requests.Session() as session:
         session.mount(target, HTTPAdapter(pool_connections=1, pool_maxsize=concurrency))
+        check_reachable(session, target, timeout_s)
+        _transform(session, target, records, summary, max_payload_mb * BYTES_PER_MB, concurrency, timeout_s,
+                   progress)
+    log.info("local transform: %s", summary.describe().splitlines()[0])
+    return summary
+
+
+def _transform(session: requests.Session, target: str, records: list[bytes], summary: TransformSummary,
+               max_bytes: int, concurrency: int, timeout_s: float, progress: bool) -> None:
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool, open(summary.output_path, "wb") as out, \
+            tqdm(total=len(records), unit="rec", disable=not progress) as bar:
         writer = _InOrder(out)
         run = _Run(summary, writer, bar)
         pending: set[Future[_Answer]] = set()
-        for unit in split_batches(records, max_payload_mb * BYTES_PER_MB):
+        for unit in split_batches(records, max_bytes):
             if isinstance(unit, Oversized):
                 run.skip(unit)
                 continue
@@ -190,5 +219,3 @@ def run_local_transform(input_path: str | Path, output_path: str | Path, url: st
         run.collect(set(wait(pending).done))
     summary.output_lines = writer.written
     summary.seconds = time.perf_counter() - start
-    log.info("local transform: %s", summary.describe().splitlines()[0])
-    return summary

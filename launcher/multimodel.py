@@ -51,13 +51,18 @@ def add_model(clients: Clients, source: str, prefix: str, target: str | None = N
 
     The default target is ``{training job or archive folder}.tar.gz``.
     """
+    base = S3Uri.parse(prefix, "model_prefix")
     model_data = resolve_model_data(clients, source)
     target = target or _default_target(source, model_data)
     require(bool(_TARGET.fullmatch(target)), "target_model", target, "a file name ending with .tar.gz")
-    destination = S3Uri.parse(prefix, "model_prefix").join(target)
+    archive = S3Uri.parse(model_data)
+    require(exists(clients.s3, archive), "model_data", model_data,
+            f"an existing archive: bucket {archive.bucket!r} has no key {archive.key!r}"
+            + ("" if source.startswith("s3://") else f" (the artifact of training job {source})"))
+    destination = base.join(target)
     require(not exists(clients.s3, destination), "target_model", target,
             f"a name not already under {prefix} (SageMaker may serve a cached copy of a replaced archive)")
-    copy(clients.s3, S3Uri.parse(model_data), destination)
+    copy(clients.s3, archive, destination)
     return target
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from launcher.aws import error_code
-from launcher.errors import ConfigError
+from launcher.errors import SettingError
 
 log = logging.getLogger(__name__)
 
@@ -23,12 +23,12 @@ class S3Uri:
 
     @classmethod
     def parse(cls, uri: str, field: str = "s3_uri") -> "S3Uri":
-        """Parse ``s3://bucket[/key]``; raise ConfigError naming ``field`` otherwise."""
+        """Parse ``s3://bucket[/key]``; raise SettingError naming ``field`` otherwise."""
         if not isinstance(uri, str) or not uri.startswith("s3://"):
-            raise ConfigError(field, uri, "an s3://bucket/key URI")
+            raise SettingError(field, uri, "an s3://bucket/key URI")
         bucket, _, key = uri[len("s3://"):].partition("/")
         if not 3 <= len(bucket) <= 63 or "/" in bucket:
-            raise ConfigError(field, uri, "an s3://bucket/key URI with a 3-63 character bucket name")
+            raise SettingError(field, uri, "an s3://bucket/key URI with a 3-63 character bucket name")
         return cls(bucket, key)
 
     def join(self, *parts: str) -> "S3Uri":
@@ -90,3 +90,29 @@ def list_keys(s3: Any, prefix: S3Uri) -> list[str]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=prefix.bucket, Prefix=prefix.key):
         keys.extend(obj["Key"][len(prefix.key):] for obj in page.get("Contents", []))
     return sorted(keys)
+
+
+def ensure_bucket(s3: Any, uri: S3Uri, region: str, create: bool = False) -> bool:
+    """Check that ``uri``'s bucket exists (creating it in ``region`` when ``create``); True when it was created.
+
+    Listing one key under the prefix is the check, not HeadBucket: the documented IAM policy allows listing
+    only below the prefix, and a missing bucket answers NoSuchBucket either way. AccessDenied is left for the
+    call that follows to report, since these credentials may still be allowed to write there.
+    """
+    try:
+        s3.list_objects_v2(Bucket=uri.bucket, Prefix=uri.as_prefix().key, MaxKeys=1)
+        return False
+    except ClientError as exc:
+        if error_code(exc) != "NoSuchBucket":
+            if error_code(exc) in ("AccessDenied", "403"):
+                log.info("cannot list s3://%s (%s); going on", uri.bucket, error_code(exc))
+                return False
+            raise
+    if not create:
+        raise SettingError("s3_prefix", str(uri), "a prefix in an existing bucket", message=(
+            f"bucket {uri.bucket!r} (from {uri}) does not exist; create it with "
+            f"`aws s3 mb s3://{uri.bucket} --region {region}`, or pass --create-bucket"))
+    location = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    s3.create_bucket(Bucket=uri.bucket, **location)
+    log.info("created bucket %s in %s", uri.bucket, region)
+    return True

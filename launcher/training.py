@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from launcher.aws import Clients
+from launcher.checks import check_image, check_instances, check_role
 from launcher.errors import require
 from launcher.hyperparameters import Hyperparameters
 from launcher.metrics import metric_definitions
@@ -44,17 +45,16 @@ class TrainingConfig:
     name_prefix: str = "smtx"
 
     def __post_init__(self) -> None:
-        require(bool(self.image_uri) and " " not in self.image_uri, "image_uri", self.image_uri,
-                "a container image URI such as 123456789012.dkr.ecr.eu-west-1.amazonaws.com/smtx:latest")
-        require(self.role_arn.startswith("arn:") and ":role/" in self.role_arn, "role_arn", self.role_arn,
-                "an IAM role ARN such as arn:aws:iam::123456789012:role/SageMakerExecution")
+        check_image(self.image_uri)
+        check_role(self.role_arn)
         S3Uri.parse(self.data_uri, "data_uri")
         S3Uri.parse(self.output_uri, "output_uri")
-        require(self.instance_type.startswith("ml."), "instance_type", self.instance_type, "an ml.* instance type")
-        require(self.instance_count >= 1, "instance_count", self.instance_count, "an integer >= 1")
+        check_instances(self.instance_type, self.instance_count)
         require(1 <= self.volume_gb <= 16384, "volume_gb", self.volume_gb, "an integer in [1, 16384]")
         require(1 <= self.max_runtime_s <= MAX_RUNTIME_S, "max_runtime_s", self.max_runtime_s,
                 f"seconds in [1, {MAX_RUNTIME_S}]")
+        require(self.spot or self.max_wait_s is None, "max_wait_s", self.max_wait_s,
+                "no value unless spot is on (it bounds the wait for spot capacity)")
         if self.spot:
             require(self.checkpoint_uri is not None, "checkpoint_uri", self.checkpoint_uri,
                     "an s3:// URI when spot is on, so an interrupted job resumes instead of restarting")

@@ -14,11 +14,12 @@ from typing import Any, Callable
 
 from handlers.environment import VARIABLES
 from launcher.aws import Clients
-from launcher.batches import OutputCheck, check_output, read_records
+from launcher.checks import check_instances, existing_file
+from launcher.batches import OutputCheck, check_output, read_lines
 from launcher.content_types import JSONLINES
-from launcher.errors import require
+from launcher.errors import ResponseError, require
 from launcher.names import unique_name
-from launcher.s3 import S3Uri, download_file, upload_file
+from launcher.s3 import S3Uri, download_file, exists, upload_file
 from launcher.waiting import Poller, wait_for_status
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,7 @@ class TransformConfig:
 
     def __post_init__(self) -> None:
         require(bool(self.model_name), "model_name", self.model_name, "the name of a SageMaker model")
-        require(self.instance_type.startswith("ml."), "instance_type", self.instance_type, "an ml.* instance type")
-        require(self.instance_count >= 1, "instance_count", self.instance_count, "an integer >= 1")
+        check_instances(self.instance_type, self.instance_count)
         require(1 <= self.max_payload_mb <= 100, "max_payload_mb", self.max_payload_mb, "an integer in [1, 100]")
         require(self.max_concurrent_transforms >= 1, "max_concurrent_transforms", self.max_concurrent_transforms,
                 "an integer >= 1")
@@ -115,14 +115,20 @@ class TransformReport:
 
 def run_transform(clients: Clients, input_path: str | Path, s3_prefix: str, config: TransformConfig,
                   output_path: str | Path, poller: Poller | None = None, emit: Emit = log.info) -> TransformReport:
-    """Upload a jsonlines file, transform it, wait, download ``{name}.out`` to ``output_path`` and check it."""
-    input_path = Path(input_path)
+    """Upload a jsonlines file, transform it, wait, download ``{name}.out`` to ``output_path`` and check it.
+
+    The prefix's bucket must exist (see ``launcher.s3.ensure_bucket``); ``output_path``'s folders are created.
+    """
+    input_path = existing_file(input_path, "input")
     name = unique_name(f"{config.name_prefix}-transform")
     base = S3Uri.parse(s3_prefix, "s3_prefix").join(name)
     input_uri = upload_file(clients.s3, input_path, base.join("input", input_path.name), JSONLINES)
     output_uri = base.join("output").as_prefix()
     start_transform_job(clients, name, config, str(input_uri), str(output_uri))
     wait_for_transform(clients, name, poller, emit)
-    local = download_file(clients.s3, output_uri.join(f"{input_path.name}.out"), output_path)
-    check = check_output(len(read_records(input_path)), read_records(local))
+    answers = output_uri.join(f"{input_path.name}.out")
+    if not exists(clients.s3, answers):  # SageMaker always writes it; a stand-in such as moto writes nothing
+        raise ResponseError(f"transform job {name} is Completed but wrote no {answers}")
+    local = download_file(clients.s3, answers, output_path)
+    check = check_output(len(read_lines(input_path)), read_lines(local, "output"))
     return TransformReport(name, str(input_uri), str(output_uri), local, check)

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from launcher.batches import Batch, Oversized, check_output, read_records, split_batches
+from launcher.batches import Batch, Oversized, check_output, read_lines, split_batches
 from launcher.content_types import CODECS, JSON, JSONLINES, codec
-from launcher.errors import ConfigError, ResponseError
+from launcher.errors import SettingError, ResponseError
 
 
 def test_payloads_never_exceed_the_limit_and_keep_input_order() -> None:
@@ -48,7 +48,7 @@ def test_splitting_covers_every_record_exactly_once(records: list[bytes], limit:
 def test_read_records_handles_final_newline_blank_lines_and_crlf(tmp_path: Path) -> None:
     path = tmp_path / "in.jsonl"
     path.write_bytes(b'{"text": "a"}\r\n\n{"text": "b"}\n')
-    assert read_records(path) == [b'{"text": "a"}', b"", b'{"text": "b"}']
+    assert read_lines(path) == [b'{"text": "a"}', b"", b'{"text": "b"}']
 
 
 def test_output_check_counts_lines_and_reports_error_objects() -> None:
@@ -69,5 +69,5 @@ def test_codecs_follow_our_content_type_contract() -> None:
     assert codec("jsonlines").decode(b'{"pred": 1}\n{"error": "bad"}\n') == [{"pred": 1}, {"error": "bad"}]
     with pytest.raises(ResponseError, match="predictions"):
         codec("json").decode(b'{"answer": 1}')
-    with pytest.raises(ConfigError, match="content_type='text/csv'"):
+    with pytest.raises(SettingError, match="content_type='text/csv'"):
         codec("text/csv")

@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from launcher.cli import main
-from launcher.testing import moto_server, simulate_sagemaker
+from moto_sagemaker import in_process_moto_server, simulate_sagemaker
 
 REGION = "eu-west-1"
 BUCKET = "smtx-cli-test"
@@ -30,7 +30,7 @@ ENV = {
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    with moto_server() as url:
+    with in_process_moto_server() as url:
         yield url
 
 

@@ -1,16 +1,22 @@
 """Pure tests of the launcher's configs, names, metric regexes and request builders (no AWS, no moto)."""
 from __future__ import annotations
 
+import argparse
 import re
+import subprocess
+import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from launcher.cli import build_parser
+from launcher.commands import COMMANDS
 from launcher.deploy import ServingConfig
-from launcher.errors import ConfigError, WaitTimeout
-from launcher.hyperparameters import SPECS, Hyperparameters
+from launcher.errors import SettingError, WaitTimeout
+from launcher.hyperparameters import FIELDS, Hyperparameters
 from launcher.metrics import TASK_METRICS, metric_definitions, metric_names, parse_metrics
 from launcher.names import MAX_LENGTH, NAME_PATTERN, unique_name
 from launcher.s3 import S3Uri
@@ -18,7 +24,8 @@ from launcher.training import DATA_CHANNEL, TrainingConfig, training_job_request
 from launcher.transform import TransformConfig, transform_job_request
 from launcher.waiting import Poller
 from tasks.kinds import TASKS
-from training.config import TrainConfig
+from tasks.spec import TASK_NAMES
+from training.config import TrainConfig, hyperparameters
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/smtx:latest"
@@ -97,7 +104,7 @@ def test_hyperparameters_are_sent_as_strings_the_way_sagemaker_passes_them() -> 
                          per_device_train_batch_size=16, per_device_eval_batch_size=32, max_seq_length=128,
                          stride=16, gradient_accumulation_steps=2, seed=42, eval_steps=50, logging_steps=5)
     sent = hp.as_sagemaker()
-    assert set(sent) == set(SPECS)
+    assert list(sent) == list(FIELDS)
     assert all(isinstance(v, str) for v in sent.values())
     assert sent == {"task_name": "ner", "model_name": "bert-base-cased", "max_steps": "10", "num_train_epochs": "3",
                     "use_bbox": "false", "learning_rate": "5e-05", "warmup_ratio": "0.1", "weight_decay": "0.0",
@@ -119,7 +126,7 @@ def test_the_strings_sent_parse_back_with_the_training_config() -> None:
 ])
 def test_bad_hyperparameters_are_named_with_their_value(field: str, value: object) -> None:
     base: dict = {"task_name": "ner", "max_seq_length": 128}
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(SettingError) as err:
         Hyperparameters(**{**base, field: value})
     assert err.value.field == field and repr(value) in str(err.value)
 
@@ -131,7 +138,7 @@ def test_bad_hyperparameters_are_named_with_their_value(field: str, value: objec
     ({"spot": True, "checkpoint_uri": "s3://bucket/ckpt", "max_wait_s": 10}, "max_wait_s"),
 ])
 def test_training_config_errors_name_the_field(overrides: dict, field: str) -> None:
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(SettingError) as err:
         _config(**overrides)
     assert err.value.field == field
 
@@ -159,7 +166,7 @@ def test_serving_environment_carries_only_the_knobs_that_are_set() -> None:
         "SAGEMAKER_MODEL_SERVER_WORKERS": "2", "SAGEMAKER_TS_BATCH_SIZE": "8", "SAGEMAKER_TS_MAX_BATCH_DELAY": "0",
         "SAGEMAKER_TS_RESPONSE_TIMEOUT": "120", "SAGEMAKER_MODEL_SERVER_TIMEOUT": "90", "LOG_LEVEL": "info"}
     assert ServingConfig(IMAGE, ROLE).environment() == {}
-    with pytest.raises(ConfigError, match="batch_size=0"):
+    with pytest.raises(SettingError, match="batch_size=0"):
         ServingConfig(IMAGE, ROLE, batch_size=0)
 
 
@@ -173,7 +180,7 @@ def test_transform_request_uses_the_recommended_settings() -> None:
                                           "AssembleWith": "Line"}
     # SAGEMAKER_BATCH and friends are SageMaker's to set; how it assembles our answers it does not pass on
     assert request["Environment"] == {"SMTX_ASSEMBLE_WITH": "Line"}
-    with pytest.raises(ConfigError, match="max_payload_mb"):
+    with pytest.raises(SettingError, match="max_payload_mb"):
         TransformConfig("m", max_payload_mb=0)
 
 
@@ -181,7 +188,7 @@ def test_s3_uris_parse_join_and_refuse_non_s3() -> None:
     uri = S3Uri.parse("s3://bucket/a/b/")
     assert str(uri.join("c", "d.csv")) == "s3://bucket/a/b/c/d.csv"
     assert str(S3Uri.parse("s3://bucket").join("x").as_prefix()) == "s3://bucket/x/"
-    with pytest.raises(ConfigError, match="s3_prefix='/local'"):
+    with pytest.raises(SettingError, match="s3_prefix='/local'"):
         S3Uri.parse("/local", "s3_prefix")
 
 
@@ -193,3 +200,47 @@ def test_poller_is_bounded_by_its_deadline() -> None:
         poller.until(lambda: calls.append(1), "nothing")
     assert len(calls) == 5
     assert Poller(interval_s=0, timeout_s=1).until(lambda: "done", "something") == "done"
+
+
+# --- one declaration each: commands, hyperparameter flags, image and role checks -----------------------------
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def test_the_parser_and_the_dispatch_come_from_one_command_table() -> None:
+    parsers = _subparsers(build_parser({}))
+    assert list(parsers) == list(COMMANDS)
+    assert all(parsers[name].description == command.help for name, command in COMMANDS.items())
+
+
+def test_train_has_one_flag_per_training_config_field_with_its_doc_and_bounds() -> None:
+    train = _subparsers(build_parser({}))["train"]
+    by_dest = {a.dest: a for a in train._actions}
+    for h in hyperparameters():
+        assert by_dest[h.name].help == h.describe()
+        assert f"--{h.name.replace('_', '-')}" in by_dest[h.name].option_strings
+    assert by_dest["task_name"].required and list(by_dest["task_name"].choices) == list(TASK_NAMES)
+    args = build_parser({}).parse_args(["train", "--data", "s3://b/d/", "--task", "ner", "--warmup-ratio", "0.1",
+                                        "--no-use-bbox"])
+    assert Hyperparameters(**{n: getattr(args, n) for n in FIELDS}).as_sagemaker() == {
+        "task_name": "ner", "use_bbox": "false", "warmup_ratio": "0.1"}
+
+
+def test_a_bad_role_or_image_is_refused_with_the_same_words_everywhere() -> None:
+    messages = set()
+    for make in (lambda **kw: _config(**kw), lambda **kw: ServingConfig(**{"image_uri": IMAGE, "role_arn": ROLE, **kw})):
+        for field, bad in (("role_arn", "SageMakerRole"), ("image_uri", "my image")):
+            with pytest.raises(SettingError) as err:
+                make(**{field: bad})
+            messages.add(str(err.value))
+    assert len(messages) == 2
+
+
+def test_the_launcher_imports_neither_torch_nor_transformers() -> None:
+    code = ("import sys, launcher.cli, launcher.commands, launcher.data; "
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert run.stdout.strip() == "[]"

@@ -13,7 +13,7 @@ import pytest
 
 from launcher.batches import BYTES_PER_MB
 from launcher.cli import main
-from launcher.errors import ConfigError
+from launcher.errors import ServerUnreachable, SettingError
 from launcher.local_transform import invocations_url, run_local_transform
 
 
@@ -145,14 +145,36 @@ def test_each_failure_kind_is_summarised(server: _Server, tmp_path: Path) -> Non
     assert "FAILED request for lines 1-2: HTTP 500" in summary.describe()
 
 
-def test_an_unreachable_server_fails_every_request_without_hanging(tmp_path: Path) -> None:
+def _closed_port() -> int:
     with socket.socket() as sock:  # a loopback port that nothing listens on once closed
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    src = _write(tmp_path / "in.jsonl", ["a", "b"])
-    summary = run_local_transform(src, tmp_path / "out.jsonl", f"http://127.0.0.1:{port}", timeout_s=2)
-    assert not summary.ok and len(summary.failed) == 1 and "ConnectionError" in summary.failed[0].reason
-    assert all("request failed" in o["error"] for o in _output(tmp_path / "out.jsonl"))
+        return int(sock.getsockname()[1])
+
+
+def test_an_unreachable_server_is_named_and_no_output_is_written(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    url, src, out = f"http://127.0.0.1:{_closed_port()}", _write(tmp_path / "in.jsonl", ["a", "b"]), tmp_path / "o"
+    with pytest.raises(ServerUnreachable, match=f"no server answers at {url} \\(ConnectionError\\)"):
+        run_local_transform(src, out, url, timeout_s=2)
+    assert not out.exists()
+    assert main(["transform", "--local", "--url", url, "--input", str(src), "--output", str(out)], env={}) == 1
+    printed, err = capsys.readouterr()
+    assert f"error: no server answers at {url}" in err and printed == "" and not out.exists()
+
+
+def test_a_missing_input_or_output_folder_exits_2_before_anything_is_sent(server: _Server, tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "missing.jsonl"
+    argv = ["transform", "--local", "--url", server.url, "--input", str(missing), "--output", str(tmp_path / "o")]
+    assert main(argv, env={}) == 2
+    assert f"error: input='{missing}': expected an existing file" in capsys.readouterr().err
+    good = _write(tmp_path / "good.jsonl", ["a"])
+    nowhere = tmp_path / "no-such-folder" / "out.jsonl"
+    assert main(["transform", "--local", "--url", server.url, "--input", str(good), "--output", str(nowhere)],
+                env={}) == 2
+    err = capsys.readouterr().err
+    assert f"output='{nowhere}': expected a file in an existing folder ({nowhere.parent} does not exist)" in err
+    assert server.bodies == [] and "Traceback" not in err
 
 
 def test_command_line_local_transform_exits_non_zero_on_failure(server: _Server, tmp_path: Path,
@@ -170,7 +192,7 @@ def test_urls_and_limits_are_validated() -> None:
     assert invocations_url("http://127.0.0.1:8080") == "http://127.0.0.1:8080/invocations"
     assert invocations_url("http://127.0.0.1:8080/") == "http://127.0.0.1:8080/invocations"
     assert invocations_url("http://host/custom") == "http://host/custom"
-    with pytest.raises(ConfigError, match="url"):
+    with pytest.raises(SettingError, match="url"):
         invocations_url("127.0.0.1:8080")
-    with pytest.raises(ConfigError, match="max_payload_mb=0"):
+    with pytest.raises(SettingError, match="max_payload_mb=0"):
         run_local_transform("unused", "unused", max_payload_mb=0)

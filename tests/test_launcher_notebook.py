@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from launcher.testing import moto_server, simulate_sagemaker
+from moto_sagemaker import in_process_moto_server, simulate_sagemaker
 
 REGION = "eu-west-1"
 BUCKET = "smtx-walkthrough"
@@ -22,7 +22,7 @@ def _text(nb: nbformat.NotebookNode) -> str:
 
 
 def test_walkthrough_runs_against_moto(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    with moto_server() as url:
+    with in_process_moto_server() as url:
         env = {  # the kernel inherits this process's environment
             "AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": REGION, "AWS_CONFIG_FILE": str(tmp_path / "no-config"), "SMTX_POLL_S": "0",

@@ -15,11 +15,11 @@ from moto.sagemakerruntime.models import sagemakerruntime_backends
 from launcher.aws import AwsSettings, Clients
 from launcher.cleanup import delete_endpoint, delete_model, list_resources
 from launcher.deploy import ServingConfig, create_model, deploy, wait_for_endpoint
-from launcher.errors import ConfigError, JobFailed, ResponseError
+from launcher.errors import SettingError, JobFailed, ResponseError
 from launcher.hyperparameters import Hyperparameters
 from launcher.invoke import invoke, read_records
 from launcher.multimodel import add_model, deploy_multi_model, list_target_models
-from launcher.testing import answer_invocations, write_transform_output
+from moto_sagemaker import answer_invocations, write_transform_output
 from launcher.training import TrainingConfig, start_training_job
 from launcher.transform import TransformConfig, run_transform, start_transform_job, wait_for_transform
 from launcher.waiting import Poller
@@ -90,9 +90,9 @@ def test_deploy_from_a_training_job_needs_a_completed_job_and_a_tarball_uri(clie
     made = deploy(clients, job, SERVING, wait=False)
     assert made.model_data == f"s3://{BUCKET}/output/{job}/output/model.tar.gz"
     _backend().training_jobs[job].training_job_status = "InProgress"
-    with pytest.raises(ConfigError, match="a Completed training job"):
+    with pytest.raises(SettingError, match="a Completed training job"):
         deploy(clients, job, SERVING, wait=False)
-    with pytest.raises(ConfigError, match="model_data"):
+    with pytest.raises(SettingError, match="model_data"):
         deploy(clients, f"s3://{BUCKET}/models/classif/", SERVING, wait=False)
     with pytest.raises(ClientError, match="Could not find training job"):
         deploy(clients, "smtx-classif-missing", SERVING, wait=False)
@@ -107,7 +107,7 @@ def test_multi_model_endpoint_serves_archives_added_under_its_prefix(clients: Cl
     assert add_model(clients, MODEL_DATA, prefix) == "classif.tar.gz"
     assert add_model(clients, MODEL_DATA, prefix, "classif-v2.tar.gz") == "classif-v2.tar.gz"
     assert list_target_models(clients, prefix) == ["classif-v2.tar.gz", "classif.tar.gz"]
-    with pytest.raises(ConfigError, match="not already under"):
+    with pytest.raises(SettingError, match="not already under"):
         add_model(clients, MODEL_DATA, prefix, "classif.tar.gz")
     answer_invocations(REGION)
     assert invoke(clients, made.endpoint, [{"text": "hi"}], target_model="classif-v2.tar.gz") == [

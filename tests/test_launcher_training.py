@@ -14,12 +14,12 @@ from moto.sagemaker.models import sagemaker_backends
 
 from launcher.aws import TRAINING_LOG_GROUP, AwsSettings, Clients
 from launcher.data import upload_dataset
-from launcher.errors import ConfigError, WaitTimeout
+from launcher.errors import SettingError, WaitTimeout
 from launcher.follow import follow_training_job
 from launcher.hyperparameters import Hyperparameters
 from launcher.logs import LogTail
 from launcher.metrics import metric_definitions
-from launcher.testing import Step, TrainingJobDriver
+from moto_sagemaker import Step, TrainingJobDriver
 from launcher.training import TrainingConfig, start_training_job, stop_training_job
 from launcher.waiting import Poller
 from training.data import DataError
@@ -70,8 +70,11 @@ def test_clients_honour_aws_endpoint_url_and_refuse_a_missing_region(aws_env: No
         "http://localhost:1")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
     assert Clients().region == "us-west-2"
+    monkeypatch.setenv("AWS_REGION", "eu-central-1")  # botocore alone ignores it; the AWS CLI reads it first
+    assert Clients().region == "eu-central-1"
+    monkeypatch.delenv("AWS_REGION")
     monkeypatch.delenv("AWS_DEFAULT_REGION")
-    with pytest.raises(ConfigError, match="region"):
+    with pytest.raises(SettingError, match="region"):
         Clients()
 
 

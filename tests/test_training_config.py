@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
-from training.config import EMBEDDED_MODEL, ConfigError, TrainConfig
+from tasks.spec import TASK_NAMES
+from training.config import EMBEDDED_MODEL, ConfigError, TrainConfig, hyperparameters, markdown_table
 
 VALID_NAMES = sorted(f.name for f in dataclasses.fields(TrainConfig))
 
@@ -147,3 +149,41 @@ def test_default_stride_fits_a_short_max_seq_length():
     cfg = TrainConfig.from_hyperparameters({"task_name": "ner", "max_seq_length": "64"})
     assert cfg.stride == 15
     assert TrainConfig.from_hyperparameters({"task_name": "ner", "max_seq_length": "512"}).stride == 32
+
+
+# ---- the one declaration: TrainConfig's fields, shown everywhere from their metadata ---------------------------
+
+def test_every_field_is_described_with_its_type_default_and_bounds():
+    described = {h.name: h for h in hyperparameters()}
+    assert list(described) == [f.name for f in dataclasses.fields(TrainConfig)]
+    assert all(h.doc for h in described.values())
+    assert described["task_name"].required and described["task_name"].choices == TASK_NAMES
+    assert (described["warmup_ratio"].kind, described["warmup_ratio"].minimum, described["warmup_ratio"].maximum) == (
+        float, 0.0, 0.999)
+    assert described["use_bbox"].kind is bool and described["use_bbox"].describe().endswith("(default false)")
+    assert described["max_steps"].describe().endswith("(at least -1; default -1)")
+
+
+def test_the_bounds_shown_are_the_bounds_enforced():
+    for h in hyperparameters():
+        if h.minimum is not None and h.kind is int and h.name != "max_steps":
+            _error({"task_name": "ner", h.name: str(int(h.minimum) - 1)})
+        if h.maximum is not None:
+            _error({"task_name": "ner", h.name: str(h.maximum + 1)})
+
+
+def test_the_readme_table_is_the_generated_one():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start, end = "<!-- hyperparameters: start -->\n", "\n<!-- hyperparameters: end -->"
+    assert start in readme and end in readme
+    shown = readme[readme.index(start) + len(start):readme.index(end)]
+    assert shown == markdown_table(), "README.md is stale: paste training.config.markdown_table() between the markers"
+
+
+def test_training_help_lists_every_hyperparameter(capsys):
+    from training.__main__ import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    text = capsys.readouterr().out
+    assert all(f"  {h.name}: {h.describe()}" in text for h in hyperparameters())

