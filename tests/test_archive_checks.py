@@ -176,7 +176,8 @@ def test_the_mar_holds_manifest_config_code_and_serving_files(built, classif):
     assert not any(n.endswith(".onnx") for n in files)
     assert files["ts_handler.py"] == (ROOT / "handlers" / "ts_handler.py").read_bytes()
     for package in ("tasks", "runtimes", "handlers", "archive"):
-        sources = {f"{package}/{p.name}": p.read_bytes() for p in (ROOT / package).glob("*.py")}
+        sources = {f"{package}/{p.relative_to(ROOT / package).as_posix()}": p.read_bytes()
+                   for p in (ROOT / package).rglob("*.py")}  # subpackages too (tasks/kinds/)
         assert "__init__.py" in {Path(n).name for n in sources}
         assert {n: b for n, b in files.items() if n.startswith(f"{package}/")} == sources
     for name in ("config.json", "task_spec.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors",
