@@ -13,7 +13,7 @@ they fit, the way ``pair_classif`` reuses classif's decoding and scoring.
 from __future__ import annotations
 
 from tasks.errors import SpecError
-from tasks.kinds import classif, multilabel, ner, regression
+from tasks.kinds import classif, multilabel, ner, pair_classif, regression
 from tasks.kinds.base import TaskKind
 
 TASKS: dict[str, TaskKind] = {kind.name: kind for kind in (
@@ -21,6 +21,7 @@ TASKS: dict[str, TaskKind] = {kind.name: kind for kind in (
     classif.KIND,
     multilabel.KIND,
     regression.KIND,
+    pair_classif.KIND,
 )}
 
 
