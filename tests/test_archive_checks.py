@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TORCH = RuntimeOptions(runtime="torch")
 TORCH_SERVING = {"runtime": "torch", "onnx_file": None, "reason": "runtime 'torch' was asked for (--runtime torch)"}
 LABELS = ["business", "health", "sports", "technology"]  # examples/data/classif, in the order training sorts them
-TASKS = "['ner', 'classif', 'multilabel-classif', 'regression']"
+TASKS = "['ner', 'classif', 'multilabel-classif', 'regression', 'pair-classif']"
 
 
 @pytest.fixture(scope="module")
