@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from tasks.errors import RecordError
+from tasks.kinds import task_kind
 from tasks.predict import Runner, predict
-from tasks.records import Record, split_words
+from tasks.records import Record, make_record, split_words
 from tasks.spec import TaskSpec
 
 #: micro-batches of the parity check: small, so that it sees several batch sizes and padded widths
@@ -57,23 +59,33 @@ def check_sets(checkpoint: Path, spec: TaskSpec, data: Path | None) -> CheckSets
         raise NoCheckData(f"{path.name} is missing from the checkpoint and no --data was given: "
                           "nothing to check ONNX against")
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    records = [Record(text=row["text"]) for row in rows if isinstance(row.get("text"), str) and row["text"].strip()]
+    records = [record for row in rows if (record := _input_record(spec, row)) is not None]
     if not records:
         raise NoCheckData(f"{path.name} has no texts to check ONNX against")
     return CheckSets(test=records)
 
 
+def _input_record(spec: TaskSpec, row: dict[str, Any]) -> Record | None:
+    """The record a ``test_predictions.jsonl`` row was predicted from (its text fields), or None if not valid."""
+    try:
+        return make_record(spec.task, False, row)
+    except RecordError:
+        return None
+
+
 def length_probes(spec: TaskSpec, records: Sequence[Record]) -> list[Record]:
-    """Records of 1 word, half and twice ``max_seq_length`` words, cycled from ``records`` (boxes included)."""
+    """Records of 1 word, half and twice ``max_seq_length`` words, cycled from ``records`` (boxes included);
+    every text field of the task (a pair's two texts) gets the same words."""
     words, boxes = [], []
     for record in records:
         words.extend(split_words(record.text))
         boxes.extend(record.bbox or [])
     probes = []
     for n in (1, spec.max_seq_length // 2, 2 * spec.max_seq_length):
-        chosen = [words[i % len(words)] for i in range(n)]
-        bbox = [boxes[i % len(boxes)] for i in range(n)] if spec.use_bbox else None
-        probes.append(Record(text=" ".join(chosen), bbox=bbox))
+        text = " ".join(words[i % len(words)] for i in range(n))
+        fields: dict[str, Any] = {name: text for name in task_kind(spec.task).inputs}
+        fields["bbox"] = [boxes[i % len(boxes)] for i in range(n)] if spec.use_bbox else None
+        probes.append(make_record(spec.task, spec.use_bbox, fields))
     return probes
 
 
@@ -84,8 +96,8 @@ def run_check(spec: TaskSpec, tokenizer: Any, runner: Runner, records: Sequence[
 
 
 def _numbers(task: str, pred: dict) -> list[float]:
-    """Every probability of one prediction (and the predicted value for regression)."""
-    if task == "regression":
+    """Every probability of one prediction (the predicted value for a task without labels: regression)."""
+    if not task_kind(task).has_labels:
         return [float(pred["pred"])]
     scores = pred.get("scores")
     rows = scores if isinstance(scores, list) else [scores]
@@ -94,7 +106,7 @@ def _numbers(task: str, pred: dict) -> list[float]:
 
 def parity(spec: TaskSpec, expected: Sequence[dict], got: Sequence[dict], tolerance: float) -> dict[str, Any]:
     """Figures of ``got`` (ONNX) against ``expected`` (torch): label agreement and the largest difference."""
-    regression = spec.task == "regression"
+    regression = not task_kind(spec.task).has_labels  # a value, compared within tolerance, not a label
     same, worst = 0, 0.0
     for e, g in zip(expected, got):
         a, b = _numbers(spec.task, e), _numbers(spec.task, g)

@@ -121,6 +121,30 @@ def _regression_row(rng: random.Random) -> tuple[str, ...]:
     return (text, f"{score + rng.uniform(-0.3, 0.3):.2f}")
 
 
+PAIR_FACTS = {  # a claim about one of the classif topics, and sentences that support, contradict or ignore it
+    "the team won the final": (["the team won the final match", "fans celebrated the championship title"],
+                               ["the team lost the final match", "the final was cancelled before kick-off"]),
+    "revenue went up": (["quarterly revenue beat analyst expectations", "sales grew faster than planned"],
+                        ["quarterly revenue fell short of expectations", "sales dropped for a third quarter"]),
+    "the phone is fast": (["the new phone ships with a faster chip", "apps open instantly on the new phone"],
+                          ["the new phone is slower than the old one", "apps freeze on the new phone"]),
+    "the vaccine works": (["the vaccine trial showed strong results", "fewer vaccinated people fell ill"],
+                          ["the vaccine trial showed no effect", "vaccinated people fell ill just as often"]),
+}
+
+
+def _pair_row(rng: random.Random) -> tuple[str, ...]:
+    """A claim, a second sentence, and whether the sentence entails, contradicts or is unrelated to it."""
+    claim = rng.choice(sorted(PAIR_FACTS))
+    label = rng.choice(["entailment", "contradiction", "neutral"])
+    if label == "neutral":  # a sentence about another claim's subject
+        other = rng.choice([c for c in sorted(PAIR_FACTS) if c != claim])
+        sentence = rng.choice(PAIR_FACTS[other][rng.randrange(2)])
+    else:
+        sentence = rng.choice(PAIR_FACTS[claim][0 if label == "entailment" else 1])
+    return (f"{rng.choice(OPENERS)} {claim} .", f"{sentence}{rng.choice(CLOSERS)} .", label)
+
+
 def main() -> None:
     makers = {
         "ner": (lambda rng: _ner_row(rng, False), ("text", "labels")),
@@ -128,6 +152,7 @@ def main() -> None:
         "classif": (_classif_row, ("text", "labels")),
         "multilabel-classif": (_multilabel_row, ("text", "labels")),
         "regression": (_regression_row, ("text", "labels")),
+        "pair-classif": (_pair_row, ("text", "text_pair", "labels")),
     }
     for name, (make, header) in makers.items():
         rng = random.Random(f"examples-{name}")

@@ -104,7 +104,7 @@ class InferenceService:
             raise PayloadTooLarge(f"text has {len(text)} characters; the limit is {self.settings.max_text_chars}",
                                   record=index)
         try:
-            return make_record(self.spec.task, self.spec.use_bbox, text, raw.get("bbox"))
+            return make_record(self.spec.task, self.spec.use_bbox, raw)
         except RecordError as exc:
             raise BadRequest(exc.message, record=index) from None
 

@@ -1,46 +1,32 @@
-"""SageMaker metric definitions for our training log, and a parser for the same lines.
+"""SageMaker metric definitions for our training log, and a reader for the same lines.
 
-The contract with training: every metric is logged on its own line as ``{split}_{name}={value};`` with split
-in train/dev/test, name in ``[a-z0-9_]`` and the value formatted with ``%.6f`` (so possibly negative, ``nan``
-or ``inf``), e.g. ``dev_f1=0.812300;``. A logging prefix before it is fine. The ``=`` and the ``;`` delimit the
-name and the value, so ``dev_f1`` never matches ``dev_f1_macro=...``.
+The line format, its writer and its reader live in ``training.metric_lines``; the metric names come from the
+task table (``tasks.kinds``). This module only adds the launcher's argument checks.
 """
 from __future__ import annotations
 
 import re
 
 from launcher.errors import require
+from tasks.kinds import TASKS
+from training.metric_lines import SPLITS, format_metric, logged_metric_names, metric_regex as _regex
+from training.metric_lines import parse_metric_lines
 
-SPLITS = ("train", "dev", "test")
-EVAL_SPLITS = ("dev", "test")
-#: scores each task's evaluation logs for dev and test (the names tasks.metrics returns)
-TASK_METRICS: dict[str, tuple[str, ...]] = {
-    "ner": ("f1", "precision", "recall"),
-    "classif": ("accuracy", "f1_macro", "f1_weighted"),
-    "multilabel-classif": ("f1_micro", "f1_macro", "subset_accuracy"),
-    "regression": ("mse", "mae", "pearson", "spearman"),
-}
-#: logged by every task: training loss, and the loss on the evaluation splits
-LOSS = "loss"
-
-_VALUE = r"(-?(?:[0-9]+\.[0-9]+|nan|inf))"
-_LINE = re.compile(r"\b(train|dev|test)_([a-z0-9_]+)=" + _VALUE + ";")
+#: scores each task's evaluation logs for dev and test (a view of the task table)
+TASK_METRICS: dict[str, tuple[str, ...]] = {name: kind.metric_names for name, kind in TASKS.items()}
 
 
 def metric_regex(split: str, name: str) -> str:
     """The regex SageMaker applies to each log line; its one group captures the value."""
     require(split in SPLITS, "split", split, f"one of {SPLITS}")
     require(re.fullmatch(r"[a-z0-9_]+", name) is not None, "metric name", name, "[a-z0-9_]+")
-    return rf"\b{split}_{name}={_VALUE};"
+    return _regex(f"{split}_{name}")
 
 
 def metric_names(task: str) -> list[str]:
-    """``train_loss``, then ``dev_`` / ``test_`` variants of the loss and of each of the task's scores."""
-    require(task in TASK_METRICS, "task", task, f"one of {sorted(TASK_METRICS)}")
-    names = [f"train_{LOSS}"]
-    for split in EVAL_SPLITS:
-        names.extend(f"{split}_{metric}" for metric in (LOSS, *TASK_METRICS[task]))
-    return names
+    """``train_loss``, ``dev_loss``, then ``dev_`` / ``test_`` variants of each of the task's scores."""
+    require(task in TASKS, "task", task, f"one of {sorted(TASKS)}")
+    return logged_metric_names(task)
 
 
 def metric_definitions(task: str) -> list[dict[str, str]]:
@@ -50,10 +36,9 @@ def metric_definitions(task: str) -> list[dict[str, str]]:
 
 def parse_metrics(line: str) -> dict[str, float]:
     """The metrics a log line carries, by logged key (``nan`` and ``inf`` become floats)."""
-    return {f"{m.group(1)}_{m.group(2)}": float(m.group(3)) for m in _LINE.finditer(line)}
+    return parse_metric_lines(line)
 
 
 def format_metrics(metrics: dict[str, float]) -> str:
-    """One ``name=value`` per line, sorted, in the same %.6f format training logs."""
-    return "\n".join(f"{name}={value:.6f}" for name, value in sorted(metrics.items()))
-
+    """One metric per line, sorted, written exactly as training logs it (``name=value;``)."""
+    return "\n".join(format_metric(name, value) for name, value in sorted(metrics.items()))

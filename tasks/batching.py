@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from tasks.encode import IGNORE_INDEX, Feature
+from tasks.features import IGNORE_INDEX, Feature
 from tasks.families import PAD_BOX, Family
 
 
@@ -41,7 +41,11 @@ def pad(features: Sequence[Feature], family: Family, pad_token_id: int, with_lab
         mask[i, : len(f)] = 1
     batch = {"input_ids": input_ids, "attention_mask": mask}
     if family.token_type_ids:
-        batch["token_type_ids"] = np.zeros((n, width), dtype=np.int64)
+        types = np.zeros((n, width), dtype=np.int64)  # one segment unless a feature says otherwise (pairs)
+        for i, f in enumerate(features):
+            if f.token_type_ids is not None:
+                types[i, : len(f)] = f.token_type_ids
+        batch["token_type_ids"] = types
     if family.bbox:
         boxes = np.tile(np.asarray(PAD_BOX, dtype=np.int64), (n, width, 1))
         for i, f in enumerate(features):

@@ -1,13 +1,17 @@
-"""Model outputs -> predictions, per task. This is the answer the endpoint returns and the one metrics score."""
+"""Model outputs -> predictions. This is the answer the endpoint returns and the one metrics score.
+
+The task table (``tasks/kinds/``) picks each task's decoder from here."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from tasks.encode import Feature
-from tasks.records import Record, split_words
-from tasks.spec import TaskSpec
+from tasks.features import Feature
+from tasks.fields import Record, split_words
+
+if TYPE_CHECKING:
+    from tasks.spec import TaskSpec
 
 Prediction = dict[str, Any]
 

@@ -9,10 +9,12 @@ from typing import Any
 
 from tasks.errors import SpecError
 from tasks.families import family_for
+from tasks.kinds import TASKS, task_kind
 
 SCHEMA_VERSION = 1
 TASK_SPEC_FILE = "task_spec.json"
-TASK_NAMES = ("ner", "classif", "multilabel-classif", "regression")
+#: the task names, in the table's order (the table is ``tasks.kinds.TASKS``; this is a view of it)
+TASK_NAMES = tuple(TASKS)
 
 
 @dataclass(frozen=True)
@@ -25,20 +27,21 @@ class TaskSpec:
     max_seq_length: int = 256
     stride: int = 32
     use_bbox: bool = False
-    #: per-label decision thresholds (multilabel-classif only), tuned on dev
+    #: per-label decision thresholds (tuned on dev by tasks that tune them: multilabel-classif)
     thresholds: dict[str, float] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
-        if self.task not in TASK_NAMES:
-            raise SpecError(f"task {self.task!r} is not one of {list(TASK_NAMES)}")
+        kind = task_kind(self.task)
         family = family_for(self.model_type)
         if self.use_bbox and not family.bbox:
             raise SpecError(f"use_bbox is true but model_type {self.model_type!r} takes no boxes (use LayoutLM)")
-        if self.task != "regression" and len(self.labels) < 1:
+        if self.use_bbox and not kind.takes_bbox:
+            raise SpecError(f"use_bbox is true but task {self.task!r} reads no word boxes")
+        if kind.has_labels and len(self.labels) < 1:
             raise SpecError(f"task {self.task!r} needs at least one label")
-        if self.task == "regression" and self.labels:
-            raise SpecError("task 'regression' takes no labels")
+        if not kind.has_labels and self.labels:
+            raise SpecError(f"task {self.task!r} takes no labels")
         if len(set(self.labels)) != len(self.labels):
             raise SpecError("labels must be unique")
         if self.max_seq_length < 8:
@@ -57,7 +60,7 @@ class TaskSpec:
 
     @property
     def num_outputs(self) -> int:
-        return 1 if self.task == "regression" else len(self.labels)
+        return len(self.labels) if task_kind(self.task).has_labels else 1
 
     def threshold(self, label: str) -> float:
         return self.thresholds.get(label, 0.5)

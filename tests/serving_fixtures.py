@@ -18,6 +18,7 @@ from training.run import train
 MODELS = [("ner", "bert", "ner", "ner", False), ("classif", "bert", "classif", "classif", False),
           ("multilabel", "distilbert", "multilabel-classif", "multilabel-classif", False),
           ("regression", "bert", "regression", "regression", False),
+          ("pair", "bert", "pair-classif", "pair-classif", False),
           ("layoutlm", "layoutlm", "ner", "layoutlm-ner", True)]
 
 

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TORCH = RuntimeOptions(runtime="torch")
 TORCH_SERVING = {"runtime": "torch", "onnx_file": None, "reason": "runtime 'torch' was asked for (--runtime torch)"}
 LABELS = ["business", "health", "sports", "technology"]  # examples/data/classif, in the order training sorts them
-TASKS = "['ner', 'classif', 'multilabel-classif', 'regression']"
+TASKS = "['ner', 'classif', 'multilabel-classif', 'regression', 'pair-classif']"
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +180,8 @@ def test_the_mar_holds_manifest_config_code_and_serving_files(built, classif):
     assert not any(n.endswith(".onnx") for n in files)
     assert files["ts_handler.py"] == (ROOT / "handlers" / "ts_handler.py").read_bytes()
     for package in ("tasks", "runtimes", "handlers"):
-        sources = {f"{package}/{p.name}": p.read_bytes() for p in (ROOT / package).glob("*.py")}
+        sources = {f"{package}/{p.relative_to(ROOT / package).as_posix()}": p.read_bytes()
+                   for p in (ROOT / package).rglob("*.py")}  # subpackages too (tasks/kinds/)
         assert "__init__.py" in {Path(n).name for n in sources}
         assert {n: b for n, b in files.items() if n.startswith(f"{package}/")} == sources
     # only the packages serving imports: the archive-building code stays out

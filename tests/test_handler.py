@@ -90,7 +90,7 @@ def serve(monkeypatch, ckpt):
 # -- helpers ------------------------------------------------------------------------------------------------------
 def expected(service: InferenceService, raws: list[dict]) -> list[dict]:
     """What ``tasks.predict`` answers for these records, with scores only where the record asked for them."""
-    records = [make_record(service.spec.task, False, r["text"]) for r in raws]
+    records = [make_record(service.spec.task, False, r) for r in raws]
     preds = predict(service.spec, service.tokenizer, service.runner, records, all_scores=True,
                     max_batch_size=service.settings.max_batch_size, max_tokens=service.settings.max_tokens)
     out = [p if r.get("all_scores") is True else {k: v for k, v in p.items() if k != "scores"}

@@ -27,9 +27,11 @@ from training.data import load_dataset
 
 TOLERANCE = 1e-5
 #: (architecture, task, example folder, use_bbox): each head kind once (LayoutLM NER covers token heads and
-#: windows; a BERT NER case would repeat it for another training run in a file kept under 90 s)
+#: windows; a BERT NER case would repeat it for another training run in a file kept under 90 s), and BERT
+#: pair-classif, whose inputs carry real segment ids (token_type_ids 1 on the second text)
 ONNX_CASES = [("bert", "classif", "classif", False), ("distilbert", "multilabel-classif", "multilabel-classif", False),
-              ("bert", "regression", "regression", False), ("layoutlm", "ner", "layoutlm-ner", True)]
+              ("bert", "regression", "regression", False), ("bert", "pair-classif", "pair-classif", False),
+              ("layoutlm", "ner", "layoutlm-ner", True)]
 _CHECKPOINTS: dict[tuple[str, str], Path] = {}
 
 

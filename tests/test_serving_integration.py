@@ -35,7 +35,7 @@ def served(tmp_path_factory, tiny_model_dir, small_data):
 
 def _records(model) -> list[dict]:
     dataset = load_dataset(model.data, model.task, model.name == "layoutlm")
-    return [{"text": r.text, **({"bbox": [list(b) for b in r.bbox]} if r.bbox else {})} for r in dataset.test]
+    return [{**r.inputs(), **({"bbox": [list(b) for b in r.bbox]} if r.bbox else {})} for r in dataset.test]
 
 
 @pytest.mark.parametrize("name", [m[0] for m in MODELS])

@@ -191,7 +191,7 @@ class TokenRunner:
 def test_predict_ner_batched_equals_unbatched_and_respects_max_tokens(tokenizers):
     spec = TaskSpec(task="ner", model_type="bert", labels=("O", "B-X", "I-X"), max_seq_length=8, stride=2)
     texts = ["the a an of in on to and or is was were", "the", "Alice xyz joined", "an of"]
-    records = [make_record("ner", False, t) for t in texts]
+    records = [make_record("ner", False, {"text": t}) for t in texts]
     small = TokenRunner()
     batched = predict(spec, tokenizers["bert"], small, records, max_batch_size=3, max_tokens=16)
     one = TokenRunner()
@@ -216,7 +216,7 @@ def test_predict_sequence_task_keeps_record_order(tokenizers):
         return np.stack([np.zeros_like(lengths), lengths - 4.5], axis=1)  # more than 4 tokens: "pos"
 
     texts = ["good", "the a an of in on", "bad hotel", "the a an of in on to and"]
-    records = [make_record("classif", False, t) for t in texts]
+    records = [make_record("classif", False, {"text": t}) for t in texts]
     preds = predict(CLASSIF, tokenizers["bert"], runner, records, max_batch_size=1)
     assert [p["pred"] for p in preds] == ["neg", "pos", "neg", "pos"]
     assert predict(CLASSIF, tokenizers["bert"], runner, [], max_batch_size=1) == []

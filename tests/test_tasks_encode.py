@@ -11,7 +11,8 @@ import pytest
 
 from tasks.batching import pad, plan_batches
 from tasks.decode import decode_ner
-from tasks.encode import IGNORE_INDEX, Feature, _windows, encode
+from tasks.encode import IGNORE_INDEX, Feature, encode
+from tasks.features import _windows
 from tasks.families import CLS_BOX, PAD_BOX, SEP_BOX, family_for
 from tasks.records import make_record
 from tasks.spec import TaskSpec
@@ -52,7 +53,7 @@ def test_windows_cover_every_token_and_overlap_by_stride():
 # ---- NER alignment -------------------------------------------------------------------------------------------
 
 def test_ner_alignment_first_sub_token_carries_the_label(tokenizers):
-    record = make_record("ner", False, "Alice xyz joined", raw_label="B-PER I-PER O")
+    record = make_record("ner", False, {"text": "Alice xyz joined"}, "B-PER I-PER O")
     [f] = encode(_ner_spec(), tokenizers["bert"], [record], with_labels=True)
     # alice | x ##y ##z | joined, between [CLS]=2 and [SEP]=3
     assert f.input_ids == [2, 9, 179, 227, 228, 67, 3]
@@ -63,12 +64,12 @@ def test_ner_alignment_first_sub_token_carries_the_label(tokenizers):
 
 
 def test_ner_without_labels_for_serving(tokenizers):
-    [f] = encode(_ner_spec(), tokenizers["bert"], [make_record("ner", False, "Alice joined")])
+    [f] = encode(_ner_spec(), tokenizers["bert"], [make_record("ner", False, {"text": "Alice joined"})])
     assert (f.input_ids, f.first_of_word, f.labels) == ([2, 9, 67, 3], [None, 0, 1, None], None)
 
 
 def test_ner_alignment_with_the_embedded_minilm_tokenizer(minilm):
-    record = make_record("ner", False, "Hooli unbelievably", raw_label="B-ORG O")
+    record = make_record("ner", False, {"text": "Hooli unbelievably"}, "B-ORG O")
     spec = TaskSpec(task="ner", model_type="bert", labels=("O", "B-ORG"))
     [f] = encode(spec, minilm, [record], with_labels=True)
     # ho ##oli | un ##bel ##ie ##va ##bly
@@ -80,7 +81,7 @@ def test_ner_alignment_with_the_embedded_minilm_tokenizer(minilm):
 def test_ner_windows_over_a_long_record(tokenizers):
     spec = _ner_spec(max_seq_length=8, stride=2)  # 6 tokens per window, 2 shared
     labels = "B-PER I-PER O O O O O O O O B-PER O"
-    features = encode(spec, tokenizers["bert"], [make_record("ner", False, TWELVE, raw_label=labels)], True)
+    features = encode(spec, tokenizers["bert"], [make_record("ner", False, {"text": TWELVE}, labels)], True)
     assert [len(f) for f in features] == [8, 8, 6]
     assert [f.record for f in features] == [0, 0, 0]
     assert all(f.input_ids[0] == 2 and f.input_ids[-1] == 3 for f in features)
@@ -99,7 +100,7 @@ def test_ner_windows_over_a_long_record(tokenizers):
 
 def test_ner_window_starting_inside_a_word_does_not_label_its_continuation(tokenizers):
     spec = _ner_spec(max_seq_length=8, stride=2)
-    record = make_record("ner", False, "the an of xyz in on", raw_label="O O O B-PER O O")
+    record = make_record("ner", False, {"text": "the an of xyz in on"}, "O O O B-PER O O")
     first, second = encode(spec, tokenizers["bert"], [record], True)
     # tokens: the an of x ##y ##z in on; the second window starts at ##y
     assert first.first_of_word == [None, 0, 1, 2, 3, None, None, None]
@@ -128,7 +129,7 @@ def test_every_word_gets_exactly_one_prediction(tokenizers, model_type):
     use_bbox = model_type == "layoutlm"
     spec = TaskSpec(task="ner", model_type=model_type, labels=("O", "B-X", "I-X", "B-Y"), max_seq_length=12,
                     stride=3, use_bbox=use_bbox)
-    records = [make_record("ner", use_bbox, t, [[i, i, i + 1, i + 1] for i in range(len(t.split()))])
+    records = [make_record("ner", use_bbox, {"text": t, "bbox": [[i, i, i + 1, i + 1] for i in range(len(t.split()))]})
                for t in texts]
     features = encode(spec, tokenizers[model_type], records)
     assert [f.record for f in features] == sorted(f.record for f in features)  # a record's windows are consecutive
@@ -146,7 +147,7 @@ def test_every_word_gets_exactly_one_prediction(tokenizers, model_type):
 
 def test_a_word_without_sub_tokens_still_gets_a_prediction(tokenizers):
     # U+200B is not whitespace to str.split() but BERT's tokenizer drops it: the word has no sub-token
-    records = [make_record("ner", False, "a \u200b b")]
+    records = [make_record("ner", False, {"text": "a \u200b b"})]
     spec = _ner_spec()
     [f] = encode(spec, tokenizers["bert"], records)
     assert f.first_of_word == [None, 0, 2, None]
@@ -159,7 +160,7 @@ def test_a_word_without_sub_tokens_still_gets_a_prediction(tokenizers):
 
 def test_layoutlm_every_sub_token_gets_its_word_box(tokenizers):
     spec = _ner_spec("layoutlm", use_bbox=True)
-    record = make_record("ner", True, "Alice xyz joined", "1 2 3 4,5 6 7 8,9 10 11 12", "B-PER O O")
+    record = make_record("ner", True, {"text": "Alice xyz joined", "bbox": "1 2 3 4,5 6 7 8,9 10 11 12"}, "B-PER O O")
     [f] = encode(spec, tokenizers["layoutlm"], [record], True)
     assert f.bbox == [CLS_BOX, (1, 2, 3, 4), (5, 6, 7, 8), (5, 6, 7, 8), (5, 6, 7, 8), (9, 10, 11, 12), SEP_BOX]
     assert CLS_BOX == (0, 0, 0, 0) and SEP_BOX == (1000, 1000, 1000, 1000)
@@ -168,7 +169,7 @@ def test_layoutlm_every_sub_token_gets_its_word_box(tokenizers):
 def test_layoutlm_boxes_follow_ner_windows(tokenizers):
     spec = _ner_spec("layoutlm", use_bbox=True, max_seq_length=8, stride=2)
     boxes = [[i, 0, i, 0] for i in range(12)]
-    features = encode(spec, tokenizers["layoutlm"], [make_record("ner", True, TWELVE, boxes)])
+    features = encode(spec, tokenizers["layoutlm"], [make_record("ner", True, {"text": TWELVE, "bbox": boxes})])
     assert [f.bbox[1:-1] for f in features] == [[(i, 0, i, 0) for i in range(a, b)] for a, b in
                                                  [(0, 6), (4, 10), (8, 12)]]
     assert all(f.bbox[0] == CLS_BOX and f.bbox[-1] == SEP_BOX for f in features)
@@ -178,7 +179,7 @@ def test_layoutlm_sequence_task_is_one_truncated_feature_with_boxes(tokenizers):
     spec = TaskSpec(task="classif", model_type="layoutlm", labels=("a", "b"), max_seq_length=8, stride=0,
                     use_bbox=True)
     boxes = [[i, i, i, i] for i in range(12)]
-    [f] = encode(spec, tokenizers["layoutlm"], [make_record("classif", True, TWELVE, boxes, "b")], True)
+    [f] = encode(spec, tokenizers["layoutlm"], [make_record("classif", True, {"text": TWELVE, "bbox": boxes}, "b")], True)
     assert f.input_ids == [2, 130, 5, 10, 94, 61, 98, 3]
     assert f.bbox == [CLS_BOX, *[(i, i, i, i) for i in range(6)], SEP_BOX]
     assert (f.labels, f.first_of_word, f.context) == (1, [], [])
@@ -189,7 +190,7 @@ def test_layoutlm_sequence_task_is_one_truncated_feature_with_boxes(tokenizers):
 def test_longformer_tokenizer_adds_the_prefix_space_to_pre_split_words(tokenizers):
     tok = tokenizers["longformer"]
     assert family_for("longformer").add_prefix_space and tok.add_prefix_space is True
-    [f] = encode(_ner_spec("longformer"), tok, [make_record("ner", False, "Alice Martin joined")])
+    [f] = encode(_ner_spec("longformer"), tok, [make_record("ner", False, {"text": "Alice Martin joined"})])
     # pre-split words are encoded exactly as the running text (each word with its leading "Ġ")
     assert f.input_ids == tok("Alice Martin joined")["input_ids"] == [0, 299, 489, 308, 521, 363, 542, 2]
     assert tok.convert_ids_to_tokens(f.input_ids[1:-1]) == ["ĠA", "lice", "ĠM", "artin", "Ġj", "oined"]
@@ -199,7 +200,7 @@ def test_longformer_tokenizer_adds_the_prefix_space_to_pre_split_words(tokenizer
 def test_longformer_padding_puts_global_attention_on_the_first_token(tokenizers):
     tok = tokenizers["longformer"]
     spec = TaskSpec(task="classif", model_type="longformer", labels=("a", "b"))
-    features = encode(spec, tok, [make_record("classif", False, t) for t in ("Alice joined", "Alice")])
+    features = encode(spec, tok, [make_record("classif", False, {"text": t}) for t in ("Alice joined", "Alice")])
     batch = pad(features, family_for("longformer"), tok.pad_token_id)
     assert sorted(batch) == ["attention_mask", "global_attention_mask", "input_ids"]
     assert batch["global_attention_mask"].tolist() == [[1] + [0] * (len(features[0]) - 1)] * 2
@@ -209,7 +210,7 @@ def test_longformer_padding_puts_global_attention_on_the_first_token(tokenizers)
 def test_distilbert_batches_have_no_token_type_ids(tokenizers):
     tok = tokenizers["distilbert"]
     spec = TaskSpec(task="regression", model_type="distilbert")
-    features = encode(spec, tok, [make_record("regression", False, "good hotel", raw_label="4")], True)
+    features = encode(spec, tok, [make_record("regression", False, {"text": "good hotel"}, "4")], True)
     batch = pad(features, family_for("distilbert"), tok.pad_token_id, with_labels=True)
     assert sorted(batch) == ["attention_mask", "input_ids", "labels"]
 
@@ -221,7 +222,7 @@ def test_padded_batch_is_what_the_model_forward_takes(tokenizers, model_type):
 
     use_bbox = model_type == "layoutlm"
     spec = _ner_spec(model_type, use_bbox=use_bbox)
-    records = [make_record("ner", use_bbox, t, [[0, 0, 10, 10]] * len(t.split()))
+    records = [make_record("ner", use_bbox, {"text": t, "bbox": [[0, 0, 10, 10]] * len(t.split())})
                for t in ("Alice joined acme corp", "hi")]
     tok = tokenizers[model_type]
     batch = pad(encode(spec, tok, records), family_for(model_type), tok.pad_token_id)
@@ -236,8 +237,8 @@ def test_padded_batch_is_what_the_model_forward_takes(tokenizers, model_type):
 
 def test_sequence_task_tokenises_the_raw_text_and_truncates(minilm):
     spec = TaskSpec(task="classif", model_type="bert", labels=("neg", "pos"), max_seq_length=8, stride=0)
-    records = [make_record("classif", False, "Alice Martin joined Hooli", raw_label="pos"),
-               make_record("classif", False, "the a an of in on to and or is", raw_label='"neg"')]
+    records = [make_record("classif", False, {"text": "Alice Martin joined Hooli"}, "pos"),
+               make_record("classif", False, {"text": "the a an of in on to and or is"}, '"neg"')]
     short, long = encode(spec, minilm, records, with_labels=True)
     assert short.input_ids == [101, 5650, 3235, 2587, 7570, 10893, 102]
     assert (short.record, short.labels, short.first_of_word, short.bbox) == (0, 1, [], None)
@@ -247,15 +248,15 @@ def test_sequence_task_tokenises_the_raw_text_and_truncates(minilm):
 
 def test_multilabel_labels_are_multi_hot_in_spec_order(tokenizers):
     spec = TaskSpec(task="multilabel-classif", model_type="bert", labels=("price", "quality", "service"))
-    records = [make_record("multilabel-classif", False, "good", raw_label='"service","price"'),
-               make_record("multilabel-classif", False, "fine", raw_label="")]
+    records = [make_record("multilabel-classif", False, {"text": "good"}, '"service","price"'),
+               make_record("multilabel-classif", False, {"text": "fine"}, "")]
     features = encode(spec, tokenizers["bert"], records, with_labels=True)
     assert [f.labels for f in features] == [[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
 
 
 def test_regression_label_is_a_float_and_absent_without_labels(tokenizers):
     spec = TaskSpec(task="regression", model_type="bert")
-    record = make_record("regression", False, "good", raw_label="3.25")
+    record = make_record("regression", False, {"text": "good"}, "3.25")
     assert encode(spec, tokenizers["bert"], [record], with_labels=True)[0].labels == 3.25
     assert encode(spec, tokenizers["bert"], [record])[0].labels is None
 

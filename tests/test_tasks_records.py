@@ -148,34 +148,34 @@ def test_text_errors(text, message):
 
 
 def test_make_record_without_label_for_serving():
-    assert make_record("classif", False, "hello world") == Record(text="hello world", bbox=None, label=None)
+    assert make_record("classif", False, {"text": "hello world"}) == Record(text="hello world", bbox=None, label=None)
 
 
 def test_make_record_ner_with_boxes():
-    record = make_record("ner", True, "Alice joined", "0 0 10 10,20 0 30 10", "B-PER O")
+    record = make_record("ner", True, {"text": "Alice joined", "bbox": "0 0 10 10,20 0 30 10"}, "B-PER O")
     assert record == Record(text="Alice joined", bbox=[(0, 0, 10, 10), (20, 0, 30, 10)], label=["B-PER", "O"])
 
 
 def test_make_record_ignores_boxes_when_the_model_takes_none():
-    assert make_record("classif", False, "a b", "not even boxes", "x").bbox is None
+    assert make_record("classif", False, {"text": "a b", "bbox": "not even boxes"}, "x").bbox is None
 
 
 def test_make_record_ner_label_count_must_match_word_count():
-    err = _error(make_record, "ner", False, "Alice Martin joined", None, "B-PER I-PER")
+    err = _error(make_record, "ner", False, {"text": "Alice Martin joined"}, "B-PER I-PER")
     assert (err.field, err.message) == ("labels", "2 labels for 3 words; expected one BIO label per word")
 
 
 def test_make_record_requires_boxes_for_a_box_model():
-    err = _error(make_record, "classif", True, "Alice joined", None, "x")
+    err = _error(make_record, "classif", True, {"text": "Alice joined"}, "x")
     assert err.field == "bbox"
     assert err.message == "bbox is required: this model reads one [x0, y0, x1, y1] box per word"
 
 
 def test_make_record_box_count_must_match_word_count():
-    err = _error(make_record, "regression", True, "one two three", [[0, 0, 1, 1]], "1.0")
+    err = _error(make_record, "regression", True, {"text": "one two three", "bbox": [[0, 0, 1, 1]]}, "1.0")
     assert (err.field, err.message) == ("bbox", "1 boxes for 3 words; expected one box per word")
 
 
 def test_make_record_checks_text_before_labels():
-    err = _error(make_record, "ner", False, "  ", None, "B-")
+    err = _error(make_record, "ner", False, {"text": "  "}, "B-")
     assert (err.field, err.message) == ("text", "text is empty")

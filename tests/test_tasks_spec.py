@@ -62,7 +62,7 @@ def test_from_dict_converts_threshold_values_to_float():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"task": "tagging", "model_type": "bert", "labels": ("a",)},
-     "task 'tagging' is not one of ['ner', 'classif', 'multilabel-classif', 'regression']"),
+     "task 'tagging' is not one of ['ner', 'classif', 'multilabel-classif', 'regression', 'pair-classif']"),
     ({"task": "classif", "model_type": "gpt2", "labels": ("a",)},
      "model_type 'gpt2' is not supported; expected one of ['bert', 'distilbert', 'layoutlm', 'longformer', 'roberta']"),
     ({"task": "classif", "model_type": "bert", "labels": ("a",), "use_bbox": True},
@@ -172,6 +172,8 @@ def test_task_table_rows():
         "multilabel-classif": ("sequence", "multi_label_classification", decode.decode_multilabel,
                                metrics.score_multilabel, "f1_micro", True),
         "regression": ("sequence", "regression", decode.decode_regression, metrics.score_regression, "mse", False),
+        "pair-classif": ("sequence", "single_label_classification", decode.decode_classif, metrics.score_classif,
+                         "f1_macro", True),
     }
 
 
@@ -179,4 +181,5 @@ def test_unknown_task_kind():
     assert task_kind("ner").name == "ner"
     with pytest.raises(SpecError) as info:
         task_kind("summarise")
-    assert str(info.value) == "task 'summarise' is not one of ['ner', 'classif', 'multilabel-classif', 'regression']"
+    assert str(info.value) == ("task 'summarise' is not one of ['ner', 'classif', 'multilabel-classif', 'regression', "
+                               "'pair-classif']")

@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from conftest import EXAMPLES, PAIRS
+from launcher.metrics import metric_definitions
 from runtimes.torch_runtime import load_checkpoint
 from tasks import predict
 from training.config import TrainConfig
 from training.data import load_dataset
+from training.metric_lines import parse_metric_lines
 from training.run import train
 
 pytestmark = pytest.mark.slow
@@ -69,6 +72,10 @@ def test_metrics_are_logged_as_name_value_lines(tiny_model_dir, small_data, tmp_
     for name in ("train_loss", "dev_accuracy", "test_accuracy", "test_f1_macro"):
         assert any(line.startswith(f"{name}=") and line.split(";")[0].split("=")[1].replace(".", "").isdigit()
                    for line in lines), name
+    # a real run: every SageMaker metric definition matches a line, and nothing is logged without one
+    definitions = {d["Name"]: d["Regex"] for d in metric_definitions("classif")}
+    assert [n for n, regex in definitions.items() if not any(re.search(regex, line) for line in lines)] == []
+    assert {n for line in lines for n in parse_metric_lines(line)} <= set(definitions)
 
 
 def test_embedded_minilm_overfits_a_small_dataset(tmp_path):

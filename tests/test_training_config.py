@@ -90,14 +90,17 @@ def test_unknown_name_lists_the_valid_ones():
 
 def test_task_name_is_required():
     assert _error({"max_steps": "3"}) == (
-        "hyperparameter task_name is required; expected one of ['ner', 'classif', 'multilabel-classif', 'regression']")
+        "hyperparameter task_name is required; expected one of ['ner', 'classif', 'multilabel-classif', 'regression', "
+        "'pair-classif']")
 
 
 @pytest.mark.parametrize("raw, message", [
     ({"task_name": "tagging"},
-     "task_name='tagging' is not valid; expected one of ['ner', 'classif', 'multilabel-classif', 'regression']"),
+     "task_name='tagging' is not valid; expected one of ['ner', 'classif', 'multilabel-classif', 'regression', "
+     "'pair-classif']"),
     ({"task_name": '"tagging"'},
-     "task_name='tagging' is not valid; expected one of ['ner', 'classif', 'multilabel-classif', 'regression']"),
+     "task_name='tagging' is not valid; expected one of ['ner', 'classif', 'multilabel-classif', 'regression', "
+     "'pair-classif']"),
     ({"task_name": "ner", "max_steps": "three"}, "max_steps='three' is not valid; expected an integer"),
     ({"task_name": "ner", "max_steps": "3.5"}, "max_steps='3.5' is not valid; expected an integer"),
     ({"task_name": "ner", "max_steps": '"x"'}, "max_steps='x' is not valid; expected an integer"),

@@ -6,7 +6,11 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from training.metric_lines import metric_lines
+
 log = logging.getLogger("training.metrics")
+#: what the Trainer adds to its evaluation logs besides the scores: timings, not metrics
+_EVAL_TIMINGS = ("_runtime", "_per_second")
 
 
 class MetricLines(TrainerCallback):
@@ -15,11 +19,11 @@ class MetricLines(TrainerCallback):
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         if not state.is_world_process_zero or not logs:
             return
-        if "loss" in logs:
-            log.info("train_loss=%.6f; step=%d;", float(logs["loss"]), state.global_step)
-        for key, value in logs.items():
-            if key.startswith("eval_") and isinstance(value, (int, float)) and not key.endswith(("_runtime", "_per_second")):
-                log.info("dev_%s=%.6f; step=%d;", key[len("eval_"):], float(value), state.global_step)
+        lines = metric_lines("train", {"loss": logs["loss"]}, state.global_step) if "loss" in logs else []
+        scores = {key[len("eval_"):]: value for key, value in logs.items()
+                  if key.startswith("eval_") and not key.endswith(_EVAL_TIMINGS)}
+        for line in lines + metric_lines("dev", scores, state.global_step):
+            log.info(line)
 
 
 class Interrupted(Exception):

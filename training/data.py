@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.errors import RecordError
+from tasks.kinds import TaskKind, task_kind
 from tasks.records import Record, make_record
 
 SPLITS = ("train", "dev", "test")
 MAX_PROBLEMS = 50
-REQUIRED_COLUMNS = ("text", "labels")
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long documents are legitimate text
 
@@ -66,7 +66,8 @@ class _Collector:
         self.problems.append(Problem(file, line, column, message))
 
 
-def _read_rows(path: Path, problems: _Collector, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+def _read_rows(path: Path, problems: _Collector, required: tuple[str, ...], optional: tuple[str, ...]
+               ) -> list[tuple[int, dict[str, str]]]:
     name = path.name
     try:
         raw = path.read_bytes()
@@ -82,7 +83,8 @@ def _read_rows(path: Path, problems: _Collector, required: tuple[str, ...]) -> l
     # only \n (and \r\n) end a row: str.splitlines() would also cut text at U+2028, form feeds and the like
     lines = [line[:-1] if line.endswith("\r") else line for line in content.split("\n")]
     if not lines or not lines[0].strip():
-        problems.add(name, 1, None, "is empty; expected a header row with columns text and labels")
+        columns = ", ".join(required[:-1]) + f" and {required[-1]}"
+        problems.add(name, 1, None, f"is empty; expected a header row with columns {columns}")
         return []
     # QUOTE_NONE: quotes are ordinary characters in text and are parsed per column by the task layer
     reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
@@ -92,12 +94,12 @@ def _read_rows(path: Path, problems: _Collector, required: tuple[str, ...]) -> l
         problems.add(name, 1, None, f"column(s) {repeated} appear more than once in the header")
         return []
     missing = [c for c in required if c not in header]
-    unknown = [c for c in header if c not in (*REQUIRED_COLUMNS, "bbox")]
+    unknown = [c for c in header if c not in (*required, *optional)]
     if missing or unknown:
         detail = (f"missing column(s) {missing}" if missing else "") + (
             ("; " if missing else "") + f"unknown column(s) {unknown}" if unknown else "")
         problems.add(name, 1, None, f"{detail}; expected tab-separated columns {', '.join(required)}"
-                                    f"{'' if 'bbox' in required else ' and optionally bbox'}")
+                                    f"{''.join(f' and optionally {c}' for c in optional)}")
         return []
     rows, seen_rows = [], 0
     for offset, values in enumerate(_rows_or_errors(reader, name, problems)):
@@ -130,59 +132,55 @@ def _rows_or_errors(reader, name: str, problems: _Collector):
             yield None
 
 
-def _parse_row(task: str, use_bbox: bool, values: dict[str, str]) -> Record:
-    return make_record(task, use_bbox, values["text"], values.get("bbox"), values["labels"])
-
-
-def _label_names(task: str, record: Record) -> list[str]:
-    if task == "regression":
-        return []
-    return [record.label] if task == "classif" else list(record.label)
-
-
 def sorted_labels(task: str, names: set[str]) -> tuple[str, ...]:
-    """A stable label order: for NER ``O`` first, then by entity type with B- before I-."""
-    if task == "ner":
-        rest = sorted(n for n in names if n != "O")
-        rest.sort(key=lambda n: (n[2:], n[:2]))
-        return ("O", *rest)
-    return tuple(sorted(names))
+    """The label order of the model's outputs, as the task's row sets it (NER: ``O`` first, B- before I-)."""
+    return task_kind(task).order_labels(names)
+
+
+def _columns(kind: TaskKind, use_bbox: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The required and the optional columns of a data file for this task."""
+    required = (*kind.inputs, "labels", *(("bbox",) if use_bbox else ()))
+    return required, ("bbox",) if kind.takes_bbox and not use_bbox else ()
 
 
 def load_dataset(folder: str | Path, task: str, use_bbox: bool = False, max_problems: int = MAX_PROBLEMS) -> Dataset:
     """Parse and validate the three files; raise DataError listing every problem (up to ``max_problems``)."""
     folder = Path(folder)
+    kind = task_kind(task)
+    if use_bbox and not kind.takes_bbox:
+        raise DataError([Problem("use_bbox", None, None, f"task {task} reads no word boxes; train without use_bbox")])
     problems = _Collector(max_problems)
-    splits: dict[str, list[tuple[int, Record]]] = {}
-    for split in SPLITS:
-        path = folder / f"{split}.csv"
-        if not path.is_file():
-            problems.add(path.name, None, None, f"is missing from {folder}")
-            splits[split] = []
-            continue
-        parsed = []
-        required = (*REQUIRED_COLUMNS, "bbox") if use_bbox else REQUIRED_COLUMNS
-        for line, values in _read_rows(path, problems, required):
-            try:
-                parsed.append((line, _parse_row(task, use_bbox, values)))
-            except RecordError as exc:
-                problems.add(path.name, line, exc.field, exc.message)
-        splits[split] = parsed
-    seen = {n for _, r in splits["train"] for n in _label_names(task, r)}
-    if task == "ner":
-        seen.add("O")
+    splits = {split: _read_split(folder, split, task, use_bbox, problems) for split in SPLITS}
+    seen = {n for _, r in splits["train"] for n in kind.label_names(r.label)} | set(kind.implicit_labels)
     # with train.csv itself broken, "never seen in train" would flag every dev/test label for nothing
     train_ok = not any(p.file == "train.csv" for p in problems.problems)
     for split in ("dev", "test") if train_ok else ():
         for line, record in splits[split]:
-            unseen = sorted(set(_label_names(task, record)) - seen)
+            unseen = sorted(set(kind.label_names(record.label)) - seen)
             if unseen:
                 problems.add(f"{split}.csv", line, "labels", f"label(s) {unseen} never appear in train.csv")
     if problems.problems:
         raise DataError(problems.problems, problems.truncated)
-    if task in ("classif",) and len(seen) < 2:
-        raise DataError([Problem("train.csv", None, "labels", f"classif needs at least 2 classes, found {sorted(seen)}")])
+    if len(seen) < kind.min_labels:
+        raise DataError([Problem("train.csv", None, "labels",
+                                 f"{task} needs at least {kind.min_labels} classes, found {sorted(seen)}")])
     return Dataset(
         train=[r for _, r in splits["train"]], dev=[r for _, r in splits["dev"]],
-        test=[r for _, r in splits["test"]], labels=sorted_labels(task, seen),
+        test=[r for _, r in splits["test"]], labels=kind.order_labels(seen),
     )
+
+
+def _read_split(folder: Path, split: str, task: str, use_bbox: bool, problems: _Collector
+                ) -> list[tuple[int, Record]]:
+    """The valid records of one file with their line numbers; every invalid one is reported to ``problems``."""
+    path = folder / f"{split}.csv"
+    if not path.is_file():
+        problems.add(path.name, None, None, f"is missing from {folder}")
+        return []
+    parsed = []
+    for line, values in _read_rows(path, problems, *_columns(task_kind(task), use_bbox)):
+        try:
+            parsed.append((line, make_record(task, use_bbox, values, values["labels"])))
+        except RecordError as exc:
+            problems.add(path.name, line, exc.field, exc.message)
+    return parsed

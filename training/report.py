@@ -5,6 +5,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tasks.kinds import task_kind
+
 PLOTS_DIR = "report"
 
 
@@ -59,8 +61,24 @@ def _plot_scatter(predictions: list[dict[str, Any]], path: Path) -> None:
     fig.tight_layout(), fig.savefig(path, dpi=100), plt.close(fig)
 
 
+def _plot_test_f1(test: dict[str, Any], path: Path) -> None:
+    """F1 per label (multilabel) or per entity type (NER), whichever table the task's scores carry."""
+    table, title = ((test["per_label"], "F1 per label (test)") if "per_label" in test
+                    else (test["per_type"], "F1 per entity type (test)"))
+    _plot_per_label(table, path, title)
+
+
+#: the test plot a task's row asks for (``TaskKind.plot``) -> (file, how to draw it from test scores, predictions)
+TEST_PLOTS = {
+    "confusion_matrix": ("confusion_matrix.png", lambda test, preds, path: _plot_confusion(test, path)),
+    "per_label_f1": ("per_label_f1.png", lambda test, preds, path: _plot_test_f1(test, path)),
+    "pred_vs_true": ("pred_vs_true.png", lambda test, preds, path: _plot_scatter(preds, path)),
+}
+
+
 def write_plots(out: Path, task: str, metrics: dict[str, Any], log_history: list[dict[str, Any]],
                 test_predictions: list[dict[str, Any]]) -> list[str]:
+    """The loss curve and the task's test plot in ``out/report``; the file names made."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -68,14 +86,8 @@ def write_plots(out: Path, task: str, metrics: dict[str, Any], log_history: list
     folder.mkdir(exist_ok=True)
     _plot_losses(log_history, folder / "loss.png")
     made = ["loss.png"]
-    test = metrics["test"]
-    extra = {
-        "classif": lambda: _plot_confusion(test, folder / "confusion_matrix.png"),
-        "multilabel-classif": lambda: _plot_per_label(test["per_label"], folder / "per_label_f1.png", "F1 per label (test)"),
-        "ner": lambda: _plot_per_label(test["per_type"], folder / "per_label_f1.png", "F1 per entity type (test)"),
-        "regression": lambda: _plot_scatter(test_predictions, folder / "pred_vs_true.png"),
-    }
-    extra[task]()
+    name, draw = TEST_PLOTS[task_kind(task).plot]
+    draw(metrics["test"], test_predictions, folder / name)
     made += [p.name for p in sorted(folder.iterdir()) if p.name != "loss.png"]
     return made
 
@@ -84,25 +96,23 @@ def _flat(metrics: dict[str, Any]) -> list[tuple[str, float]]:
     return [(k, v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
-_EXAMPLES = {
-    "ner": '{"pred": ["B-PER", "I-PER", "O"], "proba": [0.98, 0.97, 0.99], "entities": [{"type": "PER", '
-           '"start_word": 0, "end_word": 1, "text": "Alice Martin", "score": 0.975}]}',
-    "classif": '{"pred": "sports", "proba": 0.97}',
-    "multilabel-classif": '{"pred": ["price", "service"], "proba": [0.91, 0.66]}',
-    "regression": '{"pred": 4.21}',
-}
+def _request_example(inputs: tuple[str, ...]) -> str:
+    """One request record with the task's text fields, e.g. ``{"text": "your text here"}``."""
+    return json.dumps({name: f"your {name.replace('_', ' ')} here" for name in inputs})
 
 
 def model_card(spec: dict[str, Any], info: dict[str, Any], metrics: dict[str, Any], plots: list[str]) -> str:
     """A Hugging Face-style README.md for the checkpoint."""
     task = spec["task"]
+    kind = task_kind(task)
+    request = _request_example(kind.inputs)
     rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in _flat(metrics["test"]))
     hps = "\n".join(f"| {k} | `{v}` |" for k, v in info["hyperparameters"].items())
     labels = ", ".join(f"`{label}`" for label in spec["labels"]) or "(regression: one number)"
     images = "\n".join(f"![{p}]({PLOTS_DIR}/{p})" for p in plots)
     return f"""---
 library_name: transformers
-pipeline_tag: {"token-classification" if task == "ner" else "text-classification"}
+pipeline_tag: {kind.pipeline_tag}
 base_model: {info["base_model"]}
 tags: [smtx, {task}]
 ---
@@ -134,11 +144,11 @@ thresholds saved in `task_spec.json`).
 
 ```
 curl -s http://127.0.0.1:8080/invocations -H 'Content-Type: application/json' \\
-     -d '{{"data": [{{"text": "your text here"}}]}}'
+     -d '{{"data": [{request}]}}'
 ```
 
-Each prediction looks like `{_EXAMPLES[task]}`. Send `application/jsonlines` (one `{{"text": ...}}` per line) to
-get one answer per line.
+Each prediction looks like `{kind.example_answer}`. Send `application/jsonlines` (one record such as
+`{request}` per line) to get one answer per line.
 
 ## Plots
 

@@ -18,6 +18,7 @@ from tasks.spec import TASK_SPEC_FILE, TaskSpec
 from training.callbacks import MetricLines, StopOnRequest, StopRequest
 from training.config import EMBEDDED_MODEL, TrainConfig
 from training.data import Dataset, load_dataset
+from training.metric_lines import metric_lines
 from training.outputs import StagedOutput
 from training.report import write_report
 from training.trainer import fit, score, with_tuned_thresholds
@@ -65,10 +66,10 @@ def load_base(config: TrainConfig, data: Dataset) -> tuple[TaskSpec, Any, Any]:
     return spec, load_tokenizer(path, model_type), model
 
 
-def metric_lines(split: str, metrics: dict[str, Any]) -> list[str]:
-    """``name=value;`` lines that a SageMaker MetricDefinitions regex reads (``dev_f1=([-0-9.e]+|nan);``)."""
-    return [f"{split}_{k}={float(v):.6f};" for k, v in metrics.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool)]
+def log_scores(split: str, scores: dict[str, Any]) -> None:
+    """The final scores of one split as ``name=value;`` lines (what SageMaker's MetricDefinitions read)."""
+    for line in metric_lines(split, scores):
+        log.info(line)
 
 
 def _evaluate(spec: TaskSpec, tokenizer: Any, runner: TorchRunner, data: Dataset, batch: int
@@ -77,10 +78,9 @@ def _evaluate(spec: TaskSpec, tokenizer: Any, runner: TorchRunner, data: Dataset
     for split, records in (("dev", data.dev), ("test", data.test)):
         preds = predict(spec, tokenizer, runner, records, max_batch_size=batch)
         metrics[split] = score(spec, records, preds)
-        for line in metric_lines(split, metrics[split]):
-            log.info(line)
+        log_scores(split, metrics[split])
         if split == "test":
-            test_rows = [{"text": r.text, "gold": r.label, **p} for r, p in zip(records, preds)]
+            test_rows = [{**r.inputs(), "gold": r.label, **p} for r, p in zip(records, preds)]
     return metrics, test_rows
 
 

@@ -8,16 +8,13 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Sequence
-
-import numpy as np
 
 from tasks.batching import pad
 from tasks.encode import Feature, encode
 from tasks.families import family_for
 from tasks.kinds import task_kind
-from tasks.metrics import tune_thresholds
 from tasks.predict import predict
 from tasks.records import Record
 from tasks.spec import TaskSpec
@@ -65,12 +62,14 @@ class Fitted:
     is_main: bool = True
 
 
-def gold(task: str, records: Sequence[Record]) -> list[Any]:
+def gold(records: Sequence[Record]) -> list[Any]:
+    """The gold labels of ``records``, in order."""
     return [r.label for r in records]
 
 
 def score(spec: TaskSpec, records: Sequence[Record], preds: Sequence[dict]) -> dict[str, Any]:
-    return task_kind(spec.task).score(spec.labels, gold(spec.task, records), preds)
+    """The task's scores of ``preds`` against the gold labels of ``records``."""
+    return task_kind(spec.task).score(spec.labels, gold(records), preds)
 
 
 def _metric_fn(spec: TaskSpec, records: Sequence[Record], features: Sequence[Feature]):
@@ -80,7 +79,7 @@ def _metric_fn(spec: TaskSpec, records: Sequence[Record], features: Sequence[Fea
     def compute(prediction: Any) -> dict[str, float]:
         logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
         outputs = [logits[i, : len(f)] if kind.head == "token" else logits[i] for i, f in enumerate(features)]
-        metrics = kind.score(spec.labels, gold(spec.task, records), kind.decode(spec, records, features, outputs))
+        metrics = kind.score(spec.labels, gold(records), kind.decode(spec, records, features, outputs))
         return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
 
     return compute
@@ -202,9 +201,10 @@ def _last_checkpoint(output_dir: str) -> str | None:
 
 def with_tuned_thresholds(spec: TaskSpec, runner: Any, tokenizer: Any, dev: Sequence[Record],
                           batch_size: int) -> TaskSpec:
-    """Multilabel only: per-label thresholds that maximise dev F1, saved in the spec for serving."""
-    if spec.task != "multilabel-classif":
+    """The spec serving uses: the task row's tuning on dev (multilabel: per-label thresholds that maximise dev
+    F1), or ``spec`` itself for a task that tunes nothing."""
+    tune = task_kind(spec.task).tune
+    if tune is None:
         return spec
     preds = predict(spec, tokenizer, runner, dev, all_scores=True, max_batch_size=batch_size)
-    probs = np.asarray([[p["scores"][label] for label in spec.labels] for p in preds])
-    return replace(spec, thresholds=tune_thresholds(spec.labels, gold(spec.task, dev), probs))
+    return tune(spec, gold(dev), preds)

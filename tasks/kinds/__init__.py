@@ -1,0 +1,36 @@
+"""The task table: one row per task, and the only place that knows which tasks exist.
+
+Each task is a small module here that defines its ``KIND`` (a ``TaskKind`` row, see ``tasks/kinds/base.py``):
+how its labels are parsed, validated, ordered and turned into training targets, how its records are encoded,
+how model outputs are decoded and scored, the metric names training logs (and SageMaker's MetricDefinitions
+match), its primary metric, any tuning after training, and the bits of its model card. Training, serving, the
+archive and the launcher ask the row; nothing outside this package compares a task name.
+
+Adding a task is one module here with its ``KIND`` and one line in ``TASKS`` below, plus its tests, docs and
+example data; shared building blocks (``tasks.features``, ``tasks.decode``, ``tasks.metrics``) are reused where
+they fit, the way ``pair_classif`` reuses classif's decoding and scoring.
+"""
+from __future__ import annotations
+
+from tasks.errors import SpecError
+from tasks.kinds import classif, multilabel, ner, pair_classif, regression
+from tasks.kinds.base import TaskKind
+
+TASKS: dict[str, TaskKind] = {kind.name: kind for kind in (
+    ner.KIND,
+    classif.KIND,
+    multilabel.KIND,
+    regression.KIND,
+    pair_classif.KIND,
+)}
+
+
+def task_kind(name: str) -> TaskKind:
+    """The row of task ``name``; an unknown name lists the known ones."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise SpecError(f"task {name!r} is not one of {list(TASKS)}") from None
+
+
+__all__ = ["TASKS", "TaskKind", "task_kind"]
