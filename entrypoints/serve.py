@@ -36,6 +36,9 @@ def torchserve_config(config: ServeConfig, store: Path, internal_port: int | Non
     address = f"http://127.0.0.1:{internal_port}" if config.multi_model else f"http://0.0.0.0:{config.port}"
     payload = config.max_payload_mb * 1024 * 1024
     common = dict(
+        # the frontend holds a request while the worker reads it, and the answer while the client does: a heap for
+        # both, with room (asynchronous inference takes payloads up to 1 GB)
+        java_heap=f"{max(512, 3 * config.max_payload_mb + 256)}m",
         inference_address=address, management_address=address,
         workers=config.workers, response_timeout_s=config.response_timeout_s, max_request_bytes=payload,
         max_response_bytes=payload, job_queue_size=max(100, 4 * config.max_concurrent_transforms),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from handlers.errors import BadRequest, NotAcceptable, UnsupportedMediaType
 
@@ -143,37 +143,97 @@ class LineError:
         self.message = message
 
 
+def _lines(body: Any) -> Iterator[tuple[int, str]]:
+    """(number, text) of each line of a jsonlines body. Bytes are decoded a line at a time, so a large body (an
+    asynchronous request of hundreds of MB) is never copied whole into one string and then again into lines."""
+    if isinstance(body, str):
+        yield from enumerate(to_text(body).split("\n"), start=1)
+        return
+    if not isinstance(body, (bytes, bytearray)):
+        to_text(body)  # raises the right BadRequest
+    view = memoryview(body)
+    start = 3 if body[:3] == b"\xef\xbb\xbf" else 0  # a leading BOM is tolerated
+    number = 0
+    while start <= len(body):
+        end = body.find(b"\n", start)
+        end = len(body) if end < 0 else end
+        number += 1
+        try:
+            line = str(view[start:end], "utf-8")
+        except UnicodeDecodeError as exc:
+            at = start + exc.start
+            raise BadRequest(f"body is not valid UTF-8 (byte {body[at]:#04x} at offset {at})") from None
+        yield number, line
+        start = end + 1
+
+
 def decode_jsonlines(body: Any) -> list[Any]:
     if isinstance(body, (dict, list)):
         raise BadRequest("application/jsonlines body must be text, one JSON object per line")
-    lines = to_text(body).split("\n")
-    while lines and not lines[-1].strip():
-        lines.pop()  # blank trailing lines carry nothing
-    if not lines:
-        raise BadRequest("body is empty")
     records: list[Any] = []
-    for number, line in enumerate(lines, start=1):
+    trailing_blanks = 0
+    for number, line in _lines(body):
         line = line.rstrip("\r")
         if not line.strip():
             records.append(LineError(f"line {number} is blank"))
+            trailing_blanks += 1
             continue
+        trailing_blanks = 0
         try:
             records.append(parse_json(line, where=f"line {number}"))
         except BadRequest as exc:
             records.append(LineError(exc.message))
+    if trailing_blanks:
+        del records[-trailing_blanks:]  # blank trailing lines carry nothing
+    if not records:
+        raise BadRequest("body is empty")
     return records
+
+
+class AnswerWriter:
+    """Encodes answers one at a time into one growing buffer, so a large answer (an asynchronous request of a
+    million records) is held once, as bytes, rather than as a list of dicts and then again as their encoding.
+
+    ``application/json`` -> ``{"predictions": [...]}``; ``application/jsonlines`` -> one line per answer, the last
+    one ending with a newline when ``terminated`` (not under Batch Transform's AssembleWith=Line, which adds one
+    after every response and would leave a blank line)."""
+
+    def __init__(self, media: str, terminated: bool = True) -> None:
+        self.media, self.terminated, self.count = media, terminated, 0
+        self.buffer = bytearray(b'{"predictions": [' if media == JSON else b"")
+
+    def add(self, item: Any) -> None:
+        """Append one answer; ValueError (and nothing appended) for what JSON cannot carry, such as NaN."""
+        encoded = json.dumps(item, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        if self.count:
+            self.buffer += b", " if self.media == JSON else b"\n"
+        self.buffer += encoded
+        self.count += 1
+
+    def finish(self) -> bytearray:
+        if self.media == JSON:
+            self.buffer += b"]}"
+        elif self.terminated and self.count:
+            self.buffer += b"\n"
+        return self.buffer
+
+
+def encode(media: str, items: list[Any], terminated: bool = True) -> bytes:
+    """All of ``items`` in ``media`` at once (see AnswerWriter)."""
+    writer = AnswerWriter(media, terminated)
+    for item in items:
+        writer.add(item)
+    return bytes(writer.finish())
 
 
 def encode_json(items: list[Any], terminated: bool = True) -> bytes:
     """``{"predictions": [...]}``; ``terminated`` concerns line formats only (a JSON document has no final newline)."""
-    return json.dumps({"predictions": items}, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    return encode(JSON, items, terminated)
 
 
 def encode_jsonlines(items: list[Any], terminated: bool = True) -> bytes:
-    """One line per item. ``terminated``: the last line ends with a newline too -- except where the receiver adds
-    one after every response (Batch Transform's ``AssembleWith=Line``), which would leave a blank line per request."""
-    body = "\n".join(json.dumps(i, ensure_ascii=False, allow_nan=False) for i in items)
-    return (body + "\n" if terminated and items else body).encode("utf-8")
+    """One line per item, the last one terminated unless ``terminated`` is False (see AnswerWriter)."""
+    return encode(JSONLINES, items, terminated)
 
 
 DECODERS: dict[str, Callable[[Any], list[Any]]] = {JSON: decode_json, JSONLINES: decode_jsonlines}
@@ -182,5 +242,6 @@ ENCODERS: dict[str, Callable[[list[Any], bool], bytes]] = {JSON: encode_json, JS
 
 def encode_error(error: dict, media: str, terminated: bool = True) -> bytes:
     """An error body: a JSON object in either format (jsonlines: the one line, terminated as answers are)."""
-    return ENCODERS[JSONLINES]([error], terminated) if media == JSONLINES else \
-        json.dumps(error, ensure_ascii=False).encode("utf-8")
+    if media == JSONLINES:
+        return encode_jsonlines([error], terminated)
+    return json.dumps(error, ensure_ascii=False).encode("utf-8")

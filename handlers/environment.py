@@ -84,9 +84,13 @@ VARIABLES: dict[str, Var] = {
     "multi_model": Var("SAGEMAKER_MULTI_MODEL", "serve the multi-model API from models/", "bool", False),
     "batch_transform": Var("SAGEMAKER_BATCH", "Batch Transform: a bad record answers an error line in place",
                            "bool", False),
-    "max_payload_mb": Var("SAGEMAKER_MAX_PAYLOAD_IN_MB", "request and response size limit, MB", "int", 6, 1, 100),
+    "max_payload_mb": Var("SAGEMAKER_MAX_PAYLOAD_IN_MB", "request and response size limit, MB (Batch Transform: "
+                          "at most 100; asynchronous inference: up to 1 GB)", "int", 6, 1, 1024),
     "batch_strategy": Var("SAGEMAKER_BATCH_STRATEGY", "Batch Transform's BatchStrategy", "choice", "MULTI_RECORD",
                           choices=("SINGLE_RECORD", "MULTI_RECORD")),
+    "async_inference": Var("SMTX_ASYNC_INFERENCE", "asynchronous inference (the launcher sets it): as in Batch "
+                           "Transform, one answer line per input line and a bad record answers an error line in "
+                           "place", "bool", False),
     "max_concurrent_transforms": Var("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS",
                                      "Batch Transform requests in flight (sizes the job queue)", "int", 1, 1, 1000),
     "workers": Var("SAGEMAKER_MODEL_SERVER_WORKERS", "TorchServe workers per model", "int", 1, 1, 64),
@@ -124,6 +128,7 @@ class ServeConfig:
     multi_model: bool
     batch_transform: bool
     max_payload_mb: int
+    async_inference: bool
     batch_strategy: str
     max_concurrent_transforms: int
     workers: int
@@ -165,6 +170,12 @@ class ServeConfig:
     def response_timeout_set(self) -> bool:
         """Whether the environment named the response timeout (else the archive's model-config.yaml decides)."""
         return (self.ts_response_timeout_s or self.model_server_timeout_s) is not None
+
+    @property
+    def line_per_record(self) -> bool:
+        """Batch Transform and asynchronous inference: every record answers on its own line, errors included, and
+        requests are sized by bytes rather than records."""
+        return self.batch_transform or self.async_inference
 
     def threads(self, cores: int | None = None) -> int:
         """Threads per worker: as set, or the cores shared among the workers (oversubscribing collapses latency)."""
@@ -223,3 +234,7 @@ def markdown_table() -> str:
             else str(var.default)
         rows.append(f"| `{var.name}` | {var.doc} | {default} | {var.expected()} |")
     return "\n".join(rows)
+
+
+if __name__ == "__main__":  # python -m handlers.environment > the README's table
+    print(markdown_table())

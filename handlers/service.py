@@ -10,7 +10,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from handlers import codecs
 from handlers.environment import VARIABLES
@@ -40,6 +40,9 @@ class Settings:
     max_response_bytes: int | None = None
     #: jsonlines answers end with a newline; not under Batch Transform's AssembleWith=Line, which adds one itself
     terminated_lines: bool = True
+    #: records and characters sent to the model per slice of a server-side batch (see InferenceService._slices)
+    stream_records: int = 4096
+    stream_chars: int = 2_000_000
 
 
 @dataclass
@@ -54,7 +57,7 @@ class Request:
 @dataclass
 class Response:
     status: int
-    body: bytes
+    body: bytes | bytearray
     content_type: str
     reason: str = "OK"
 
@@ -62,7 +65,7 @@ class Response:
 @dataclass
 class _Parsed:
     answer_type: str
-    records: list[Record | RequestError]
+    records: list[Record | RequestError | object]  # object: _TAKEN
     all_scores: list[bool]
 
 
@@ -135,51 +138,114 @@ class InferenceService:
                 parsed.append(self._parse(request))
             except RequestError as exc:
                 parsed.append(exc)
-        todo = [(i, j, r) for i, p in enumerate(parsed) if isinstance(p, _Parsed)
+        answers = _Answers(parsed, self.settings.terminated_lines)
+        todo = [(i, j) for i, p in enumerate(parsed) if isinstance(p, _Parsed)
                 for j, r in enumerate(p.records) if isinstance(r, Record)]
         try:
-            preds = predict(self.spec, self.tokenizer, self.runner, [r for _, _, r in todo], all_scores=True,
-                            max_batch_size=self.settings.max_batch_size, max_tokens=self.settings.max_tokens)
+            for chunk in self._slices(todo, parsed):
+                records = [answers.take(i, j) for i, j in chunk]
+                preds = predict(self.spec, self.tokenizer, self.runner, records, all_scores=True,
+                                max_batch_size=self.settings.max_batch_size, max_tokens=self.settings.max_tokens)
+                for (i, j), pred in zip(chunk, preds):
+                    answers.put(i, j, pred)
         except Exception as exc:  # noqa: BLE001 -- the model failing is our fault, never the caller's
             log.exception("prediction failed")
             failed: RequestError = OutOfResources("out of memory on this batch") if isinstance(exc, MemoryError) \
                 else ServerError("prediction failed; see the server log")
             # only the requests that sent records to the model failed; all-invalid ones keep their answers
-            with_records = {i for i, _, _ in todo}
-            parsed = [failed if i in with_records else p for i, p in enumerate(parsed)]
-            preds = []
-        answers: dict[tuple[int, int], dict] = {(i, j): pred for (i, j, _), pred in zip(todo, preds)}
-        return [self._respond(i, p, answers, requests[i]) for i, p in enumerate(parsed)]
+            for i in {i for i, _ in todo}:
+                parsed[i] = failed
+        return [self._respond(p if isinstance(p, RequestError) else answers.finish(i), requests[i])
+                for i, p in enumerate(parsed)]
 
-    def _respond(self, i: int, p: _Parsed | RequestError, answers: dict, request: Request) -> Response:
+    def _slices(self, todo: list[tuple[int, int]], parsed: list) -> Iterator[list[tuple[int, int]]]:
+        """The records in slices of at most ``stream_records`` records and ``stream_chars`` characters.
+
+        The tokenizer's memory grows with the characters it is given (about 110 bytes a character for long texts,
+        most of it the truncated tail) and is kept for reuse: slicing bounds what a huge request (asynchronous
+        inference, hundreds of MB) costs to what one slice costs, and the request holds its encoded answers only."""
+        chunk: list[tuple[int, int]] = []
+        chars = 0
+        for i, j in todo:
+            size = sum(len(text) for text in parsed[i].records[j].inputs().values())
+            if chunk and (len(chunk) >= self.settings.stream_records or chars + size > self.settings.stream_chars):
+                yield chunk
+                chunk, chars = [], 0
+            chunk.append((i, j))
+            chars += size
+        if chunk:
+            yield chunk
+
+    def _respond(self, outcome: "RequestError | Response", request: Request) -> Response:
+        if isinstance(outcome, Response):
+            limit = self.settings.max_response_bytes
+            if limit is None or len(outcome.body) <= limit:
+                return outcome
+            outcome = PayloadTooLarge(f"the answer would be {len(outcome.body)} bytes, over the server's response "
+                                      f"limit of {limit}; send fewer or shorter records per request")
+        media = _error_media(request)
+        return Response(outcome.status, codecs.encode_error(outcome.body(), media, self.settings.terminated_lines),
+                        media, outcome.reason)
+
+
+class _Answers:
+    """Each request's answer, encoded record by record in input order as predictions arrive (an invalid record's
+    error in its place); a request whose answer cannot be encoded becomes a ServerError."""
+
+    def __init__(self, parsed: list[_Parsed | RequestError], terminated: bool) -> None:
+        self.parsed = parsed
+        self.writers = {i: codecs.AnswerWriter(p.answer_type, terminated) for i, p in enumerate(parsed)
+                        if isinstance(p, _Parsed)}
+        self.written = {i: 0 for i in self.writers}
+        self.broken: dict[int, RequestError] = {}
+
+    def take(self, i: int, j: int) -> Record:
+        """Record ``j`` of request ``i``, let go of here (the answer is all that is kept of it)."""
+        parsed = self.parsed[i]
+        assert isinstance(parsed, _Parsed)
+        record = parsed.records[j]
+        assert isinstance(record, Record)
+        parsed.records[j] = _TAKEN
+        return record
+
+    def put(self, i: int, j: int, pred: dict) -> None:
+        parsed = self.parsed[i]
+        assert isinstance(parsed, _Parsed)
+        self._errors_before(i, j)
+        if not parsed.all_scores[j]:
+            pred = {k: v for k, v in pred.items() if k != "scores"}
+        self._add(i, pred)
+        self.written[i] = j + 1
+
+    def finish(self, i: int) -> "Response | RequestError":
+        parsed = self.parsed[i]
+        assert isinstance(parsed, _Parsed)
+        self._errors_before(i, len(parsed.records))
+        if i in self.broken:
+            return self.broken[i]
+        return Response(200, self.writers[i].finish(), parsed.answer_type)
+
+    def _errors_before(self, i: int, j: int) -> None:
+        parsed = self.parsed[i]
+        assert isinstance(parsed, _Parsed)
+        for k in range(self.written[i], j):
+            record = parsed.records[k]
+            if isinstance(record, RequestError):
+                self._add(i, record.body())
+        self.written[i] = max(self.written[i], j)
+
+    def _add(self, i: int, item: dict) -> None:
+        if i in self.broken:
+            return
         try:
-            response = self._encode(i, p, answers, request)
+            self.writers[i].add(item)
         except ValueError:  # e.g. NaN from a broken model: the answer cannot be JSON, and that is ours
             log.exception("answer could not be encoded")
-            return self._encode(i, ServerError("the model produced an answer that cannot be encoded"), answers,
-                                request)
-        limit = self.settings.max_response_bytes
-        if limit is not None and len(response.body) > limit:
-            too_large = PayloadTooLarge(f"the answer would be {len(response.body)} bytes, over the server's response "
-                                        f"limit of {limit}; send fewer or shorter records per request")
-            return self._encode(i, too_large, answers, request)
-        return response
+            self.broken[i] = ServerError("the model produced an answer that cannot be encoded")
 
-    def _encode(self, i: int, p: _Parsed | RequestError, answers: dict, request: Request) -> Response:
-        if isinstance(p, RequestError):
-            media = _error_media(request)
-            return Response(p.status, codecs.encode_error(p.body(), media, self.settings.terminated_lines), media,
-                            p.reason)
-        items = []
-        for j, record in enumerate(p.records):
-            if isinstance(record, RequestError):
-                items.append(record.body())
-                continue
-            pred = answers[(i, j)]
-            if not p.all_scores[j]:
-                pred = {k: v for k, v in pred.items() if k != "scores"}
-            items.append(pred)
-        return Response(200, codecs.ENCODERS[p.answer_type](items, self.settings.terminated_lines), p.answer_type)
+
+#: stands in for a record once it went to the model (see _Answers.take)
+_TAKEN = object()
 
 
 def _error_media(request: Request) -> str:

@@ -29,8 +29,9 @@ _worker = WorkerContext()
 def settings_from_env(env: Mapping[str, str]) -> Settings:
     """The service's settings from the serving environment, read by the same rules ``serve`` applied at startup."""
     config = ServeConfig.from_env(env)
-    batch = config.batch_transform
-    # Batch Transform sizes mini-batches by bytes (MaxPayloadInMB), not records: no record limit unless named
+    batch = config.line_per_record
+    # Batch Transform and async requests are sized by bytes (MaxPayloadInMB), not records: no record limit unless
+    # named
     records_named = VARIABLES["max_records"].name in config.named
     return Settings(
         threads=config.threads(),
@@ -41,7 +42,7 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         max_batch_size=config.micro_batch_size,
         max_tokens=config.max_batch_tokens,
         # AssembleWith=Line appends a newline to every response: a final one of ours would be a blank line
-        terminated_lines=not (batch and config.assemble_with == "Line"),
+        terminated_lines=not (config.batch_transform and config.assemble_with == "Line"),
     )
 
 

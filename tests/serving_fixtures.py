@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import json
-import time
+import os
+import signal
+import subprocess
+import sys
 import tarfile
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -13,6 +17,8 @@ from archive.build import ArchiveSettings, RuntimeOptions, build
 from entrypoints.torchserve import TorchServe, TorchServeConfig, free_port  # noqa: F401 -- the tests' import
 from training.config import TrainConfig
 from training.run import train
+
+ROOT = Path(__file__).resolve().parents[1]
 
 #: (model name, architecture, task, example folder, use_bbox)
 MODELS = [("ner", "bert", "ner", "ner", False), ("classif", "bert", "classif", "classif", False),
@@ -93,3 +99,39 @@ def batch_transform_input(folder: Path) -> tuple[Path, Path, list[str], tuple[in
     source, output = folder / "in.jsonl", folder / "out.jsonl"
     source.write_text("\n".join(lines) + "\n")
     return source, output, lines, bad
+
+
+class Serve:
+    """`python -m entrypoints serve` as SageMaker starts it."""
+
+    def __init__(self, base: Path, **env: str) -> None:
+        self.base, self.port = base, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base), "SAGEMAKER_BIND_TO_PORT": str(self.port),
+                    "PYTHONPATH": str(ROOT), **env}
+        self.log = base / "serve.log"
+        self.proc = subprocess.Popen([sys.executable, "-m", "entrypoints", "serve"], cwd=ROOT, env=full_env,
+                                     stdout=open(self.log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_ping(self, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log.read_text()[-3000:]
+            try:
+                if http("GET", self.url + "/ping", timeout=2)[0] == 200 and "model ready" in self.log.read_text() \
+                        or "multi-model" in self.log.read_text() and http("GET", self.url + "/ping", timeout=2)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(self.log.read_text()[-3000:])
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        return self.proc.returncode

@@ -291,6 +291,25 @@ def test_inline_record_errors_keep_every_record_in_place(ckpt):
                      {"error": "record 4: text has 201 characters; the limit is 200", "record": 4}]
 
 
+def test_a_batch_answered_in_slices_equals_one_answered_at_once(ckpt):
+    # slices bound what a huge asynchronous request holds; the answers must not depend on them
+    raws = [{"text": TEXTS[i % 4], "all_scores": i % 3 == 0} for i in range(9)] + [{"text": ""}, {"text": TEXTS[0]}]
+    requests = [Request(json_body(raws[:5]), {"content-type": JSON}),
+                Request(jsonlines_body(raws[5:]), {"content-type": JSONLINES}),
+                Request(json_body(raws[2:4]), {"content-type": JSONLINES, "accept": JSON})]
+    whole = InferenceService(ckpt["classif"], Settings(inline_record_errors=True))
+    sliced = InferenceService(ckpt["classif"], Settings(inline_record_errors=True, stream_records=2))
+    at_once, in_slices = whole.handle(requests), sliced.handle(requests)
+    assert [(r.status, r.content_type) for r in in_slices] == [(r.status, r.content_type) for r in at_once]
+    for a, b in zip(at_once, in_slices):
+        if b.content_type == JSONLINES:
+            assert_close([json.loads(line) for line in bytes(b.body).splitlines()],
+                         [json.loads(line) for line in bytes(a.body).splitlines()])
+        else:
+            assert_close(json.loads(bytes(b.body)), json.loads(bytes(a.body)))
+    assert json.loads(bytes(in_slices[1].body).splitlines()[4]) == {"error": "record 4: text is empty", "record": 4}
+
+
 def test_a_failing_model_is_500_for_requests_with_records_and_4xx_for_the_invalid(ckpt, caplog):
     service = InferenceService(ckpt["classif"])
     service.runner = raising_runner  # fault injection: the model fails at run time

@@ -98,4 +98,4 @@ def test_the_readme_table_is_the_declared_environment():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     start = readme.index("<!-- serving-environment")
     block = readme[readme.index("\n", start) + 1:readme.index("<!-- /serving-environment -->")].strip()
-    assert block == markdown_table(), "README's serving table drifted: paste handlers.environment.markdown_table()"
+    assert block == markdown_table(), "README table drifted: paste the output of python -m handlers.environment"

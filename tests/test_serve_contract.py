@@ -19,7 +19,7 @@ import pytest
 
 from conftest import ROOT
 from launcher.local_transform import run_local_transform
-from serving_fixtures import batch_transform_input, free_port, http, post_json, train_and_archive, wait_invocable
+from serving_fixtures import Serve, batch_transform_input, http, post_json, train_and_archive, wait_invocable
 
 pytestmark = pytest.mark.slow
 
@@ -29,42 +29,6 @@ def archives(tmp_path_factory, tiny_model_dir, small_data):
     root = tmp_path_factory.mktemp("serve-contract")
     return {name: train_and_archive(name, "bert", task, small_data(task), False, tiny_model_dir("bert"), root)
             for name, task in (("classif", "classif"), ("ner", "ner"))}
-
-
-class Serve:
-    """`python -m entrypoints serve` as SageMaker starts it."""
-
-    def __init__(self, base: Path, **env: str) -> None:
-        self.base, self.port = base, free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        full_env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base), "SAGEMAKER_BIND_TO_PORT": str(self.port),
-                    "PYTHONPATH": str(ROOT), **env}
-        self.log = base / "serve.log"
-        self.proc = subprocess.Popen([sys.executable, "-m", "entrypoints", "serve"], cwd=ROOT, env=full_env,
-                                     stdout=open(self.log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
-
-    def wait_ping(self, timeout: float = 180) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text()[-3000:]
-            try:
-                if http("GET", self.url + "/ping", timeout=2)[0] == 200 and "model ready" in self.log.read_text() \
-                        or "multi-model" in self.log.read_text() and http("GET", self.url + "/ping", timeout=2)[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.5)
-        raise TimeoutError(self.log.read_text()[-3000:])
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        return self.proc.returncode
 
 
 def _single(base: Path, extracted: Path) -> Path:
