@@ -36,11 +36,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="which corpora (default: all)")
     parser.add_argument("--steps", type=int, help=f"optimizer steps (default {settings.STEPS})")
     parser.add_argument("--seeds", type=int, nargs="+", help=f"seeds (default {list(settings.SEEDS)})")
+    parser.add_argument("--max-seq-length", type=int, default=settings.MAX_SEQ_LENGTH,
+                        help=f"tokens per sequence for every variant (default {settings.MAX_SEQ_LENGTH}); a short one "
+                             "makes truncation drop NER test words, which our windows still label")
     parser.add_argument("--work", type=Path, default=WORK, help="download and corpus cache (default quality/work)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON and markdown go")
     args = parser.parse_args(argv)
     if args.steps is not None and args.steps < 1:
         parser.error(f"--steps {args.steps}: expected a positive number of steps")
+    if args.max_seq_length < 8:
+        parser.error(f"--max-seq-length {args.max_seq_length}: expected at least 8")
     return args
 
 
@@ -49,7 +54,7 @@ def _settings(args: argparse.Namespace) -> tuple[list[Setting], dict[str, int] |
     steps = args.steps or (settings.QUICK_STEPS if quick else settings.STEPS)
     seeds = args.seeds or (settings.QUICK_SEEDS if quick else settings.SEEDS)
     batch = settings.QUICK_BATCH_SIZE if quick else settings.BATCH_SIZE
-    return ([Setting(steps, batch, settings.MAX_SEQ_LENGTH, settings.LEARNING_RATE, s) for s in seeds],
+    return ([Setting(steps, batch, args.max_seq_length, settings.LEARNING_RATE, s) for s in seeds],
             settings.QUICK_SIZES if quick else None)
 
 
