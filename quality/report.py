@@ -1,0 +1,79 @@
+"""Seeds -> mean and spread per variant, and the markdown table: differences and ratios first, then absolutes."""
+from __future__ import annotations
+
+import statistics
+from typing import Any, Sequence
+
+#: the test metrics reported per task (the first one is the headline, compared across variants)
+METRICS: dict[str, tuple[str, ...]] = {
+    "ner": ("f1",),
+    "classif": ("accuracy", "f1_macro"),
+    "multilabel-classif": ("f1_micro",),
+}
+VARIANTS = ("ours", "recipe", "recipe-defaults")
+
+
+def summarise(values: Sequence[float]) -> dict[str, float]:
+    """Mean, sample standard deviation (0 for one seed) and range, in points (x100)."""
+    points = [100.0 * v for v in values]
+    return {"mean": statistics.fmean(points), "std": statistics.stdev(points) if len(points) > 1 else 0.0,
+            "min": min(points), "max": max(points), "n": len(points)}
+
+
+def aggregate(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``{corpus: {variant: {metric: summary, "train_seconds": mean, "wall_seconds": mean}}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        out.setdefault(run["corpus"], {}).setdefault(run["variant"], []).append(run)
+    summary: dict[str, dict[str, Any]] = {}
+    for corpus, by_variant in out.items():
+        summary[corpus] = {}
+        for variant, rows in by_variant.items():
+            task = rows[0]["task"]
+            entry: dict[str, Any] = {m: summarise([r["metrics"][m] for r in rows]) for m in METRICS[task]}
+            entry["train_seconds"] = statistics.fmean(r["train_seconds"] for r in rows)
+            entry["wall_seconds"] = statistics.fmean(r["wall_seconds"] for r in rows)
+            summary[corpus][variant] = entry
+    return summary
+
+
+def _diff_row(corpus: str, metric: str, entry: dict[str, Any]) -> str:
+    ours = entry["ours"][metric]
+    cells = []
+    for other in ("recipe", "recipe-defaults"):
+        if other not in entry:
+            cells += ["", ""]
+            continue
+        theirs = entry[other][metric]
+        diff = ours["mean"] - theirs["mean"]
+        spread = max(ours["std"], theirs["std"])
+        flag = " **" if abs(diff) > spread and ours["n"] > 1 else ""
+        ratio = ours["mean"] / theirs["mean"] if theirs["mean"] else float("nan")
+        cells += [f"{diff:+.2f}{flag}", f"{ratio:.3f}"]
+    return f"| {corpus} | {metric} | " + " | ".join(cells) + f" | {ours['std']:.2f} |"
+
+
+def markdown(summary: dict[str, dict[str, Any]], corpora: dict[str, dict[str, Any]], setting: dict[str, Any]) -> str:
+    """The report: differences and ratios (ours vs each recipe), then every variant's mean ± std and times."""
+    lines = [f"Steps {setting['steps']}, batch {setting['batch_size']}, sequence {setting['max_seq_length']}, "
+             f"learning rate {setting['learning_rate']}, seeds {setting['seeds']}; test metrics in points.", "",
+             "| corpus | metric | ours − recipe | ours / recipe | ours − recipe defaults | ours / recipe defaults "
+             "| ours std |", "|---|---|---|---|---|---|---|"]
+    for corpus, entry in summary.items():
+        if "ours" in entry:
+            lines += [_diff_row(corpus, m, entry) for m in METRICS[corpora[corpus]["task"]]]
+    lines += ["", "** the difference is larger than the spread (std) between seeds of either side.", "",
+              "| corpus | variant | metric | mean ± std (min–max) | train s | wall s | test words dropped |",
+              "|---|---|---|---|---|---|---|"]
+    for corpus, entry in summary.items():
+        for variant in VARIANTS:
+            if variant not in entry:
+                continue
+            for m in METRICS[corpora[corpus]["task"]]:
+                s = entry[variant][m]
+                dropped = 0 if variant == "ours" and corpora[corpus]["task"] == "ner" else \
+                    corpora[corpus]["test_words_beyond_max_seq_length"]
+                lines.append(f"| {corpus} | {variant} | {m} | {s['mean']:.2f} ± {s['std']:.2f} "
+                             f"({s['min']:.2f}–{s['max']:.2f}) | {entry[variant]['train_seconds']:.0f} "
+                             f"| {entry[variant]['wall_seconds']:.0f} | {dropped} |")
+    return "\n".join(lines) + "\n"
