@@ -32,9 +32,8 @@ def images(p: argparse.ArgumentParser, env: Env, cpu_variable: str) -> None:
     """--image (any instance) and --gpu-image; unset, the image follows the instance type."""
     p.add_argument("--image", help=f"the image to run on any instance type (default: {cpu_variable} on CPU "
                                    "instances, --gpu-image on ml.g*/ml.p* instances)")
-    p.add_argument("--gpu-image", default=env.get("SMTX_GPU_IMAGE"),
-                   help="the GPU image, for ml.g* and ml.p* instances (SMTX_GPU_IMAGE)")
-    p.set_defaults(cpu_image=env.get(cpu_variable))
+    p.add_argument("--gpu-image", help="the GPU image, for ml.g* and ml.p* instances (default: SMTX_GPU_IMAGE)")
+    p.set_defaults(cpu_image=env.get(cpu_variable), env_gpu_image=env.get("SMTX_GPU_IMAGE"))
 
 
 def placement(p: argparse.ArgumentParser, env: Env) -> None:

@@ -20,9 +20,11 @@ from typing import Any, Callable, Iterator
 
 import requests
 from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.responses import ActionResult
 from moto.server import ThreadedMotoServer
 from moto.s3.models import s3_backends
 from moto.sagemaker.models import sagemaker_backends
+from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemakerruntime.models import sagemakerruntime_backends
 
 from launcher.aws import TRAINING_LOG_GROUP
@@ -198,8 +200,36 @@ def _stand_in_archive() -> bytes:
     return buffer.getvalue()
 
 
+#: endpoint name -> the FailureReason its next update ends with (the old config keeps serving)
+UPDATE_FAILURES: dict[str, str] = {}
+
+
+def accept_endpoint_updates() -> None:
+    """Give moto the UpdateEndpoint it lacks (moto 5.2 answers "not implemented"): the endpoint moves to the new
+    config at once, or, when ``UPDATE_FAILURES`` names it, stays on the old one with a FailureReason, as SageMaker
+    leaves an endpoint whose update failed. Patched on moto's response class, so it also works through a
+    ThreadedMotoServer in this process (not through a separate moto_server process)."""
+
+    def update_endpoint(self: SageMakerResponse) -> Any:
+        name, config = self._get_param("EndpointName"), self._get_param("EndpointConfigName")
+        backend = self.sagemaker_backend
+        endpoint = backend.endpoints[name]
+        described = backend.describe_endpoint_config(config)  # a missing config raises moto's ValidationError
+        if name in UPDATE_FAILURES:
+            endpoint.failure_reason = UPDATE_FAILURES.pop(name)
+        else:
+            endpoint.endpoint_config_name = config
+            endpoint.production_variants = endpoint._process_production_variants(described["ProductionVariants"])
+            endpoint.failure_reason = None
+        endpoint.endpoint_status = "InService"
+        return ActionResult({"EndpointArn": endpoint.arn})
+
+    SageMakerResponse.update_endpoint = update_endpoint  # type: ignore[attr-defined]
+
+
 def simulate_sagemaker(region: str, predict: Predict = echo_predict) -> None:
-    """All of the above: training leaves an archive, endpoints answer, transform jobs write output."""
+    """All of the above: training leaves an archive, endpoints answer and update, transform jobs write output."""
+    accept_endpoint_updates()
     write_model_artifacts(region)
     answer_invocations(region, predict)
     write_transform_output(region, predict)
