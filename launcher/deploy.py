@@ -168,11 +168,16 @@ def create_model(clients: Clients, name: str, config: ServingConfig, container: 
                  command: str = "deploy") -> str:
     """Create a SageMaker model from ``container`` (ModelDataUrl, Mode) plus the image, environment, VPC,
     network isolation and tags."""
-    primary = {"Image": config.image_uri, "Environment": config.environment(), **container}
-    clients.sagemaker.create_model(ModelName=name, ExecutionRoleArn=config.role_arn, PrimaryContainer=primary,
-                                   Tags=config.placement.tag_list(command), **config.placement.model_fields())
+    clients.sagemaker.create_model(**model_request(name, config, container, command))
     log.info("created model %s", name)
     return name
+
+
+def model_request(name: str, config: ServingConfig, container: dict[str, Any], command: str) -> dict[str, Any]:
+    """The CreateModel arguments (pure: tests assert on it)."""
+    primary = {"Image": config.image_uri, "Environment": config.environment(), **container}
+    return {"ModelName": name, "ExecutionRoleArn": config.role_arn, "PrimaryContainer": primary,
+            "Tags": config.placement.tag_list(command), **config.placement.model_fields()}
 
 
 def endpoint_config_request(name: str, model: str, config: ServingConfig, command: str) -> dict[str, Any]:

@@ -71,9 +71,11 @@ def check_gpu_image(image: str, instance_type: str, configured_cpu: str | None =
 #: ``default_gpu_batch_size`` field of ``tasks.families.Family``; the launcher keeps it because it imports no
 #: model code and reads the family from the model name.
 GPU_BATCH_SIZES: dict[str, int] = {"bert": 10, "distilbert": 10, "layoutlm": 10, "longformer": 1}
-#: model name fragments -> family, most specific first (distilbert contains bert); the embedded MiniLM is a BERT
-_NAME_FAMILIES = (("longformer", "longformer"), ("layoutlm", "layoutlm"), ("distilbert", "distilbert"),
-                  ("minilm", "bert"), ("bert", "bert"))
+#: model name fragments -> family, most specific first (distilbert and roberta contain bert); the embedded
+#: MiniLM is a BERT; RoBERTa has no row in the table, so its batch sizes stay the training defaults
+_NAME_FAMILIES: tuple[tuple[str, str | None], ...] = (
+    ("longformer", "longformer"), ("layoutlm", "layoutlm"), ("distilbert", "distilbert"), ("roberta", None),
+    ("minilm", "bert"), ("bert", "bert"))
 
 
 def family_of(model_name: str) -> str | None:

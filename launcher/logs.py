@@ -28,8 +28,8 @@ class LogTail:
 
     def _streams(self) -> list[str]:
         try:
-            pages = self.logs.get_paginator("describe_log_streams").paginate(
-                logGroupName=self.group, logStreamNamePrefix=self.prefix)
+            by_prefix = {"logStreamNamePrefix": self.prefix} if self.prefix else {}  # AWS refuses an empty one
+            pages = self.logs.get_paginator("describe_log_streams").paginate(logGroupName=self.group, **by_prefix)
             return sorted(s["logStreamName"] for page in pages for s in page.get("logStreams", []))
         except ClientError as exc:
             if error_code(exc) == "ResourceNotFoundException":  # no output yet: the group appears later

@@ -227,9 +227,32 @@ def accept_endpoint_updates() -> None:
     SageMakerResponse.update_endpoint = update_endpoint  # type: ignore[attr-defined]
 
 
+def accept_transform_stops() -> None:
+    """Give moto the StopTransformJob it lacks: the job ends Stopped at once."""
+
+    def stop_transform_job(self: SageMakerResponse) -> Any:
+        job = self.sagemaker_backend.transform_jobs[self._get_param("TransformJobName")]
+        job.transform_job_status = "Stopped"
+        return ActionResult({})
+
+    SageMakerResponse.stop_transform_job = stop_transform_job  # type: ignore[attr-defined]
+
+
+def write_log_lines(logs: Any, group: str, stream: str, lines: list[str]) -> None:
+    """Write CloudWatch lines as SageMaker's containers would (the group and stream are made when missing)."""
+    if not logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
+        logs.create_log_group(logGroupName=group)
+    if not logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=stream)["logStreams"]:
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    now = int(time.time() * 1000)
+    logs.put_log_events(logGroupName=group, logStreamName=stream,
+                        logEvents=[{"timestamp": now + i, "message": line} for i, line in enumerate(lines)])
+
+
 def simulate_sagemaker(region: str, predict: Predict = echo_predict) -> None:
     """All of the above: training leaves an archive, endpoints answer and update, transform jobs write output."""
     accept_endpoint_updates()
+    accept_transform_stops()
     write_model_artifacts(region)
     answer_invocations(region, predict)
     write_transform_output(region, predict)
