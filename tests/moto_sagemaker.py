@@ -143,6 +143,31 @@ def answer_invocations(region: str, predict: Predict = echo_predict) -> None:
     _patch(backend, "invoke_endpoint", invoke_endpoint)
 
 
+def answer_async_invocations(region: str, predict: Predict = echo_predict) -> None:
+    """Make moto's invoke_endpoint_async answer like SageMaker over our server: read the input object (jsonlines),
+    write one answer line per input line under the endpoint's S3OutputPath (moto writes a stand-in to a bucket
+    of its own), or the error under its S3FailurePath when the input is not JSON lines."""
+    backend = sagemakerruntime_backends[DEFAULT_ACCOUNT_ID][region]
+
+    def invoke_endpoint_async(endpoint_name: str, input_location: str) -> tuple[str, str]:
+        sagemaker = sagemaker_backends[DEFAULT_ACCOUNT_ID][region]
+        config = sagemaker.endpoint_configs[sagemaker.endpoints[endpoint_name].endpoint_config_name]
+        output = config.async_inference_config["OutputConfig"]
+        name = f"{int(time.time() * 1e6)}.out"
+        s3 = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+        bucket, _, key = input_location[len("s3://"):].partition("/")
+        lines = s3.get_object(bucket, key).value.decode("utf-8").splitlines()
+        try:
+            body, target = "".join(json.dumps(predict(json.loads(line), None)) + "\n" for line in lines), "S3OutputPath"
+        except json.JSONDecodeError as exc:
+            body, target = f"input is not JSON lines: {exc}", "S3FailurePath"
+        out_bucket, _, out_prefix = output[target][len("s3://"):].partition("/")
+        s3.put_object(out_bucket, f"{out_prefix}{name}", body.encode("utf-8"))
+        return f"{output['S3OutputPath']}{name}", f"{output['S3FailurePath']}{name}"
+
+    _patch(backend, "invoke_endpoint_async", invoke_endpoint_async)
+
+
 def write_transform_output(region: str, predict: Predict = echo_predict) -> None:
     """Make every transform job created from now on write ``{input}.out`` like SageMaker would."""
     backend = sagemaker_backends[DEFAULT_ACCOUNT_ID][region]
@@ -255,4 +280,5 @@ def simulate_sagemaker(region: str, predict: Predict = echo_predict) -> None:
     accept_transform_stops()
     write_model_artifacts(region)
     answer_invocations(region, predict)
+    answer_async_invocations(region, predict)
     write_transform_output(region, predict)

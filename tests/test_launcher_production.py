@@ -6,6 +6,7 @@ import io
 import json
 import re
 import tarfile
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -45,7 +46,7 @@ def _archive(runtime: str | None) -> bytes:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[Clients]:  # type: ignore[no-untyped-def]
+def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Clients]:
     for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION"):
         monkeypatch.delenv(var, raising=False)
     for name, value in {"AWS_CONFIG_FILE": str(tmp_path / "no-config"), "AWS_ACCESS_KEY_ID": "testing",
@@ -133,7 +134,7 @@ def test_serverless_memory_below_the_archives_runtime_is_refused_naming_the_mini
 
 
 def test_async_deploy_then_invoke_async_uploads_waits_and_prints_the_answer(
-        aws: Clients, capsys: pytest.CaptureFixture[str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+        aws: Clients, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     status, out, _ = _run(capsys, "deploy", "--model-data", ONNX, "--instance-type", "ml.m5.xlarge", "--async",
                           "--output", f"s3://{BUCKET}/async-out", "--max-concurrent-invocations", "4",
                           "--success-topic", "arn:aws:sns:eu-west-1:123456789012:done",
@@ -164,7 +165,7 @@ def test_async_deploy_then_invoke_async_uploads_waits_and_prints_the_answer(
     assert status == 1 and "the request failed" in err and "record 1: no text" in err
 
 
-def test_invoke_async_bad_input_exits_2(aws: Clients, capsys: pytest.CaptureFixture[str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_invoke_async_bad_input_exits_2(aws: Clients, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     status, _, err = _run(capsys, "invoke-async", "ep", "--input", str(tmp_path / "missing.jsonl"))
     assert status == 2 and "input=" in err and "an existing file" in err
     status, _, err = _run(capsys, "invoke-async", "ep", "--input", f"s3://{BUCKET}/nothing/here.jsonl")
