@@ -16,7 +16,7 @@ from launcher.checks import existing_file
 from launcher.content_types import JSON, JSONLINES
 from launcher.errors import require
 from launcher.names import unique_name
-from launcher.s3 import S3Uri, exists, upload_file
+from launcher.s3 import S3Uri, ensure_bucket, exists, upload_file
 from launcher.waiting import Poller
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ def stage_input(clients: Clients, source: str, s3_prefix: str | None, content_ty
     require(bool(s3_prefix), "s3_prefix", s3_prefix, "--s3-prefix or SMTX_S3_PREFIX, where a local input is "
                                                       "uploaded")
     target = S3Uri.parse(str(s3_prefix), "s3_prefix").join(INPUT_FOLDER, unique_name("smtx-async"), path.name)
+    ensure_bucket(clients.s3, target, clients.region)
     return str(upload_file(clients.s3, path, target, content_type))
 
 

@@ -51,8 +51,9 @@ def placement_for(args: argparse.Namespace) -> Placement:
 
 def image_for(args: argparse.Namespace, instance_type: str, cpu_source: str) -> str:
     """The image for ``instance_type``: --image when given, else the CPU or the GPU image by instance type."""
-    return Images(cpu=args.cpu_image, gpu=args.gpu_image or args.env_gpu_image, explicit=args.image, cpu_source=cpu_source).pick(
-        instance_type)
+    images = Images(cpu=args.cpu_image, gpu=args.gpu_image or args.env_gpu_image, explicit=args.image,
+                    cpu_source=cpu_source)
+    return images.pick(instance_type)
 
 
 def _kind(args: argparse.Namespace) -> tuple[Serverless | None, Asynchronous | None]:

@@ -33,6 +33,8 @@ def run_deploy(args: argparse.Namespace) -> int:
     """deploy: a new endpoint, or with --endpoint the existing one updated in place."""
     source, serving = source_of(args), serving_for(args)
     clients, poller = clients_for(args), poller_for(args, 15.0)
+    if serving.asynchronous is not None:  # SageMaker would only find out at the first answer
+        ensure_bucket(clients.s3, S3Uri.parse(serving.asynchronous.output_uri), clients.region)
     if args.endpoint:
         require(args.wait, "no_wait", True, "waiting for an update (the old config is deleted once it serves)")
         return _report_deployment(update_endpoint(clients, args.endpoint, source, serving, poller, emit=say), True)

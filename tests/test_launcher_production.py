@@ -173,6 +173,10 @@ def test_invoke_async_bad_input_exits_2(aws: Clients, capsys: pytest.CaptureFixt
     (tmp_path / "records.csv").write_text("a\n")
     status, _, err = _run(capsys, "invoke-async", "ep", "--input", str(tmp_path / "records.csv"))
     assert status == 2 and "--content-type json|jsonlines" in err
+    (tmp_path / "records.jsonl").write_text('{"text": "a"}\n')
+    status = main(["invoke-async", "ep", "--input", str(tmp_path / "records.jsonl")],
+                  env={**ENV, "SMTX_S3_PREFIX": "s3://no-such-bucket/smtx"})
+    assert status == 2 and "bucket 'no-such-bucket'" in capsys.readouterr().err
 
 
 def test_async_flags_without_async_and_without_output_are_refused(aws: Clients,
@@ -184,6 +188,8 @@ def test_async_flags_without_async_and_without_output_are_refused(aws: Clients,
     status, _, err = _run(capsys, "deploy", "--model-data", ONNX, "--async", "--output", f"s3://{BUCKET}/x",
                           "--error-topic", "not-an-arn")
     assert status == 2 and "error_topic='not-an-arn': expected an SNS topic ARN" in err
+    status, _, err = _run(capsys, "deploy", "--model-data", ONNX, "--async", "--output", "s3://no-such-bucket/x")
+    assert status == 2 and "bucket 'no-such-bucket' (from s3://no-such-bucket/x) does not exist" in err
     assert _nothing_created(aws)
 
 
