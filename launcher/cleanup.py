@@ -66,11 +66,23 @@ def delete_endpoint(clients: Clients, endpoint: str) -> list[str]:
     saying what happened. The scaling target goes first: left behind, it would try to scale a missing endpoint."""
     sm = clients.sagemaker
     config, models = endpoint_parts(clients, endpoint)
-    report = remove_scaling(clients, endpoint)
+    report = _remove_scaling_if_allowed(clients, endpoint)
     report += [try_delete(f"endpoint {endpoint}", lambda: sm.delete_endpoint(EndpointName=endpoint)),
                try_delete(f"endpoint config {config}", lambda: sm.delete_endpoint_config(EndpointConfigName=config))]
     report += [delete_model(clients, model) for model in models]
     return report
+
+
+def _remove_scaling_if_allowed(clients: Clients, endpoint: str) -> list[str]:
+    """remove_scaling, or one line saying why it could not look: credentials without the Application Auto
+    Scaling permissions (docs/sagemaker.md) can still delete endpoints that were never autoscaled."""
+    try:
+        return remove_scaling(clients, endpoint)
+    except ClientError as exc:
+        if error_code(exc) not in ("AccessDenied", "AccessDeniedException"):
+            raise
+        return [f"autoscaling of {endpoint} not checked ({error_code(exc)}): if it had any, remove it with "
+                "application-autoscaling deregister-scalable-target"]
 
 
 def delete_model(clients: Clients, model: str) -> str:

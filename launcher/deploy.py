@@ -34,6 +34,8 @@ ENVIRONMENT = {field: VARIABLES[key] for field, key in (
     ("workers", "workers"), ("batch_size", "batch_size"), ("max_batch_delay_ms", "max_batch_delay_ms"),
     ("response_timeout_s", "ts_response_timeout_s"), ("model_server_timeout_s", "model_server_timeout_s"))}
 _TIMEOUTS = (VARIABLES["ts_response_timeout_s"].name, VARIABLES["model_server_timeout_s"].name)
+#: variable name -> its rule, for the values sent through --env
+_CONTRACT = {var.name: var for var in VARIABLES.values()}
 #: endpoint status -> True: ready, False: failed, None: keep waiting
 ENDPOINT_STATES: dict[str, bool | None] = {
     "InService": True, "Failed": False, "OutOfService": False, "Deleting": False,
@@ -84,8 +86,22 @@ class ServingConfig:
         for key, value in self.extra_environment.items():
             require(bool(_ENV_NAME.fullmatch(key)) and isinstance(value, str), "extra_environment", {key: value},
                     "NAME=value pairs with NAME matching [A-Za-z_][A-Za-z0-9_]*")
+        parsed = self._check_environment()
         if self.serverless is not None:
-            self._check_serverless_limits()
+            self._check_serverless_limits(parsed)
+
+    def _check_environment(self) -> dict[str, Any]:
+        """Every variable of the container's contract, parsed by the container's own rule (so ``--env`` cannot
+        send a value the server would refuse at start); the typed values by name."""
+        parsed: dict[str, Any] = {}
+        for name, raw in self.environment().items():
+            var = _CONTRACT.get(name)
+            if var is not None and raw.strip():
+                try:
+                    parsed[name] = var.parse(raw)
+                except ServeConfigError:
+                    raise SettingError(name, raw, var.expected()) from None
+        return parsed
 
     def _check_kind(self) -> None:
         if self.serverless is None:
@@ -101,16 +117,15 @@ class ServingConfig:
         require(self.placement.kms_key is None, "kms_key", self.placement.kms_key,
                 f"no KMS key ({no} no ML volume and write nothing to S3)")
 
-    def _check_serverless_limits(self) -> None:
+    def _check_serverless_limits(self, parsed: dict[str, Any]) -> None:
         """The container's limits must hold inside serverless' 4 MB payload and 60 s invocation limits."""
-        env = self.environment()
-        payload = VARIABLES["max_payload_mb"]
-        require(int(env[payload.name]) <= SERVERLESS_PAYLOAD_MB, payload.name, env[payload.name],
+        payload = VARIABLES["max_payload_mb"].name
+        require(parsed[payload] <= SERVERLESS_PAYLOAD_MB, payload, str(parsed[payload]),
                 f"at most {SERVERLESS_PAYLOAD_MB} on a serverless endpoint")
         for name in _TIMEOUTS:
-            if name in env:
-                require(env[name].strip().isdigit() and 1 <= int(env[name]) <= SERVERLESS_TIMEOUT_S, name,
-                        env[name], f"seconds in [1, {SERVERLESS_TIMEOUT_S}] on a serverless endpoint")
+            if name in parsed:
+                require(parsed[name] <= SERVERLESS_TIMEOUT_S, name, str(parsed[name]),
+                        f"seconds in [1, {SERVERLESS_TIMEOUT_S}] on a serverless endpoint")
 
     def environment(self) -> dict[str, str]:
         """The container environment: the kind's defaults, the knobs that are set, then extra_environment."""

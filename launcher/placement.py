@@ -23,6 +23,7 @@ _TAG_VALUE = re.compile(r"[\w .:/=+@-]{0,256}")
 #: instance families with local NVMe storage: SageMaker encrypts it itself and refuses a volume KMS key there
 _LOCAL_STORAGE = re.compile(r"ml\.([a-z]+\d+[a-z]*d[a-z]*|g5|g6|g6e|p4de?|p5e?|p5en|inf2|trn1n?)\.")
 MAX_TAGS = 50  # SageMaker's limit per resource
+RESERVED_TAGS = 3  # smtx:created-by, smtx:command, and smtx:task on training jobs
 
 
 def parse_tags(items: list[str]) -> dict[str, str]:
@@ -56,8 +57,9 @@ class Placement:
                     "(reserved)")
             require(bool(_TAG_VALUE.fullmatch(value)), "tag", f"{key}={value}",
                     "a value of at most 256 letters, digits, spaces or _.:/=+-@")
-        require(len(self.tags) + len(CREATED_BY) + 1 <= MAX_TAGS, "tag", len(self.tags),
-                f"at most {MAX_TAGS - len(CREATED_BY) - 1} tags (SageMaker allows {MAX_TAGS}, the launcher adds 2)")
+        require(len(self.tags) + RESERVED_TAGS <= MAX_TAGS, "tag", len(self.tags),
+                f"at most {MAX_TAGS - RESERVED_TAGS} tags (SageMaker allows {MAX_TAGS}; the launcher adds up to "
+                f"{RESERVED_TAGS})")
         for subnet in self.subnets:
             require(bool(_SUBNET.fullmatch(subnet)), "subnet", subnet, "a subnet id such as subnet-0abc1234")
         for group in self.security_groups:

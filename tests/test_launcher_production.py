@@ -283,3 +283,14 @@ def test_bad_autoscale_flags_exit_2_and_register_nothing(aws: Clients, capsys: p
     status, _, err = _run(capsys, "autoscale", name, *argv)
     assert status == 2 and named in err, err
     assert not aws.autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+
+
+def test_env_values_of_the_containers_contract_are_checked_by_its_own_rules(
+        aws: Clients, capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = _run(capsys, "deploy", "--model-data", ONNX, "--instance-type", "ml.m5.xlarge",
+                          "--env", "SAGEMAKER_MAX_PAYLOAD_IN_MB=abc")
+    assert status == 2 and "SAGEMAKER_MAX_PAYLOAD_IN_MB='abc': expected an integer between 1 and 100" in err
+    status, _, err = _run(capsys, "deploy", "--model-data", ONNX, "--serverless", "--memory-mb", "2048",
+                          "--max-concurrency", "1", "--env", "SAGEMAKER_MODEL_SERVER_TIMEOUT=61")
+    assert status == 2 and "SAGEMAKER_MODEL_SERVER_TIMEOUT='61': expected seconds in [1, 60]" in err
+    assert _nothing_created(aws)
