@@ -1,8 +1,9 @@
 """The flags of each command (``launcher.commands.COMMANDS`` says which command gets which).
 
 Flags fall back to the environment where a laptop usually keeps them: SMTX_SAGEMAKER_ROLE, SMTX_TRAINING_IMAGE,
-SMTX_SERVING_IMAGE and SMTX_S3_PREFIX (the AWS variables are boto3's). The training flags are made from
-TrainConfig's fields, so ``train --help`` shows each hyperparameter with its doc, bounds and default.
+SMTX_SERVING_IMAGE (the CPU images), SMTX_GPU_IMAGE and SMTX_S3_PREFIX (the AWS variables are boto3's). The
+training flags are made from TrainConfig's fields, so ``train --help`` shows each hyperparameter with its doc,
+bounds and default.
 """
 from __future__ import annotations
 
@@ -27,12 +28,33 @@ def model_source(p: argparse.ArgumentParser, required: bool = True) -> None:
     source.add_argument("--model-data", help="the s3://bucket/key URI of a model.tar.gz")
 
 
+def images(p: argparse.ArgumentParser, env: Env, cpu_variable: str) -> None:
+    """--image (any instance) and --gpu-image; unset, the image follows the instance type."""
+    p.add_argument("--image", help=f"the image to run on any instance type (default: {cpu_variable} on CPU "
+                                   "instances, --gpu-image on ml.g*/ml.p* instances)")
+    p.add_argument("--gpu-image", help="the GPU image, for ml.g* and ml.p* instances (default: SMTX_GPU_IMAGE)")
+    p.set_defaults(cpu_image=env.get(cpu_variable), env_gpu_image=env.get("SMTX_GPU_IMAGE"))
+
+
+def placement(p: argparse.ArgumentParser, env: Env) -> None:
+    """Tags, VPC, KMS key and network isolation of what the command creates."""
+    group = p.add_argument_group("account hygiene")
+    group.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
+                       help="tag every resource created (repeatable); smtx:created-by and smtx:command are added")
+    group.add_argument("--subnet", action="append", default=[], help="VPC subnet id (repeatable; with "
+                                                                      "--security-group)")
+    group.add_argument("--security-group", action="append", default=[], help="VPC security group id (repeatable)")
+    group.add_argument("--kms-key", help="KMS key for ML volumes and S3 output (id, ARN or alias/NAME)")
+    group.add_argument("--network-isolation", action="store_true", help="no network access from the container")
+
+
 def serving(p: argparse.ArgumentParser, env: Env, waits: bool = True) -> None:
-    """Image, role, instances and TorchServe settings of a model."""
-    p.add_argument("--image", default=env.get("SMTX_SERVING_IMAGE"), help="serving image (SMTX_SERVING_IMAGE)")
+    """Image, role, instances, TorchServe settings and placement of a model."""
+    images(p, env, "SMTX_SERVING_IMAGE")
     p.add_argument("--role", default=env.get("SMTX_SAGEMAKER_ROLE"), help="execution role (SMTX_SAGEMAKER_ROLE)")
-    p.add_argument("--instance-type", default="ml.g4dn.xlarge")
-    p.add_argument("--instance-count", type=int, default=1)
+    p.add_argument("--instance-type", help="ml.* instance type (default ml.g4dn.xlarge)")
+    p.add_argument("--instance-count", type=int, help="instances (default 1)")
+    placement(p, env)
     for flag, help_text in _SERVING_KNOBS:
         p.add_argument(flag, type=int, help=f"{help_text} (container default when unset)")
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra container environment")
@@ -65,7 +87,7 @@ def train(p: argparse.ArgumentParser, env: Env) -> None:
     """train: data, resources, spot, and one flag per hyperparameter."""
     p.add_argument("--data", required=True, help="s3:// prefix with the three files, or a local folder to upload")
     prefix(p, env, "prefix for uploaded data, model output and checkpoints", creates=True)
-    p.add_argument("--image", default=env.get("SMTX_TRAINING_IMAGE"), help="training image (SMTX_TRAINING_IMAGE)")
+    images(p, env, "SMTX_TRAINING_IMAGE")
     p.add_argument("--role", default=env.get("SMTX_SAGEMAKER_ROLE"), help="execution role (SMTX_SAGEMAKER_ROLE)")
     p.add_argument("--instance-type", default="ml.g4dn.xlarge")
     p.add_argument("--instance-count", type=int, default=1)
@@ -74,6 +96,7 @@ def train(p: argparse.ArgumentParser, env: Env) -> None:
     p.add_argument("--spot", action="store_true", help="managed spot training (checkpoints under the prefix)")
     p.add_argument("--max-wait-s", type=int, help="spot only: capacity wait plus runtime")
     p.add_argument("--checkpoint-uri", help="spot: checkpoint prefix (default {s3-prefix}/checkpoints)")
+    placement(p, env)
     hyper = p.add_argument_group("hyperparameters (training.config.TrainConfig; unset ones keep its default)")
     for name, declared in FIELDS.items():
         flags = ["--" + name.replace("_", "-")] + ([_ALIASES[name]] if name in _ALIASES else [])
@@ -90,10 +113,68 @@ def job(p: argparse.ArgumentParser, env: Env) -> None:
     p.add_argument("job", help="training job name")
 
 
+def transform_job(p: argparse.ArgumentParser, env: Env) -> None:
+    """follow-transform / stop-transform: a transform job."""
+    p.add_argument("job", help="transform job name")
+
+
 def deploy(p: argparse.ArgumentParser, env: Env) -> None:
-    """deploy: a model source and how to serve it."""
+    """deploy: a model source, how to serve it, and where (a new endpoint, or --endpoint to update)."""
     model_source(p)
     serving(p, env)
+    p.add_argument("--endpoint", help="update this existing endpoint in place instead of creating one")
+    serverless = p.add_argument_group("serverless inference")
+    serverless.add_argument("--serverless", action="store_true", help="serverless endpoint (no instances, no GPU)")
+    serverless.add_argument("--memory-mb", type=int, help="1024-6144 in steps of 1024")
+    serverless.add_argument("--max-concurrency", type=int, help="concurrent invocations, 1-200")
+    later = p.add_argument_group("asynchronous inference")
+    later.add_argument("--async", dest="asynchronous", action="store_true", help="asynchronous endpoint")
+    later.add_argument("--output", help="s3:// prefix for the answers (errors go to {output}/failures/)")
+    later.add_argument("--success-topic", help="SNS topic ARN told of each answer")
+    later.add_argument("--error-topic", help="SNS topic ARN told of each error")
+    later.add_argument("--max-concurrent-invocations", type=int, help="requests per instance at once (1-1000)")
+
+
+def invoke_async(p: argparse.ArgumentParser, env: Env) -> None:
+    """invoke-async: an endpoint, an input file or S3 object, and whether to wait for the answer."""
+    p.add_argument("endpoint")
+    p.add_argument("--input", required=True, help="a local .jsonl/.json file (uploaded) or an s3:// URI")
+    p.add_argument("--content-type", choices=["json", "jsonlines"], help="default: from the input's suffix")
+    prefix(p, env, "where a local input is uploaded")
+    p.add_argument("--wait", action="store_true", help="poll S3 until the answer or the error appears, print it")
+
+
+def autoscale(p: argparse.ArgumentParser, env: Env) -> None:
+    """autoscale: bounds and target of an endpoint variant, or --off."""
+    p.add_argument("endpoint")
+    p.add_argument("--variant", default="AllTraffic")
+    p.add_argument("--off", action="store_true", help="remove the endpoint's autoscaling")
+    p.add_argument("--min", type=int, help="fewest instances (0 only for an asynchronous endpoint)")
+    p.add_argument("--max", type=int, help="most instances")
+    p.add_argument("--target-invocations", type=float, help="real-time: invocations per instance per minute")
+    p.add_argument("--target-backlog", type=float, help="asynchronous: queued requests per instance")
+    p.add_argument("--scale-in-cooldown", type=int, default=300, help="seconds (default 300)")
+    p.add_argument("--scale-out-cooldown", type=int, default=60, help="seconds (default 60)")
+
+
+def endpoint(p: argparse.ArgumentParser, env: Env) -> None:
+    """describe: an endpoint."""
+    p.add_argument("endpoint")
+
+
+def logs(p: argparse.ArgumentParser, env: Env) -> None:
+    """logs: an endpoint's or a transform job's CloudWatch lines."""
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--endpoint", help="an endpoint")
+    which.add_argument("--transform-job", help="a transform job")
+    p.add_argument("--follow", action="store_true", help="keep printing new lines (a transform: until it ends)")
+
+
+def cleanup(p: argparse.ArgumentParser, env: Env) -> None:
+    """cleanup: the launcher's S3 folders under the prefix."""
+    prefix(p, env, "the prefix to clean")
+    p.add_argument("--yes", action="store_true", help="delete without asking (needed without a terminal)")
+    p.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
 
 
 def deploy_multi(p: argparse.ArgumentParser, env: Env) -> None:
@@ -134,6 +215,8 @@ def transform(p: argparse.ArgumentParser, env: Env) -> None:
     serving(p, env, waits=False)  # image and role: only to create a model from --training-job / --model-data
     prefix(p, env, "where the job's input and output go", creates=True)
     p.add_argument("--max-concurrent", type=int, default=2, help="SageMaker: requests in flight per instance")
+    p.add_argument("--no-wait", dest="wait", action="store_false",
+                   help="SageMaker: return once the job has started (then follow-transform JOB)")
 
 
 def delete(p: argparse.ArgumentParser, env: Env) -> None:

@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 
 #: log group SageMaker writes training job output to; one stream per instance, named ``{job}/algo-{n}-{time}``
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+#: transform jobs: one stream per instance, ``{job}/{instance id}-{time}`` (and ``.../data-log``)
+TRANSFORM_LOG_GROUP = "/aws/sagemaker/TransformJobs"
+#: endpoints: a group per endpoint, one stream per instance, ``{variant}/{instance id}``
+ENDPOINT_LOG_GROUP = "/aws/sagemaker/Endpoints/{endpoint}"
 _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, user_agent_extra="smtx-launcher")
 
 
@@ -41,7 +45,8 @@ class AwsSettings:
 
 
 class Clients:
-    """Lazily built boto3 clients sharing one session: ``sagemaker``, ``runtime``, ``s3`` and ``logs``."""
+    """Lazily built boto3 clients sharing one session: ``sagemaker``, ``runtime``, ``s3``, ``logs``,
+    ``autoscaling`` and ``cloudwatch``."""
 
     def __init__(self, settings: AwsSettings | None = None) -> None:
         self.settings = settings or AwsSettings()
@@ -82,8 +87,18 @@ class Clients:
 
     @cached_property
     def logs(self) -> Any:
-        """CloudWatch Logs, to follow a training job's output."""
+        """CloudWatch Logs, to follow a training job's, a transform job's or an endpoint's output."""
         return self._client("logs")
+
+    @cached_property
+    def autoscaling(self) -> Any:
+        """Application Auto Scaling, for an endpoint variant's instance count."""
+        return self._client("application-autoscaling")
+
+    @cached_property
+    def cloudwatch(self) -> Any:
+        """CloudWatch alarms (an async endpoint's scale-out from zero)."""
+        return self._client("cloudwatch")
 
 
 def error_code(exc: Exception) -> str:

@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
+from launcher.autoscale import remove_scaling
 from launcher.aws import Clients, error_code
 
 log = logging.getLogger(__name__)
@@ -18,7 +19,8 @@ def _missing(exc: ClientError) -> bool:
     return error_code(exc) in ("ValidationException", "ResourceNotFound") and "find" in message.lower()
 
 
-def _delete(kind: str, call: Callable[[], Any]) -> str:
+def try_delete(kind: str, call: Callable[[], Any]) -> str:
+    """Run a delete call; one line saying what happened (a missing resource is not an error)."""
     try:
         call()
     except ClientError as exc:
@@ -29,7 +31,7 @@ def _delete(kind: str, call: Callable[[], Any]) -> str:
     return f"deleted {kind}"
 
 
-def _endpoint_parts(clients: Clients, endpoint: str) -> tuple[str, list[str]]:
+def endpoint_parts(clients: Clients, endpoint: str) -> tuple[str, list[str]]:
     """The endpoint's config and models; falls back to the deploy naming scheme when they are gone."""
     sm = clients.sagemaker
     try:
@@ -48,19 +50,44 @@ def _endpoint_parts(clients: Clients, endpoint: str) -> tuple[str, list[str]]:
     return config, models
 
 
+def endpoint_exists(clients: Clients, endpoint: str) -> bool:
+    """Whether ``endpoint`` exists (in any status)."""
+    try:
+        clients.sagemaker.describe_endpoint(EndpointName=endpoint)
+    except ClientError as exc:
+        if _missing(exc):
+            return False
+        raise
+    return True
+
+
 def delete_endpoint(clients: Clients, endpoint: str) -> list[str]:
-    """Delete an endpoint, its endpoint config and its models; one line per resource saying what happened."""
+    """Delete an endpoint's autoscaling, the endpoint, its endpoint config and its models; one line per resource
+    saying what happened. The scaling target goes first: left behind, it would try to scale a missing endpoint."""
     sm = clients.sagemaker
-    config, models = _endpoint_parts(clients, endpoint)
-    report = [_delete(f"endpoint {endpoint}", lambda: sm.delete_endpoint(EndpointName=endpoint)),
-              _delete(f"endpoint config {config}", lambda: sm.delete_endpoint_config(EndpointConfigName=config))]
+    config, models = endpoint_parts(clients, endpoint)
+    report = _remove_scaling_if_allowed(clients, endpoint)
+    report += [try_delete(f"endpoint {endpoint}", lambda: sm.delete_endpoint(EndpointName=endpoint)),
+               try_delete(f"endpoint config {config}", lambda: sm.delete_endpoint_config(EndpointConfigName=config))]
     report += [delete_model(clients, model) for model in models]
     return report
 
 
+def _remove_scaling_if_allowed(clients: Clients, endpoint: str) -> list[str]:
+    """remove_scaling, or one line saying why it could not look: credentials without the Application Auto
+    Scaling permissions (docs/sagemaker.md) can still delete endpoints that were never autoscaled."""
+    try:
+        return remove_scaling(clients, endpoint)
+    except ClientError as exc:
+        if error_code(exc) not in ("AccessDenied", "AccessDeniedException"):
+            raise
+        return [f"autoscaling of {endpoint} not checked ({error_code(exc)}): if it had any, remove it with "
+                "application-autoscaling deregister-scalable-target"]
+
+
 def delete_model(clients: Clients, model: str) -> str:
     """Delete one SageMaker model (the artifacts in S3 stay)."""
-    return _delete(f"model {model}", lambda: clients.sagemaker.delete_model(ModelName=model))
+    return try_delete(f"model {model}", lambda: clients.sagemaker.delete_model(ModelName=model))
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,9 @@
-"""Real-time endpoints: a SageMaker model, an endpoint config and an endpoint, from a training job or a URI.
+"""Endpoints: a SageMaker model, an endpoint config and an endpoint, from a training job or a URI.
 
-The three resources share one unique name, so ``launcher delete --endpoint NAME`` finds what deploy created.
+An endpoint serves on instances (real-time), serverless (``launcher.endpoint_kinds.Serverless``) or
+asynchronously (``Asynchronous``). The three resources of a new deploy share one unique name, so
+``launcher delete --endpoint NAME`` finds what deploy created; an update in place (``launcher.update``) gives the
+endpoint a new model and config, which ``delete`` finds through the endpoint.
 """
 from __future__ import annotations
 
@@ -9,9 +12,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from handlers.environment import VARIABLES, ServeConfigError
 from launcher.aws import Clients
 from launcher.checks import check_image, check_instances, check_role
+from launcher.endpoint_kinds import (SERVERLESS_PAYLOAD_MB, SERVERLESS_TIMEOUT_S, Asynchronous, Serverless,
+                                     archive_runtime)
 from launcher.errors import SettingError, require
+from launcher.images import check_gpu_image
+from launcher.placement import Placement
 from launcher.names import NAME_PATTERN, unique_name
 from launcher.s3 import S3Uri
 from launcher.training import model_artifact
@@ -21,14 +29,13 @@ log = logging.getLogger(__name__)
 
 Emit = Callable[[str], None]
 VARIANT = "AllTraffic"
-#: ServingConfig field -> (container environment variable, smallest valid value); a field left None is not sent
-ENVIRONMENT: dict[str, tuple[str, int]] = {
-    "workers": ("SAGEMAKER_MODEL_SERVER_WORKERS", 1),
-    "batch_size": ("SAGEMAKER_TS_BATCH_SIZE", 1),
-    "max_batch_delay_ms": ("SAGEMAKER_TS_MAX_BATCH_DELAY", 0),
-    "response_timeout_s": ("SAGEMAKER_TS_RESPONSE_TIMEOUT", 1),
-    "model_server_timeout_s": ("SAGEMAKER_MODEL_SERVER_TIMEOUT", 1),
-}
+#: ServingConfig field -> the container's variable (its name and bounds); a field left None is not sent
+ENVIRONMENT = {field: VARIABLES[key] for field, key in (
+    ("workers", "workers"), ("batch_size", "batch_size"), ("max_batch_delay_ms", "max_batch_delay_ms"),
+    ("response_timeout_s", "ts_response_timeout_s"), ("model_server_timeout_s", "model_server_timeout_s"))}
+_TIMEOUTS = (VARIABLES["ts_response_timeout_s"].name, VARIABLES["model_server_timeout_s"].name)
+#: variable name -> its rule, for the values sent through --env
+_CONTRACT = {var.name: var for var in VARIABLES.values()}
 #: endpoint status -> True: ready, False: failed, None: keep waiting
 ENDPOINT_STATES: dict[str, bool | None] = {
     "InService": True, "Failed": False, "OutOfService": False, "Deleting": False,
@@ -39,11 +46,12 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 @dataclass(frozen=True)
 class ServingConfig:
-    """How to serve: image, role, instances and the TorchServe knobs passed as container environment."""
+    """How to serve: image, role, instances (or serverless / async) and the TorchServe knobs as environment."""
 
     image_uri: str
     role_arn: str
-    instance_type: str = "ml.g4dn.xlarge"
+    #: None for a serverless endpoint, which has no instances
+    instance_type: str | None = "ml.g4dn.xlarge"
     instance_count: int = 1
     #: TorchServe workers per model; None keeps the container's default, one (entrypoints/serve_config.py)
     workers: int | None = None
@@ -57,23 +65,74 @@ class ServingConfig:
     model_server_timeout_s: int | None = None
     extra_environment: dict[str, str] = field(default_factory=dict)
     name_prefix: str = "smtx"
+    #: serverless inference instead of instances (instance_type must then be None)
+    serverless: Serverless | None = None
+    #: asynchronous inference on the instances
+    asynchronous: Asynchronous | None = None
+    #: tags, VPC, KMS key, network isolation
+    placement: Placement = field(default_factory=Placement)
 
     def __post_init__(self) -> None:
         check_image(self.image_uri)
         check_role(self.role_arn)
-        check_instances(self.instance_type, self.instance_count)
-        for name, (_, minimum) in ENVIRONMENT.items():
+        self._check_kind()
+        for name, var in ENVIRONMENT.items():
             value = getattr(self, name)
-            require(value is None or (type(value) is int and value >= minimum), name, value,
-                    f"None or an integer >= {minimum}")
+            require(value is None or type(value) is int, name, value, f"None or {var.expected()}")
+            try:
+                var.check(value) if value is not None else None
+            except ServeConfigError:
+                raise SettingError(name, value, f"None or {var.expected()} ({var.name})") from None
         for key, value in self.extra_environment.items():
             require(bool(_ENV_NAME.fullmatch(key)) and isinstance(value, str), "extra_environment", {key: value},
                     "NAME=value pairs with NAME matching [A-Za-z_][A-Za-z0-9_]*")
+        parsed = self._check_environment()
+        if self.serverless is not None:
+            self._check_serverless_limits(parsed)
+
+    def _check_environment(self) -> dict[str, Any]:
+        """Every variable of the container's contract, parsed by the container's own rule (so ``--env`` cannot
+        send a value the server would refuse at start); the typed values by name."""
+        parsed: dict[str, Any] = {}
+        for name, raw in self.environment().items():
+            var = _CONTRACT.get(name)
+            if var is not None and raw.strip():
+                try:
+                    parsed[name] = var.parse(raw)
+                except ServeConfigError:
+                    raise SettingError(name, raw, var.expected()) from None
+        return parsed
+
+    def _check_kind(self) -> None:
+        if self.serverless is None:
+            check_instances(str(self.instance_type), self.instance_count)
+            check_gpu_image(self.image_uri, str(self.instance_type))
+            return
+        no = "serverless endpoints have"
+        require(self.instance_type is None and self.instance_count == 1, "instance_type", self.instance_type,
+                f"no instance type or count ({no} no instances and no GPU)")
+        require(self.asynchronous is None, "async", True, f"instances ({no} no asynchronous mode)")
+        require(not self.placement.in_vpc and not self.placement.network_isolation, "subnet",
+                list(self.placement.subnets), f"no --subnet/--security-group/--network-isolation ({no} none)")
+        require(self.placement.kms_key is None, "kms_key", self.placement.kms_key,
+                f"no KMS key ({no} no ML volume and write nothing to S3)")
+
+    def _check_serverless_limits(self, parsed: dict[str, Any]) -> None:
+        """The container's limits must hold inside serverless' 4 MB payload and 60 s invocation limits."""
+        payload = VARIABLES["max_payload_mb"].name
+        require(parsed[payload] <= SERVERLESS_PAYLOAD_MB, payload, str(parsed[payload]),
+                f"at most {SERVERLESS_PAYLOAD_MB} on a serverless endpoint")
+        for name in _TIMEOUTS:
+            if name in parsed:
+                require(parsed[name] <= SERVERLESS_TIMEOUT_S, name, str(parsed[name]),
+                        f"seconds in [1, {SERVERLESS_TIMEOUT_S}] on a serverless endpoint")
 
     def environment(self) -> dict[str, str]:
-        """The container environment: the knobs that are set, then extra_environment."""
-        values = {var: getattr(self, name) for name, (var, _) in ENVIRONMENT.items()}
-        return {**{var: str(v) for var, v in values.items() if v is not None}, **self.extra_environment}
+        """The container environment: the kind's defaults, the knobs that are set, then extra_environment."""
+        kind = self.serverless or self.asynchronous
+        values = {var.name: getattr(self, name) for name, var in ENVIRONMENT.items()}
+        return {**(kind.environment() if kind else {}),
+                **{var: str(v) for var, v in values.items() if v is not None}, **self.extra_environment}
 
 
 @dataclass(frozen=True)
@@ -120,21 +179,51 @@ def resolve_model_data(clients: Clients, source: str) -> str:
     return model_artifact(clients, model_source(training_job=source))
 
 
-def create_model(clients: Clients, name: str, config: ServingConfig, container: dict[str, Any]) -> str:
-    """Create a SageMaker model from ``container`` (ModelDataUrl, Mode) plus the image and environment."""
-    primary = {"Image": config.image_uri, "Environment": config.environment(), **container}
-    clients.sagemaker.create_model(ModelName=name, ExecutionRoleArn=config.role_arn, PrimaryContainer=primary)
+def create_model(clients: Clients, name: str, config: ServingConfig, container: dict[str, Any],
+                 command: str = "deploy") -> str:
+    """Create a SageMaker model from ``container`` (ModelDataUrl, Mode) plus the image, environment, VPC,
+    network isolation and tags."""
+    clients.sagemaker.create_model(**model_request(name, config, container, command))
     log.info("created model %s", name)
     return name
 
 
-def create_endpoint(clients: Clients, name: str, model: str, config: ServingConfig) -> str:
+def model_request(name: str, config: ServingConfig, container: dict[str, Any], command: str) -> dict[str, Any]:
+    """The CreateModel arguments (pure: tests assert on it)."""
+    primary = {"Image": config.image_uri, "Environment": config.environment(), **container}
+    return {"ModelName": name, "ExecutionRoleArn": config.role_arn, "PrimaryContainer": primary,
+            "Tags": config.placement.tag_list(command), **config.placement.model_fields()}
+
+
+def endpoint_config_request(name: str, model: str, config: ServingConfig, command: str) -> dict[str, Any]:
+    """The CreateEndpointConfig arguments (pure: tests assert on it)."""
+    variant: dict[str, Any] = {"VariantName": VARIANT, "ModelName": model, "InitialVariantWeight": 1.0}
+    if config.serverless is not None:
+        variant.update(config.serverless.variant())
+    else:
+        variant.update({"InstanceType": config.instance_type, "InitialInstanceCount": config.instance_count})
+    request: dict[str, Any] = {"EndpointConfigName": name, "ProductionVariants": [variant],
+                               "Tags": config.placement.tag_list(command)}
+    volume_key = config.placement.volume_key(str(config.instance_type)) if config.serverless is None else None
+    if volume_key:
+        request["KmsKeyId"] = volume_key
+    if config.asynchronous is not None:
+        request["AsyncInferenceConfig"] = config.asynchronous.config(config.placement.kms_key)
+    return request
+
+
+def create_endpoint_config(clients: Clients, name: str, model: str, config: ServingConfig,
+                           command: str = "deploy") -> str:
+    """Create the endpoint config ``name`` serving ``model``."""
+    clients.sagemaker.create_endpoint_config(**endpoint_config_request(name, model, config, command))
+    return name
+
+
+def create_endpoint(clients: Clients, name: str, model: str, config: ServingConfig, command: str = "deploy") -> str:
     """Create an endpoint config and an endpoint, both called ``name``, serving ``model``; do not wait."""
-    clients.sagemaker.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
-        "VariantName": VARIANT, "ModelName": model, "InstanceType": config.instance_type,
-        "InitialInstanceCount": config.instance_count, "InitialVariantWeight": 1.0,
-    }])
-    clients.sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    create_endpoint_config(clients, name, model, config, command)
+    clients.sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name,
+                                      Tags=config.placement.tag_list(command))
     log.info("creating endpoint %s", name)
     return name
 
@@ -148,11 +237,19 @@ def wait_for_endpoint(clients: Clients, name: str, poller: Poller | None = None,
 
 def deploy(clients: Clients, source: str, config: ServingConfig, poller: Poller | None = None,
            emit: Emit = log.info, wait: bool = True) -> Deployment:
-    """Serve a training job's model (or a model.tar.gz URI) on a new real-time endpoint."""
-    model_data = resolve_model_data(clients, source)
+    """Serve a training job's model (or a model.tar.gz URI) on a new endpoint (instances, serverless or async)."""
+    model_data = checked_model_data(clients, source, config)
     name = unique_name(f"{config.name_prefix}-ep")
     create_model(clients, name, config, {"ModelDataUrl": model_data, "Mode": "SingleModel"})
     create_endpoint(clients, name, name, config)
     if wait:
         wait_for_endpoint(clients, name, poller, emit)
     return Deployment(endpoint=name, endpoint_config=name, model=name, model_data=model_data)
+
+
+def checked_model_data(clients: Clients, source: str, config: ServingConfig) -> str:
+    """The archive's URI, and for a serverless endpoint the check that its runtime fits the memory asked for."""
+    model_data = resolve_model_data(clients, source)
+    if config.serverless is not None:
+        config.serverless.check_memory(archive_runtime(clients.s3, model_data))
+    return model_data

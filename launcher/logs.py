@@ -1,4 +1,5 @@
-"""Follow CloudWatch log streams by prefix, returning only lines not seen before."""
+"""Follow CloudWatch log streams by prefix, returning only lines not seen before (training jobs, transform jobs,
+endpoints)."""
 from __future__ import annotations
 
 import logging
@@ -6,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from launcher.aws import error_code
+from launcher.aws import ENDPOINT_LOG_GROUP, TRANSFORM_LOG_GROUP, error_code
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,8 @@ class LogTail:
 
     def _streams(self) -> list[str]:
         try:
-            pages = self.logs.get_paginator("describe_log_streams").paginate(
-                logGroupName=self.group, logStreamNamePrefix=self.prefix)
+            by_prefix = {"logStreamNamePrefix": self.prefix} if self.prefix else {}  # AWS refuses an empty one
+            pages = self.logs.get_paginator("describe_log_streams").paginate(logGroupName=self.group, **by_prefix)
             return sorted(s["logStreamName"] for page in pages for s in page.get("logStreams", []))
         except ClientError as exc:
             if error_code(exc) == "ResourceNotFoundException":  # no output yet: the group appears later
@@ -59,3 +60,13 @@ class LogTail:
             tag = f"[{'-'.join(host[:2])}] " if tagged else ""
             out.extend(tag + line for line in self._read(stream))
         return out
+
+
+def endpoint_tail(logs: Any, endpoint: str) -> LogTail:
+    """The log lines of every instance of ``endpoint`` (its own group; streams ``{variant}/{instance}``)."""
+    return LogTail(logs, ENDPOINT_LOG_GROUP.format(endpoint=endpoint), "")
+
+
+def transform_tail(logs: Any, job: str) -> LogTail:
+    """The log lines of every instance of transform job ``job``."""
+    return LogTail(logs, TRANSFORM_LOG_GROUP, f"{job}/")

@@ -27,11 +27,13 @@ _TARGET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.tar\.gz")
 def deploy_multi_model(clients: Clients, prefix: str, config: ServingConfig, poller: Poller | None = None,
                        emit: Emit = log.info, wait: bool = True) -> Deployment:
     """A new endpoint in MultiModel mode over the archives under ``prefix`` (which may still be empty)."""
+    require(config.serverless is None and config.asynchronous is None, "multi_model", True,
+            "instances: a multi-model endpoint cannot be serverless or asynchronous")
     model_data = str(S3Uri.parse(prefix, "model_prefix").as_prefix())
     name = unique_name(f"{config.name_prefix}-mme")
     multi = replace(config, extra_environment={**config.extra_environment, **MULTI_MODEL_ENVIRONMENT})
-    create_model(clients, name, multi, {"ModelDataUrl": model_data, "Mode": "MultiModel"})
-    create_endpoint(clients, name, name, config)
+    create_model(clients, name, multi, {"ModelDataUrl": model_data, "Mode": "MultiModel"}, "deploy-multi")
+    create_endpoint(clients, name, name, config, "deploy-multi")
     if wait:
         wait_for_endpoint(clients, name, poller, emit)
     return Deployment(endpoint=name, endpoint_config=name, model=name, model_data=model_data)

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from launcher.aws import Clients
 from launcher.checks import check_image, check_instances, check_role
 from launcher.errors import require
 from launcher.hyperparameters import Hyperparameters
+from launcher.images import check_gpu_image
+from launcher.placement import Placement
 from launcher.metrics import metric_definitions
 from launcher.names import unique_name
 from launcher.s3 import S3Uri
@@ -43,6 +45,8 @@ class TrainingConfig:
     #: S3 prefix for checkpoints; each job gets its own folder ``{checkpoint_uri}/{job name}/``
     checkpoint_uri: str | None = None
     name_prefix: str = "smtx"
+    #: tags, VPC, KMS key (volume and model output), network isolation
+    placement: Placement = field(default_factory=Placement)
 
     def __post_init__(self) -> None:
         check_image(self.image_uri)
@@ -50,6 +54,7 @@ class TrainingConfig:
         S3Uri.parse(self.data_uri, "data_uri")
         S3Uri.parse(self.output_uri, "output_uri")
         check_instances(self.instance_type, self.instance_count)
+        check_gpu_image(self.image_uri, self.instance_type)
         require(1 <= self.volume_gb <= 16384, "volume_gb", self.volume_gb, "an integer in [1, 16384]")
         require(1 <= self.max_runtime_s <= MAX_RUNTIME_S, "max_runtime_s", self.max_runtime_s,
                 f"seconds in [1, {MAX_RUNTIME_S}]")
@@ -93,14 +98,28 @@ def training_job_request(name: str, config: TrainingConfig) -> dict[str, Any]:
                            "VolumeSizeInGB": config.volume_gb},
         "StoppingCondition": {"MaxRuntimeInSeconds": config.max_runtime_s},
         "EnableManagedSpotTraining": config.spot,
-        "Tags": [{"Key": "smtx:task", "Value": task}],
+        "Tags": config.placement.tag_list("train") + [{"Key": "smtx:task", "Value": task}],
+        "EnableNetworkIsolation": config.placement.network_isolation,
     }
+    _place(request, config)
     if config.spot:
         request["StoppingCondition"]["MaxWaitTimeInSeconds"] = config.spot_max_wait_s
     if config.checkpoint_uri is not None:
         checkpoints = S3Uri.parse(config.checkpoint_uri).join(name).as_prefix()
         request["CheckpointConfig"] = {"S3Uri": str(checkpoints), "LocalPath": CHECKPOINT_LOCAL_PATH}
     return request
+
+
+def _place(request: dict[str, Any], config: TrainingConfig) -> None:
+    """VPC and KMS keys, where asked for (a volume key only where the instance has no local NVMe storage)."""
+    vpc = config.placement.vpc_config()
+    if vpc:
+        request["VpcConfig"] = vpc
+    if config.placement.kms_key:
+        request["OutputDataConfig"]["KmsKeyId"] = config.placement.kms_key
+    volume_key = config.placement.volume_key(config.instance_type)
+    if volume_key:
+        request["ResourceConfig"]["VolumeKmsKeyId"] = volume_key
 
 
 def start_training_job(clients: Clients, config: TrainingConfig) -> str:

@@ -8,7 +8,7 @@ container, so the job does not; it sets the one thing SageMaker does not pass on
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,7 +18,9 @@ from launcher.checks import check_instances, existing_file
 from launcher.batches import OutputCheck, check_output, read_lines
 from launcher.content_types import JSONLINES
 from launcher.errors import ResponseError, require
+from launcher.logs import transform_tail
 from launcher.names import unique_name
+from launcher.placement import Placement
 from launcher.s3 import S3Uri, download_file, exists, upload_file
 from launcher.waiting import Poller, wait_for_status
 
@@ -45,6 +47,8 @@ class TransformConfig:
     invocation_timeout_s: int = 600
     invocation_retries: int = 1
     name_prefix: str = "smtx"
+    #: tags and the KMS key for the output and the volume (the model carries VPC and network isolation)
+    placement: Placement = field(default_factory=Placement)
 
     def __post_init__(self) -> None:
         require(bool(self.model_name), "model_name", self.model_name, "the name of a SageMaker model")
@@ -60,7 +64,7 @@ class TransformConfig:
 
 def transform_job_request(name: str, config: TransformConfig, input_uri: str, output_uri: str) -> dict[str, Any]:
     """The CreateTransformJob arguments (pure: tests assert on it, start_transform_job sends it)."""
-    return {
+    request: dict[str, Any] = {
         "TransformJobName": name,
         "ModelName": config.model_name,
         "BatchStrategy": "MultiRecord",
@@ -78,7 +82,14 @@ def transform_job_request(name: str, config: TransformConfig, input_uri: str, ou
         "TransformResources": {"InstanceType": config.instance_type, "InstanceCount": config.instance_count},
         # SageMaker does not tell the container how it assembles: with Line our answers must not end in a newline
         "Environment": {VARIABLES["assemble_with"].name: "Line"},
+        "Tags": config.placement.tag_list("transform"),
     }
+    if config.placement.kms_key:
+        request["TransformOutput"]["KmsKeyId"] = config.placement.kms_key
+    volume_key = config.placement.volume_key(config.instance_type)
+    if volume_key:
+        request["TransformResources"]["VolumeKmsKeyId"] = volume_key
+    return request
 
 
 def start_transform_job(clients: Clients, name: str, config: TransformConfig, input_uri: str,
@@ -113,11 +124,21 @@ class TransformReport:
         return self.check.aligned
 
 
-def run_transform(clients: Clients, input_path: str | Path, s3_prefix: str, config: TransformConfig,
-                  output_path: str | Path, poller: Poller | None = None, emit: Emit = log.info) -> TransformReport:
-    """Upload a jsonlines file, transform it, wait, download ``{name}.out`` to ``output_path`` and check it.
+@dataclass(frozen=True)
+class StartedTransform:
+    """A transform job that was started: its name and where its input and output are."""
 
-    The prefix's bucket must exist (see ``launcher.s3.ensure_bucket``); ``output_path``'s folders are created.
+    job_name: str
+    input_path: Path
+    input_uri: str
+    output_uri: str
+
+
+def start_transform(clients: Clients, input_path: str | Path, s3_prefix: str,
+                    config: TransformConfig) -> StartedTransform:
+    """Upload a jsonlines file to ``{prefix}/{job}/input/`` and start the job; do not wait.
+
+    The prefix's bucket must exist (see ``launcher.s3.ensure_bucket``).
     """
     input_path = existing_file(input_path, "input")
     name = unique_name(f"{config.name_prefix}-transform")
@@ -125,10 +146,42 @@ def run_transform(clients: Clients, input_path: str | Path, s3_prefix: str, conf
     input_uri = upload_file(clients.s3, input_path, base.join("input", input_path.name), JSONLINES)
     output_uri = base.join("output").as_prefix()
     start_transform_job(clients, name, config, str(input_uri), str(output_uri))
+    return StartedTransform(name, input_path, str(input_uri), str(output_uri))
+
+
+def run_transform(clients: Clients, input_path: str | Path, s3_prefix: str, config: TransformConfig,
+                  output_path: str | Path, poller: Poller | None = None, emit: Emit = log.info) -> TransformReport:
+    """Upload a jsonlines file, transform it, wait, download ``{name}.out`` to ``output_path`` and check it.
+
+    The prefix's bucket must exist (see ``launcher.s3.ensure_bucket``); ``output_path``'s folders are created.
+    """
+    started = start_transform(clients, input_path, s3_prefix, config)
+    name, output_uri = started.job_name, S3Uri.parse(started.output_uri)
     wait_for_transform(clients, name, poller, emit)
-    answers = output_uri.join(f"{input_path.name}.out")
+    answers = output_uri.join(f"{started.input_path.name}.out")
     if not exists(clients.s3, answers):  # SageMaker always writes it; a stand-in such as moto writes nothing
         raise ResponseError(f"transform job {name} is Completed but wrote no {answers}")
     local = download_file(clients.s3, answers, output_path)
-    check = check_output(len(read_lines(input_path)), read_lines(local, "output"))
-    return TransformReport(name, str(input_uri), str(output_uri), local, check)
+    check = check_output(len(read_lines(started.input_path)), read_lines(local, "output"))
+    return TransformReport(name, started.input_uri, started.output_uri, local, check)
+
+
+def follow_transform(clients: Clients, name: str, poller: Poller | None = None,
+                     emit: Emit = log.info) -> dict[str, Any]:
+    """Show the job's status transitions and CloudWatch lines until it ends; its description when Completed,
+    JobFailed with SageMaker's FailureReason otherwise."""
+    tail = transform_tail(clients.logs, name)
+
+    def describe() -> dict[str, Any]:
+        for line in tail.poll():
+            emit(line)
+        return dict(clients.sagemaker.describe_transform_job(TransformJobName=name))
+
+    return wait_for_status(describe, "TransformJobStatus", TRANSFORM_STATES, "transform job", name,
+                           poller or Poller(interval_s=30.0), emit)
+
+
+def stop_transform_job(clients: Clients, name: str) -> None:
+    """Ask SageMaker to stop a transform job (it ends Stopped; output written so far stays)."""
+    clients.sagemaker.stop_transform_job(TransformJobName=name)
+    log.info("asked transform job %s to stop", name)

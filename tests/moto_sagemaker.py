@@ -20,9 +20,11 @@ from typing import Any, Callable, Iterator
 
 import requests
 from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.responses import ActionResult
 from moto.server import ThreadedMotoServer
 from moto.s3.models import s3_backends
 from moto.sagemaker.models import sagemaker_backends
+from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemakerruntime.models import sagemakerruntime_backends
 
 from launcher.aws import TRAINING_LOG_GROUP
@@ -141,6 +143,31 @@ def answer_invocations(region: str, predict: Predict = echo_predict) -> None:
     _patch(backend, "invoke_endpoint", invoke_endpoint)
 
 
+def answer_async_invocations(region: str, predict: Predict = echo_predict) -> None:
+    """Make moto's invoke_endpoint_async answer like SageMaker over our server: read the input object (jsonlines),
+    write one answer line per input line under the endpoint's S3OutputPath (moto writes a stand-in to a bucket
+    of its own), or the error under its S3FailurePath when the input is not JSON lines."""
+    backend = sagemakerruntime_backends[DEFAULT_ACCOUNT_ID][region]
+
+    def invoke_endpoint_async(endpoint_name: str, input_location: str) -> tuple[str, str]:
+        sagemaker = sagemaker_backends[DEFAULT_ACCOUNT_ID][region]
+        config = sagemaker.endpoint_configs[sagemaker.endpoints[endpoint_name].endpoint_config_name]
+        output = config.async_inference_config["OutputConfig"]
+        name = f"{int(time.time() * 1e6)}.out"
+        s3 = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+        bucket, _, key = input_location[len("s3://"):].partition("/")
+        lines = s3.get_object(bucket, key).value.decode("utf-8").splitlines()
+        try:
+            body, target = "".join(json.dumps(predict(json.loads(line), None)) + "\n" for line in lines), "S3OutputPath"
+        except json.JSONDecodeError as exc:
+            body, target = f"input is not JSON lines: {exc}", "S3FailurePath"
+        out_bucket, _, out_prefix = output[target][len("s3://"):].partition("/")
+        s3.put_object(out_bucket, f"{out_prefix}{name}", body.encode("utf-8"))
+        return f"{output['S3OutputPath']}{name}", f"{output['S3FailurePath']}{name}"
+
+    _patch(backend, "invoke_endpoint_async", invoke_endpoint_async)
+
+
 def write_transform_output(region: str, predict: Predict = echo_predict) -> None:
     """Make every transform job created from now on write ``{input}.out`` like SageMaker would."""
     backend = sagemaker_backends[DEFAULT_ACCOUNT_ID][region]
@@ -198,8 +225,60 @@ def _stand_in_archive() -> bytes:
     return buffer.getvalue()
 
 
+#: endpoint name -> the FailureReason its next update ends with (the old config keeps serving)
+UPDATE_FAILURES: dict[str, str] = {}
+
+
+def accept_endpoint_updates() -> None:
+    """Give moto the UpdateEndpoint it lacks (moto 5.2 answers "not implemented"): the endpoint moves to the new
+    config at once, or, when ``UPDATE_FAILURES`` names it, stays on the old one with a FailureReason, as SageMaker
+    leaves an endpoint whose update failed. Patched on moto's response class, so it also works through a
+    ThreadedMotoServer in this process (not through a separate moto_server process)."""
+
+    def update_endpoint(self: SageMakerResponse) -> Any:
+        name, config = self._get_param("EndpointName"), self._get_param("EndpointConfigName")
+        backend = self.sagemaker_backend
+        endpoint = backend.endpoints[name]
+        described = backend.describe_endpoint_config(config)  # a missing config raises moto's ValidationError
+        if name in UPDATE_FAILURES:
+            endpoint.failure_reason = UPDATE_FAILURES.pop(name)
+        else:
+            endpoint.endpoint_config_name = config
+            endpoint.production_variants = endpoint._process_production_variants(described["ProductionVariants"])
+            endpoint.failure_reason = None
+        endpoint.endpoint_status = "InService"
+        return ActionResult({"EndpointArn": endpoint.arn})
+
+    SageMakerResponse.update_endpoint = update_endpoint  # type: ignore[attr-defined]
+
+
+def accept_transform_stops() -> None:
+    """Give moto the StopTransformJob it lacks: the job ends Stopped at once."""
+
+    def stop_transform_job(self: SageMakerResponse) -> Any:
+        job = self.sagemaker_backend.transform_jobs[self._get_param("TransformJobName")]
+        job.transform_job_status = "Stopped"
+        return ActionResult({})
+
+    SageMakerResponse.stop_transform_job = stop_transform_job  # type: ignore[attr-defined]
+
+
+def write_log_lines(logs: Any, group: str, stream: str, lines: list[str]) -> None:
+    """Write CloudWatch lines as SageMaker's containers would (the group and stream are made when missing)."""
+    if not logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
+        logs.create_log_group(logGroupName=group)
+    if not logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=stream)["logStreams"]:
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    now = int(time.time() * 1000)
+    logs.put_log_events(logGroupName=group, logStreamName=stream,
+                        logEvents=[{"timestamp": now + i, "message": line} for i, line in enumerate(lines)])
+
+
 def simulate_sagemaker(region: str, predict: Predict = echo_predict) -> None:
-    """All of the above: training leaves an archive, endpoints answer, transform jobs write output."""
+    """All of the above: training leaves an archive, endpoints answer and update, transform jobs write output."""
+    accept_endpoint_updates()
+    accept_transform_stops()
     write_model_artifacts(region)
     answer_invocations(region, predict)
+    answer_async_invocations(region, predict)
     write_transform_output(region, predict)

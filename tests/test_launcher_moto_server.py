@@ -87,3 +87,24 @@ def test_the_python_route_runs_as_written_in_one_process(tmp_path: Path) -> None
                          text=True, timeout=300, check=False)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[{'pred': 'positive'}]"
+
+
+def test_serverless_async_autoscaling_and_cleanup_run_as_written_against_a_moto_server(moto_server: str,
+                                                                                       tmp_path: Path) -> None:
+    script = _block("### Serverless, asynchronous and autoscaling against the same moto server", "bash")
+    (tmp_path / "examples").symlink_to(REPO / "examples")
+    run = subprocess.run(["bash", "-c", "set -o pipefail\n" + script.replace(DOCUMENTED_URL, moto_server)],
+                         cwd=tmp_path, env=_clean_env(tmp_path), capture_output=True, text=True, timeout=300,
+                         check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
+    out = run.stdout
+    assert re.search(r"endpoint smtx-ep-[\w-]+: InService\n.*\n.*\nvariant AllTraffic: model smtx-ep-[\w-]+, "
+                     r"serverless 3072 MB, 5 at once", out), out
+    assert "0-2 instances, 5 backlog per instance" in out
+    assert "starts an instance when requests wait and none runs" in out
+    assert re.search(r"queued s3://smtx-try/smtx/async-input/smtx-async-[\w-]+/records.jsonl: answer at s3://", out)
+    assert '\n{"pred": "positive"}\n' in out and "no log lines yet" in out
+    assert re.search(r"smtx-ep-[\w-]+\s+InService\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+ml\.m5\.xlarge x1", out), out
+    assert out.count("removed autoscaling") == 1 and "deleted alarm" in out
+    assert re.search(r"deleted \d+ objects", out) and "not found" not in out

@@ -44,4 +44,8 @@ def test_walkthrough_runs_against_moto(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert "training job smtx-classif-" in text and ": Completed" in text
     assert "InService" in text and "'pred': 'positive'" in text
     assert "60 output lines for 60 input lines" in text
-    assert "deleted endpoint smtx-ep-" in text and "deleted endpoint smtx-mme-" in text
+    assert "'SAGEMAKER_MAX_PAYLOAD_IN_MB': '4', 'SAGEMAKER_TS_RESPONSE_TIMEOUT': '60'" in text  # serverless
+    assert "0-2 instances, 5 backlog per instance" in text and "starts an instance when requests wait" in text
+    assert "async answer: 60 lines for 60 records" in text
+    assert text.count("deleted endpoint smtx-ep-") == 3 and "deleted endpoint smtx-mme-" in text
+    assert text.count("removed autoscaling of endpoint/smtx-ep-") == 1

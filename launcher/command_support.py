@@ -1,0 +1,97 @@
+"""What every command handler shares: output, required settings, clients, pollers, images, placement and the
+serving config, each made from parsed flags and checked before anything is created."""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from launcher import deploy
+from launcher.aws import AwsSettings, Clients
+from launcher.endpoint_kinds import Asynchronous, Serverless
+from launcher.errors import SettingError, require
+from launcher.images import Images
+from launcher.placement import Placement, parse_tags
+from launcher.waiting import Poller
+
+#: where a missing required value can come from, for the error message
+SOURCES = {"role": "--role or SMTX_SAGEMAKER_ROLE", "s3_prefix": "--s3-prefix or SMTX_S3_PREFIX"}
+DEFAULT_INSTANCE = "ml.g4dn.xlarge"
+
+
+def say(text: str) -> None:
+    """Command line output (progress events, results)."""
+    print(text, flush=True)
+
+
+def need(args: argparse.Namespace, name: str) -> str:
+    """A required setting, or SettingError saying where it can come from."""
+    value = getattr(args, name)
+    if not value:
+        raise SettingError(name, value, SOURCES[name])
+    return str(value)
+
+
+def clients_for(args: argparse.Namespace) -> Clients:
+    """The AWS clients for the global flags."""
+    return Clients(AwsSettings(region=args.region, profile=args.profile, endpoint_url=args.endpoint_url))
+
+
+def poller_for(args: argparse.Namespace, interval_s: float) -> Poller:
+    """The poller for the global --poll-s / --timeout-s flags."""
+    return Poller(interval_s=interval_s if args.poll_s is None else args.poll_s,
+                  timeout_s=48 * 3600.0 if args.timeout_s is None else args.timeout_s)
+
+
+def placement_for(args: argparse.Namespace) -> Placement:
+    """Tags, VPC, KMS key and network isolation from --tag, --subnet, --security-group, --kms-key,
+    --network-isolation."""
+    return Placement(tags=parse_tags(args.tag), subnets=tuple(args.subnet), security_groups=tuple(args.security_group),
+                     kms_key=args.kms_key, network_isolation=args.network_isolation)
+
+
+def image_for(args: argparse.Namespace, instance_type: str, cpu_source: str) -> str:
+    """The image for ``instance_type``: --image when given, else the CPU or the GPU image by instance type."""
+    images = Images(cpu=args.cpu_image, gpu=args.gpu_image or args.env_gpu_image, explicit=args.image,
+                    cpu_source=cpu_source)
+    return images.pick(instance_type)
+
+
+def _kind(args: argparse.Namespace) -> tuple[Serverless | None, Asynchronous | None]:
+    """The endpoint kind the deploy flags ask for; flags of another kind are refused, naming them."""
+    serverless_flags = {"memory_mb": args.memory_mb, "max_concurrency": args.max_concurrency}
+    async_flags = {"output": args.output, "success_topic": args.success_topic, "error_topic": args.error_topic,
+                   "max_concurrent_invocations": args.max_concurrent_invocations}
+    for flag, value in serverless_flags.items():
+        require(args.serverless or value is None, flag, value, "no value without --serverless")
+    for flag, value in async_flags.items():
+        require(args.asynchronous or value is None, flag, value, "no value without --async")
+    require(not (args.serverless and args.asynchronous), "serverless", True, "either --serverless or --async")
+    if args.serverless:
+        require(args.memory_mb is not None and args.max_concurrency is not None, "serverless", True,
+                "--memory-mb N and --max-concurrency N with it")
+        return Serverless(args.memory_mb, args.max_concurrency), None
+    if args.asynchronous:
+        require(args.output is not None, "output", None, "an s3:// prefix for the answers with --async")
+        return None, Asynchronous(args.output, args.success_topic, args.error_topic, args.max_concurrent_invocations)
+    return None, None
+
+
+def serving_for(args: argparse.Namespace) -> deploy.ServingConfig:
+    """The checked serving config of deploy, deploy-multi and a transform's model."""
+    extra = dict(item.split("=", 1) for item in args.env if "=" in item)
+    if len(extra) != len(args.env):
+        raise SettingError("env", args.env, "NAME=VALUE items")
+    knobs: dict[str, Any] = {name: getattr(args, name) for name in deploy.ENVIRONMENT}
+    serverless, asynchronous = _kind(args) if hasattr(args, "serverless") else (None, None)
+    if serverless is not None:
+        require(args.instance_type is None and args.instance_count is None and args.gpu_image is None,
+                "instance_type", args.instance_type, "no --instance-type, --instance-count or --gpu-image with "
+                "--serverless (serverless endpoints have no instances and no GPU)")
+        instance_type, count = None, 1
+        image = image_for(args, "ml.m5.large", "--image or SMTX_SERVING_IMAGE")  # serverless runs the CPU image
+    else:
+        instance_type, count = args.instance_type or DEFAULT_INSTANCE, args.instance_count or 1
+        image = image_for(args, instance_type, "--image or SMTX_SERVING_IMAGE")
+    return deploy.ServingConfig(image_uri=image, role_arn=need(args, "role"), instance_type=instance_type,
+                                instance_count=count, extra_environment=extra, serverless=serverless,
+                                asynchronous=asynchronous, placement=placement_for(args), **knobs)
