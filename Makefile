@@ -20,8 +20,10 @@ QUANTIZE ?=
 ARCHIVE_DATA ?=
 # make serve: the folder holding <name>.mar files (default: what make archive wrote to OUT)
 MODEL_STORE ?= $(OUT)
+# make docker-build VARIANT=gpu: the CUDA image (smtx:gpu); cpu (smtx:cpu) is the default
+VARIANT ?= cpu
 
-.PHONY: venv demo train archive serve stop test test-fast docker-build bench soak clean
+.PHONY: venv demo train archive serve stop test test-fast docker-build bench soak gpu-check clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -67,7 +69,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not docker"
 
 docker-build: $(STAMP)
-	PYTHON=$(PY) docker/build.sh
+	PYTHON=$(PY) TORCH_VARIANT=$(VARIANT) docker/build.sh
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m bench $(BENCH_ARGS)
@@ -75,6 +77,11 @@ bench: $(STAMP)
 # 16 clients on loopback for 5 minutes against a server it starts (bounded in count and time)
 soak: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m bench.soak $(SOAK_ARGS)
+
+# on a machine with CUDA: train, archive, serve and bench on the GPU (bench/results/gpu_check.json);
+# without CUDA it says so in one line and exits 0
+gpu-check: $(STAMP)
+	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(PY) -m bench.gpu_check $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf out .pytest_cache
