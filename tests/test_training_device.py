@@ -105,3 +105,17 @@ def test_probe_on_this_machine_and_under_torchrun_variables():
     assert facts.cuda_build == torch.version.cuda
     two_hosts = probe({"WORLD_SIZE": "4", "LOCAL_WORLD_SIZE": "2", "LOCAL_RANK": "1"})
     assert (two_hosts.world_size, two_hosts.hosts) == (4, 2)
+
+
+def test_the_trainer_gets_the_decision_and_gradient_checkpointing():
+    from tasks.kinds import task_kind
+    from training.trainer import training_arguments
+
+    config = TrainConfig(task_name="classif", gradient_checkpointing=True, max_steps=4)
+    args = training_arguments(config, task_kind("classif"), "unused", choose(config, CPU), persist=False)
+    assert (args.use_cpu, args.fp16, args.bf16, args.save_on_each_node) == (True, False, False, False)
+    assert args.activation_checkpointing is True
+    assert args.activation_checkpointing_kwargs == {"use_reentrant": False}
+    plain = training_arguments(TrainConfig(task_name="classif", max_steps=4), task_kind("classif"), "unused",
+                               choose(config, CPU), persist=False)
+    assert not plain.activation_checkpointing

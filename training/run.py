@@ -103,7 +103,8 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, che
     """Train and write a self-describing checkpoint to ``output_dir`` (all or nothing).
 
     ``checkpoint_dir`` holds the Trainer's intermediate checkpoints (a run resumes from the last one there);
-    every process of a distributed run must get the same one. Without it a private temporary folder is used.
+    every process of a distributed run must get the same one. Without it a private temporary folder is used and
+    nothing is written there: every process keeps the best weights in memory.
     ``stop`` (set by a signal handler) ends the run at the next safe point with ``Interrupted``.
     ``facts``: the hardware (default: ``training.device.probe()``); the device and precision are chosen from
     them here, once, before any data or model is loaded, so a precision the device cannot do fails at once.
