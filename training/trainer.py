@@ -183,6 +183,10 @@ def fit(config: TrainConfig, spec: TaskSpec, tokenizer: Any, model: Any, data: D
         eval_dataset=FeatureDataset(dev_features), data_collator=Collator(spec, tokenizer.pad_token_id),
         compute_metrics=_metric_fn(spec, data.dev, dev_features), callbacks=callbacks,
     )
+    # Our heads' losses are plain means over their batch; they ignore num_items_in_batch. A forward taking
+    # **kwargs makes the Trainer assume otherwise: it then multiplies the loss by the number of processes (2x the
+    # gradient, and the reported eval_loss, on two GPUs) and skips dividing it by the accumulation steps.
+    trainer.model_accepts_loss_kwargs = False
     result = trainer.train(resume_from_checkpoint=_last_checkpoint(output_dir) if persist else None)
     return Fitted(spec=spec, tokenizer=tokenizer, model=trainer.model, log_history=list(trainer.state.log_history),
                   train_seconds=float(result.metrics.get("train_runtime", 0.0)),
