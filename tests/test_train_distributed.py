@@ -4,8 +4,11 @@ model: same dev evaluations and best step, same test labels, probabilities withi
 
 Dropout is switched off in the tiny base model so that the three runs see the same arithmetic: what is left is
 the order of floating-point sums (gloo's all-reduce of two half-batch gradients against one full-batch
-gradient). Measured on this machine: test probabilities differ by at most ~1e-7 and weights by ~1e-8 between the runs
-(see the printed figures with ``pytest -s``); TOLERANCE leaves two orders of magnitude on top.
+gradient). AdamW magnifies that: its first steps move a weight whose gradient is ~0 by about +-lr whatever the
+gradient's sign, so a rounding difference can become a weight difference of up to 2 x lr per step. Hence
+WEIGHT_TOLERANCE = 2 x lr x steps as a bound; what this test measured here (``pytest -s`` prints it) is far below
+it, and TOLERANCE (dev accuracy, test probabilities and metrics) is set from that measurement (see the comment
+above it).
 """
 from __future__ import annotations
 
@@ -23,8 +26,14 @@ from test_train_contract import make_opt_ml
 
 pytestmark = pytest.mark.slow
 
-TOLERANCE = 1e-5
-HPS = {"task_name": "classif", "max_steps": "4", "eval_steps": "1", "logging_steps": "1", "seed": "7"}
+HPS = {"task_name": "classif", "max_steps": "4", "eval_steps": "1", "logging_steps": "1", "seed": "7",
+       "learning_rate": "5e-5"}
+WEIGHT_TOLERANCE = 2 * 5e-5 * 4
+#: measured here against the one-process run, both for two processes and for two hosts: weights 3.7e-9, test
+#: probabilities 2.2e-11, dev accuracy identical; the Trainer's eval_loss 5.9e-5 (under DDP it averages batch
+#: losses including the duplicates that even out the last batch across ranks; no choice depends on it)
+TOLERANCE = 1e-6
+EVAL_LOSS_TOLERANCE = 1e-3
 
 
 def free_port() -> int:
@@ -87,16 +96,11 @@ def predictions(base: Path) -> list[dict]:
     return [json.loads(line) for line in (base / "model" / "test_predictions.jsonl").read_text().splitlines()]
 
 
-def max_score_gap(a: list[dict], b: list[dict]) -> float:
-    return max(abs(x["scores"][k] - y["scores"][k]) if "scores" in x else abs(x["score"] - y["score"])
-               for x, y in zip(a, b) for k in (x.get("scores") or {"": 0}))
-
-
-def evaluations(base: Path) -> tuple[list[int], list[float]]:
+def evaluations(base: Path) -> tuple[list[int], list[float], list[float]]:
     """Steps evaluated, and at each the dev loss and accuracy (the loss moves where the accuracy of a tiny model
     barely does)."""
     log = [e for e in json.loads((base / "model" / "trainer_log.json").read_text()) if "eval_loss" in e]
-    return [e["step"] for e in log], [v for e in log for v in (e["eval_loss"], e["eval_accuracy"])]
+    return [e["step"] for e in log], [e["eval_accuracy"] for e in log], [e["eval_loss"] for e in log]
 
 
 def weights(base: Path) -> dict:
@@ -119,16 +123,20 @@ def test_only_the_first_host_writes_the_model(runs):
 def test_distributed_runs_write_the_one_process_model(runs, name):
     reference, other = runs["one process"], runs[name]
     # evaluation during training is gathered from both ranks: same dev scores at the same steps, same best
-    (steps, scores), (reference_steps, reference_scores) = evaluations(other), evaluations(reference)
-    assert steps == reference_steps == [1, 2, 3, 4]
-    assert scores == pytest.approx(reference_scores, abs=TOLERANCE)
+    (steps, scores, losses), (ref_steps, ref_scores, ref_losses) = evaluations(other), evaluations(reference)
     ours, theirs = predictions(other), predictions(reference)
-    assert [p["label"] for p in ours] == [p["label"] for p in theirs]
-    gap = max_score_gap(ours, theirs)
+    gap = max(abs(x["proba"] - y["proba"]) for x, y in zip(ours, theirs))
     a, b = weights(other), weights(reference)
     weight_gap = max(float(abs(a[k] - b[k]).max()) for k in b)
-    print(f"\n{name} vs one process: test probabilities differ by {gap:.2e}, weights by {weight_gap:.2e}")
-    assert gap <= TOLERANCE and weight_gap <= TOLERANCE
-    final = json.loads((other / "model" / "metrics.json").read_text())
-    assert final["test"] == pytest.approx(json.loads((reference / "model" / "metrics.json").read_text())["test"],
-                                          abs=TOLERANCE)
+    loss_gap = max(abs(x - y) for x, y in zip(losses, ref_losses))
+    print(f"\n{name} vs one process: dev eval_loss differs by {loss_gap:.2e}, test probabilities by {gap:.2e}, "
+          f"weights by {weight_gap:.2e}")
+    assert steps == ref_steps == [1, 2, 3, 4]
+    assert scores == pytest.approx(ref_scores, abs=TOLERANCE)  # the metric that picks the best step
+    assert losses == pytest.approx(ref_losses, abs=EVAL_LOSS_TOLERANCE)
+    assert [p["pred"] for p in ours] == [p["pred"] for p in theirs]
+    assert gap <= TOLERANCE and weight_gap <= WEIGHT_TOLERANCE
+    final = json.loads((other / "model" / "metrics.json").read_text())["test"]
+    expected = json.loads((reference / "model" / "metrics.json").read_text())["test"]
+    assert {k: v for k, v in final.items() if isinstance(v, float)} == pytest.approx(
+        {k: v for k, v in expected.items() if isinstance(v, float)}, abs=TOLERANCE)
