@@ -20,8 +20,10 @@ QUANTIZE ?=
 ARCHIVE_DATA ?=
 # make serve: the folder holding <name>.mar files (default: what make archive wrote to OUT)
 MODEL_STORE ?= $(OUT)
+# make docker-build VARIANT=gpu: the CUDA image (smtx:gpu); cpu (smtx:cpu) is the default
+VARIANT ?= cpu
 
-.PHONY: venv demo train archive serve stop test test-fast docker-build bench soak quality clean
+.PHONY: venv demo train archive serve stop test test-fast docker-build bench soak quality gpu-check clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -67,7 +69,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not docker"
 
 docker-build: $(STAMP)
-	PYTHON=$(PY) docker/build.sh
+	PYTHON=$(PY) TORCH_VARIANT=$(VARIANT) docker/build.sh
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m bench $(BENCH_ARGS)
@@ -79,6 +81,11 @@ soak: $(STAMP)
 # ours vs the plain transformers recipe on real corpora from PyPI (cached in quality/work); QUALITY_ARGS=--quick
 quality: $(STAMP)
 	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(PY) -m quality $(QUALITY_ARGS)
+
+# on a machine with CUDA: train, archive, serve and bench on the GPU (bench/results/gpu_check.json);
+# without CUDA it says so in one line and exits 0
+gpu-check: $(STAMP)
+	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(PY) -m bench.gpu_check $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf out .pytest_cache

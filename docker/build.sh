@@ -2,7 +2,7 @@
 # Assemble docker/context/ and build the SageMaker image with BuildKit (`make docker-build` runs this).
 #
 #   docker/build.sh                         CPU image on the local debootstrap base, tagged smtx:cpu
-#   TORCH_VARIANT=gpu docker/build.sh       CUDA torch from PyPI, tagged smtx:gpu
+#   TORCH_VARIANT=gpu docker/build.sh       CUDA torch from PyPI, tagged smtx:gpu (make docker-build VARIANT=gpu)
 #   BASE_IMAGE=debian:bookworm-slim docker/build.sh    use a registry base instead of the local one
 #
 # Environment (all optional):
@@ -11,6 +11,8 @@
 #   BASE_IMAGE     base image; unset = smtx-base:bookworm, built by docker/base-image.sh when missing
 #   TORCH_WHEEL    a CPU torch wheel to use instead of `pip download` (for machines where PyPI's default
 #                  torch is a CUDA build and no CPU wheel is on a find-links path)
+#   GPU_WHEELS     folder caching the CUDA torch wheel and its nvidia-* wheels (default docker/wheels-gpu,
+#                  git-ignored; ~2.6 GB, downloaded once with `pip download --isolated`)
 #   CA_BUNDLE      CA bundle handed to pip as the BuildKit secret `ca` (default: PIP_CERT, REQUESTS_CA_BUNDLE,
 #                  SSL_CERT_FILE or /etc/ssl/certs/ca-certificates.crt, whichever is set/exists first)
 #   PYTHON         interpreter whose pip downloads the wheel (default python3)
@@ -22,9 +24,8 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
 CONTEXT="$HERE/context"
-WHEELS="$HERE/wheels"
-
 TORCH_VARIANT="${TORCH_VARIANT:-cpu}"
+if [[ "$TORCH_VARIANT" == gpu ]]; then WHEELS="${GPU_WHEELS:-$HERE/wheels-gpu}"; else WHEELS="$HERE/wheels"; fi
 IMAGE="${IMAGE:-smtx:$TORCH_VARIANT}"
 PYTHON="${PYTHON:-python3}"
 export DOCKER="${DOCKER:-/usr/bin/docker}"
@@ -56,10 +57,11 @@ if [[ -z "${BASE_IMAGE:-}" ]]; then
     BASE_TAG="$BASE_IMAGE" "$HERE/base-image.sh"
 fi
 
-# --- torch wheel (CPU only) --------------------------------------------------------------------------
+# --- torch wheels ------------------------------------------------------------------------------------
 torch_pin="$(sed -n 's/^torch==\([^[:space:]#]*\).*/\1/p' "$ROOT/requirements.txt")"
 [[ -n "$torch_pin" ]] || { log "requirements.txt has no torch==X pin"; exit 1; }
 torch_wheel=""
+context_wheels=()
 if [[ "$TORCH_VARIANT" == cpu ]]; then
     if [[ -n "${TORCH_WHEEL:-}" ]]; then
         torch_wheel="$TORCH_WHEEL"
@@ -77,6 +79,23 @@ if [[ "$TORCH_VARIANT" == cpu ]]; then
         log "PyPI's default torch is a CUDA build; set TORCH_WHEEL=/path/to/torch-$torch_pin+cpu-cp311-....whl"
         exit 1
     fi
+    context_wheels=("$torch_wheel")
+else
+    # PyPI's torch is the CUDA build; its nvidia-* libraries are separate wheels. All of them are cached once in
+    # $WHEELS, so a rebuild downloads nothing and the image installs them from the context (find-links first).
+    # --isolated: ignore this machine's pip configuration (find-links or constraints that point at CPU wheels).
+    gpu_wheel() { first_existing "$WHEELS"/torch-"$torch_pin"-cp311-cp311-manylinux*_x86_64.whl; }
+    if ! gpu_wheel >/dev/null; then
+        mkdir -p "$WHEELS"
+        platforms=(--platform linux_x86_64 --platform manylinux2014_x86_64)
+        for minor in $(seq 5 36); do platforms+=(--platform "manylinux_2_${minor}_x86_64"); done  # bookworm: glibc 2.36
+        log "downloading the CUDA build of torch $torch_pin and its nvidia-* wheels into $WHEELS (once, ~2.6 GB)"
+        ca="$(first_existing "${CA_BUNDLE:-}" "${PIP_CERT:-}" /etc/ssl/certs/ca-certificates.crt || true)"
+        "$PYTHON" -m pip download --isolated --quiet ${ca:+--cert "$ca"} --only-binary=:all: --python-version 3.11 \
+            --implementation cp "${platforms[@]}" "torch==$torch_pin" -d "$WHEELS"
+    fi
+    gpu_wheel >/dev/null || { log "no CUDA torch $torch_pin wheel for cp311 in $WHEELS"; exit 1; }
+    mapfile -t context_wheels < <(find "$WHEELS" -maxdepth 1 -name '*.whl' | sort)
 fi
 
 # --- build context -----------------------------------------------------------------------------------
@@ -85,10 +104,10 @@ fi
 rm -rf "$CONTEXT"
 mkdir -p "$CONTEXT/wheels" "$CONTEXT/src"
 cp "$ROOT/requirements.txt" "$CONTEXT/"
-if [[ -n "$torch_wheel" ]]; then
+for wheel in "${context_wheels[@]}"; do
     # A hard link costs nothing; BuildKit hashes content, not inode or mtime, so the cache still hits.
-    ln "$torch_wheel" "$CONTEXT/wheels/" 2>/dev/null || cp "$torch_wheel" "$CONTEXT/wheels/"
-fi
+    ln "$wheel" "$CONTEXT/wheels/" 2>/dev/null || cp "$wheel" "$CONTEXT/wheels/"
+done
 cp "$ROOT/pyproject.toml" "$CONTEXT/src/"
 [[ -f "$ROOT/README.md" ]] && cp "$ROOT/README.md" "$CONTEXT/src/"
 packages="$("$PYTHON" -c '

@@ -4,6 +4,10 @@ Reads ``<base>/input/config/hyperparameters.json`` (or ``SM_HPS``) and the ``tra
 model to ``<base>/model`` (or ``SM_MODEL_DIR``), and on failure writes the reason to ``<base>/output/failure``
 and exits non-zero. ``<base>`` is ``/opt/ml`` unless ``SAGEMAKER_BASE_DIR`` moves it. SIGTERM (SageMaker's
 stop, spot interruption) ends training cleanly: the reason is written and no model is left behind.
+
+Several GPUs or several hosts (``SM_NUM_GPUS`` > 1, ``SM_HOSTS`` with more than one name): this process starts
+torchrun for its host (``entrypoints.cluster``) and waits; the workers run this module again. Only global rank 0,
+on the first host, writes the model; every host writes its failure file when it fails.
 """
 from __future__ import annotations
 
@@ -12,10 +16,13 @@ import logging
 import os
 import shlex
 import signal
-import sys
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
+
+if TYPE_CHECKING:
+    from entrypoints.cluster import Cluster
 
 log = logging.getLogger("entrypoints.train")
 
@@ -28,11 +35,10 @@ class TrainPaths:
     failure_file: Path
     checkpoint_dir: Path | None
     keep_checkpoints: bool
-    num_gpus: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "TrainPaths":
-        base = Path(env.get("SAGEMAKER_BASE_DIR", "/opt/ml"))
+        base = base_dir(env)
         if "SM_HPS" in env:
             hps = json.loads(env["SM_HPS"])
         else:
@@ -40,17 +46,21 @@ class TrainPaths:
             hps = json.loads(hp_file.read_text(encoding="utf-8")) if hp_file.is_file() else {}
         # synced to S3 by SageMaker when a checkpoint URI is configured (spot training resumes from it)
         checkpoints = base / "checkpoints"
-        from training.outputs import shared_checkpoint_dir
-
         return cls(
             hyperparameters={str(k): v if isinstance(v, str) else json.dumps(v) for k, v in hps.items()},
             data_dir=Path(env.get("SM_CHANNEL_TRAINING", base / "input" / "data" / "training")),
             model_dir=Path(env.get("SM_MODEL_DIR", base / "model")),
             failure_file=base / "output" / "failure",
-            checkpoint_dir=checkpoints if checkpoints.is_dir() else shared_checkpoint_dir(env.get("TORCHELASTIC_RUN_ID")),
+            # without it no checkpoint is written, on one process or many: every rank keeps the best weights
+            # in memory (training.trainer.keep_best), so hosts need no shared folder
+            checkpoint_dir=checkpoints if checkpoints.is_dir() else None,
             keep_checkpoints=checkpoints.is_dir(),
-            num_gpus=int(env.get("SM_NUM_GPUS", "0") or 0),
         )
+
+
+def base_dir(env: Mapping[str, str]) -> Path:
+    """SageMaker's /opt/ml, or where SAGEMAKER_BASE_DIR moves it (tests, local runs)."""
+    return Path(env.get("SAGEMAKER_BASE_DIR", "/opt/ml"))
 
 
 def write_failure(path: Path, reason: str) -> None:
@@ -58,12 +68,19 @@ def write_failure(path: Path, reason: str) -> None:
     path.write_text(reason.rstrip() + "\n", encoding="utf-8")
 
 
-def distributed_command(paths: TrainPaths) -> list[str] | None:
-    """Several GPUs: relaunch this command under torchrun (one process per GPU); None when one process will do."""
-    if paths.num_gpus <= 1 or "LOCAL_RANK" in os.environ:
-        return None
-    return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={paths.num_gpus}",
-            "-m", "entrypoints", "train"]
+def launch(cluster: "Cluster", paths: TrainPaths) -> int:
+    """Run this host's torchrun and wait; SIGTERM/SIGINT go on to it (it stops its workers, which write the
+    reason). A failure no worker could describe (rendezvous, a killed worker) still leaves a failure file."""
+    command = cluster.torchrun_command()
+    log.info("%s; launching %s", cluster.describe(), shlex.join(command))
+    child = subprocess.Popen(command, env={**cluster.worker_env(), **os.environ})
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda sig, frame: child.send_signal(sig))
+    status = child.wait()
+    if status != 0 and not paths.failure_file.exists():
+        write_failure(paths.failure_file, f"distributed training failed on host {cluster.current_host}: torchrun "
+                                          f"exited with status {status}; the log says why")
+    return 0 if status == 0 else 1
 
 
 #: training outputs kept beside the serving layout in the model artifact, for people to read
@@ -104,10 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_logging()
     paths = TrainPaths.from_env(os.environ)
-    relaunch = distributed_command(paths)
-    if relaunch:
-        log.info("launching %s", shlex.join(relaunch))
-        os.execv(relaunch[0], relaunch)
+    from entrypoints.cluster import Cluster, ClusterError
     from training.callbacks import Interrupted, StopRequest
     from training.config import ConfigError, TrainConfig
     from training.data import DataError
@@ -118,9 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.request(
         f"training stopped by signal {signal.Signals(signum).name}; no model was written"))
     try:
-        config = TrainConfig.from_hyperparameters(paths.hyperparameters)
+        config = TrainConfig.from_hyperparameters(paths.hyperparameters)  # a bad value fails here, before torchrun
+        if "LOCAL_RANK" not in os.environ:  # not a torchrun worker yet: does this host need torchrun?
+            cluster = Cluster.from_env(os.environ, base_dir(os.environ))
+            if cluster.distributed:
+                return launch(cluster, paths)
         train_and_package(config, paths, stop)
-    except (ConfigError, DataError, OutputError, Interrupted) as exc:
+    except (ConfigError, ClusterError, DataError, OutputError, Interrupted) as exc:
         log.error("%s", exc)
         write_failure(paths.failure_file, str(exc))
         return 1

@@ -1,5 +1,8 @@
 """The Docker engine, the ``smtx:cpu`` image and throw-away containers, shared by every Docker test module.
 
+``SMTX_DOCKER_VARIANT=gpu`` runs the same tests against the GPU image (``smtx:gpu``, CUDA torch) instead; on a
+machine without a GPU that image must train and serve on the CPU, saying so in one log line.
+
 Test modules load this with ``pytest_plugins = ["docker_fixtures"]`` rather than importing the fixtures: pytest
 registers a plugin once, so the session-scoped engine and build happen once per session however many Docker test
 files run (an imported fixture is registered again by every module that imports it, and would build again).
@@ -23,7 +26,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER_DIR = ROOT / "docker"
 DOCKER = os.environ.get("DOCKER", "/usr/bin/docker")
-IMAGE = os.environ.get("SMTX_TEST_IMAGE", "smtx:cpu")
+#: which image the Docker tests build and run: cpu (default) or gpu
+VARIANT = os.environ.get("SMTX_DOCKER_VARIANT", "cpu")
+if VARIANT not in ("cpu", "gpu"):
+    raise pytest.UsageError(f"SMTX_DOCKER_VARIANT={VARIANT!r} is not valid; expected cpu or gpu")
+IMAGE = os.environ.get("SMTX_TEST_IMAGE", f"smtx:{VARIANT}")
 #: a cold build (debootstrap + apt + the whole pip stack) takes about 4 minutes on 2 cores
 BUILD_TIMEOUT_S = 45 * 60
 NO_ENGINE = 2  # docker/dockerd.sh start: "no engine can be started here"
@@ -71,7 +78,7 @@ def docker_engine() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def image(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The CPU image, built (or found in BuildKit's cache) by docker/build.sh."""
+    """The image of VARIANT, built (or found in BuildKit's cache) by docker/build.sh."""
     log = tmp_path_factory.mktemp("docker-build") / "build.log"
     started = time.monotonic()
     with log.open("w") as out:
@@ -80,7 +87,7 @@ def image(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> str:
             stdout=out,
             stderr=subprocess.STDOUT,
             timeout=BUILD_TIMEOUT_S,
-            env={**os.environ, "IMAGE": IMAGE, "TORCH_VARIANT": "cpu", "PYTHON": sys.executable, "DOCKER": DOCKER},
+            env={**os.environ, "IMAGE": IMAGE, "TORCH_VARIANT": VARIANT, "PYTHON": sys.executable, "DOCKER": DOCKER},
         )
     tail = "\n".join(log.read_text().splitlines()[-60:])
     assert result.returncode == 0, f"docker/build.sh failed (full log: {log}):\n{tail}"

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 pytest.register_assert_rewrite("docker_fixtures")  # before the import below: its asserts explain failures
-from docker_fixtures import DOCKER, ROOT
+from docker_fixtures import DOCKER, ROOT, VARIANT
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 # a plugin, not an import, so that the session's engine and build are shared with test_docker_sagemaker.py
@@ -43,12 +43,17 @@ def config(image: str) -> dict:
     return json.loads(result.stdout)[0]["Config"]
 
 
-def test_stack_imports_offline_with_cpu_torch(image: str) -> None:
+def test_stack_imports_offline_with_the_variants_torch(image: str) -> None:
     result = _run_in_image(
-        image, "python3", "-c", "import torch, transformers, ts, onnxruntime, tasks; print(torch.__version__)"
+        image, "python3", "-c",
+        "import torch, transformers, ts, onnxruntime, tasks; print(torch.__version__, torch.version.cuda)"
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"{_torch_pin()}+cpu"
+    version, cuda = result.stdout.split()
+    if VARIANT == "cpu":
+        assert (version, cuda) == (f"{_torch_pin()}+cpu", "None")
+    else:  # PyPI's default build (2.13.0+cu130), its CUDA libraries from the nvidia-* wheels
+        assert version.startswith(f"{_torch_pin()}+cu") and cuda != "None", result.stdout
 
 
 def test_java_17_for_the_torchserve_frontend(image: str) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 pytest.register_assert_rewrite("docker_fixtures")  # before the import below: its asserts explain failures
-from docker_fixtures import docker, report
+from docker_fixtures import VARIANT, docker, report
 from launcher.local_transform import run_local_transform
 from serving_fixtures import batch_transform_input, http, post_json, train_and_archive
 
@@ -141,6 +141,11 @@ def test_train_in_the_container_then_serve_its_artifact(tmp_path, containers, ti
     assert code == 0, (failure.read_text() if failure.exists() else "no /opt/ml/output/failure") + trainer.tail()
     assert not failure.exists(), failure.read_text()
     assert "test_accuracy=" in trainer.logs()  # the metric lines SageMaker's MetricDefinitions read
+    # no GPU is visible here: one line says where training runs, and (GPU image) why not on the GPU
+    device_lines = [line for line in trainer.logs().splitlines() if "training on the CPU" in line]
+    assert len(device_lines) == 1, trainer.tail()
+    if VARIANT == "gpu":
+        assert "no CUDA GPU is visible (torch is a CUDA" in device_lines[0], device_lines
     missing = [name for name in ARCHIVE_FILES if not (ml / "model" / name).is_file()]
     assert not missing, f"/opt/ml/model is not laid out as model.tar.gz: missing {missing}"
     serve_model_tar_gz(containers, sagemaker_tarball(ml / "model"), tmp_path / "serve", "trained in the container")

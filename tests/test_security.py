@@ -249,7 +249,7 @@ def test_training_packaging_refuses_a_malicious_model_tarball(tmp_path, monkeypa
     model_dir.mkdir(parents=True)
     paths = TrainPaths(hyperparameters={}, data_dir=tmp_path, model_dir=model_dir,
                        failure_file=tmp_path / "ml" / "output" / "failure", checkpoint_dir=None,
-                       keep_checkpoints=False, num_gpus=0)
+                       keep_checkpoints=False)
     with pytest.raises((tarfile.TarError, ValueError)):
         train_and_package(None, paths, StopRequest())
     assert sorted(p.name for p in outside.iterdir()) == before, "something was written outside the model directory"

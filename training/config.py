@@ -22,6 +22,8 @@ from tasks.spec import TASK_NAMES
 IGNORED_PREFIXES = ("sagemaker_",)
 IGNORED_NAMES = ("_tuning_objective_metric",)
 EMBEDDED_MODEL = "embedded:all-MiniLM-L6-v2"
+#: mixed_precision's values; training/device.py turns ``auto`` into one of the others for the device at hand
+PRECISIONS = ("auto", "fp16", "bf16", "no")
 
 
 class ConfigError(ValueError):
@@ -60,6 +62,11 @@ class TrainConfig:
     eval_steps: int = field(default=0, metadata=_meta(
         "evaluate dev (and keep the best checkpoint) every N steps; 0: four times per run, or once per epoch", min=0))
     logging_steps: int = field(default=10, metadata=_meta("steps between train_loss log lines", min=1))
+    mixed_precision: str = field(default="auto", metadata=_meta(
+        "auto: bf16 on GPUs that do it natively (Ampere and newer), fp16 with loss scaling on older ones (T4), "
+        "no on the CPU; a precision the device cannot do is refused", choices=PRECISIONS))
+    gradient_checkpointing: bool = field(default=False, metadata=_meta(
+        "recompute activations in the backward pass: less GPU memory (Longformer-size inputs), ~20% slower"))
 
     def __post_init__(self) -> None:
         for f in fields(self):

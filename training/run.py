@@ -18,6 +18,7 @@ from tasks.spec import TASK_SPEC_FILE, TaskSpec
 from training.callbacks import MetricLines, StopOnRequest, StopRequest
 from training.config import EMBEDDED_MODEL, TrainConfig
 from training.data import Dataset, load_dataset
+from training.device import DeviceFacts, choose, probe
 from training.metric_lines import metric_lines
 from training.outputs import StagedOutput
 from training.report import write_report
@@ -97,14 +98,20 @@ def _write(out: Path, spec: TaskSpec, tokenizer: Any, model: Any, metrics: dict[
 
 
 def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, checkpoint_dir: str | Path | None = None,
-          stop: StopRequest | None = None, keep_checkpoints: bool = False) -> RunResult:
+          stop: StopRequest | None = None, keep_checkpoints: bool = False,
+          facts: DeviceFacts | None = None) -> RunResult:
     """Train and write a self-describing checkpoint to ``output_dir`` (all or nothing).
 
     ``checkpoint_dir`` holds the Trainer's intermediate checkpoints (a run resumes from the last one there);
-    every process of a distributed run must get the same one. Without it a private temporary folder is used.
+    every process of a distributed run must get the same one. Without it a private temporary folder is used and
+    nothing is written there: every process keeps the best weights in memory.
     ``stop`` (set by a signal handler) ends the run at the next safe point with ``Interrupted``.
+    ``facts``: the hardware (default: ``training.device.probe()``); the device and precision are chosen from
+    them here, once, before any data or model is loaded, so a precision the device cannot do fails at once.
     """
     stop = stop or StopRequest()
+    device = choose(config, facts or probe())
+    log.info("%s", device.describe())
     data = load_dataset(data_dir, config.task_name, config.use_bbox)  # before any model is loaded
     log.info("data: %d train, %d dev, %d test records; labels %s", len(data.train), len(data.dev), len(data.test),
              list(data.labels))
@@ -115,14 +122,16 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, che
         spec, tokenizer, model = load_base(config, data)
         stop.check()
         # checkpoints are written only where a run can resume from them (a checkpoint folder that outlives it)
-        fitted = fit(config, spec, tokenizer, model, data, str(scratch), (MetricLines(), StopOnRequest(stop)),
-                     persist=checkpoint_dir is not None)
+        fitted = fit(config, spec, tokenizer, model, data, str(scratch), device,
+                     (MetricLines(), StopOnRequest(stop)), persist=checkpoint_dir is not None)
         stop.check()
         is_main = fitted.is_main
         if not is_main:  # rank 0 alone evaluates and writes
             staged.discard()
             return RunResult(None, {})
-        runner = TorchRunner(fitted.model, family_for(spec.model_type).input_names())
+        # scored on the CPU in fp32, as the CPU endpoint and the archive's parity gate run it (the weights are
+        # fp32 under mixed precision; only the autocast regions computed in half precision)
+        runner = TorchRunner(fitted.model.to("cpu").float(), family_for(spec.model_type).input_names())
         spec = with_tuned_thresholds(spec, runner, tokenizer, data.dev, config.per_device_eval_batch_size)
         started = time.perf_counter()
         metrics, test_rows = _evaluate(spec, tokenizer, runner, data, config.per_device_eval_batch_size)
@@ -130,7 +139,7 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, che
             "base_model": config.model_name, "hyperparameters": config.to_hyperparameters(),
             "data_sizes": {"train": len(data.train), "dev": len(data.dev), "test": len(data.test)},
             "train_seconds": fitted.train_seconds, "train_samples_per_second": fitted.train_samples_per_second,
-            "eval_seconds": time.perf_counter() - started,
+            "eval_seconds": time.perf_counter() - started, "device": device.to_dict(),
         }
         stop.check()
         _write(staged.path, spec, tokenizer, fitted.model, metrics, info, fitted.log_history, test_rows)
@@ -140,5 +149,6 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, che
         staged.discard()
         raise
     finally:
-        if is_main and not keep_checkpoints:
+        # a shared checkpoint folder is rank 0's to remove; a private one (checkpoint_dir None) each rank's own
+        if (is_main or checkpoint_dir is None) and not keep_checkpoints:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -20,6 +20,7 @@ from tasks.records import Record
 from tasks.spec import TaskSpec
 from training.config import TrainConfig
 from training.data import Dataset
+from training.device import TrainDevice
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +94,11 @@ def _eval_steps(config: TrainConfig) -> int | None:
     return None  # once per epoch
 
 
-def training_arguments(config: TrainConfig, kind: Any, output_dir: str, persist: bool = True) -> Any:
+def training_arguments(config: TrainConfig, kind: Any, output_dir: str, device: TrainDevice,
+                       persist: bool = True) -> Any:
     """``persist``: write a checkpoint at every evaluation (a run resumes from the last one; the best is reloaded
-    from disk at the end). Without it nothing is written: ``KeepBest`` keeps the best weights in memory."""
+    from disk at the end). Without it nothing is written: ``KeepBest`` keeps the best weights in memory.
+    ``device``: where and in which precision (``training.device.choose``)."""
     from transformers import TrainingArguments
 
     steps = _eval_steps(config)
@@ -125,8 +128,11 @@ def training_arguments(config: TrainConfig, kind: Any, output_dir: str, persist:
         report_to=[],
         remove_unused_columns=False,
         dataloader_num_workers=0,
-        use_cpu=not _cuda_available(),
         ddp_find_unused_parameters=False,
+        activation_checkpointing=config.gradient_checkpointing,
+        # non-reentrant checkpointing works under DDP and with inputs that need no grad (token ids)
+        activation_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
+        **device.trainer_arguments(persist),
         disable_tqdm=False,
     )
 
@@ -160,14 +166,8 @@ def keep_best(metric: str, greater_is_better: bool) -> Any:
     return KeepBest()
 
 
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
 def fit(config: TrainConfig, spec: TaskSpec, tokenizer: Any, model: Any, data: Dataset, output_dir: str,
-        callbacks: Sequence[Any] = (), persist: bool = True) -> Fitted:
+        device: TrainDevice, callbacks: Sequence[Any] = (), persist: bool = True) -> Fitted:
     """Train; the returned model is the best by the dev metric. ``persist``: see ``training_arguments``."""
     from transformers import Trainer
 
@@ -175,13 +175,17 @@ def fit(config: TrainConfig, spec: TaskSpec, tokenizer: Any, model: Any, data: D
     train_features = encode(spec, tokenizer, data.train, with_labels=True)
     dev_features = encode(spec, tokenizer, data.dev, with_labels=True)
     log.info("features: train %d (from %d records), dev %d", len(train_features), len(data.train), len(dev_features))
-    args = training_arguments(config, kind, output_dir, persist)
+    args = training_arguments(config, kind, output_dir, device, persist)
     callbacks = list(callbacks) + ([] if persist else [keep_best(kind.primary_metric, kind.greater_is_better)])
     trainer = Trainer(
         model=model, args=args, train_dataset=FeatureDataset(train_features),
         eval_dataset=FeatureDataset(dev_features), data_collator=Collator(spec, tokenizer.pad_token_id),
         compute_metrics=_metric_fn(spec, data.dev, dev_features), callbacks=callbacks,
     )
+    # Our heads' losses are plain means over their batch; they ignore num_items_in_batch. A forward taking
+    # **kwargs makes the Trainer assume otherwise: it then multiplies the loss by the number of processes (2x the
+    # gradient, and the reported eval_loss, on two GPUs) and skips dividing it by the accumulation steps.
+    trainer.model_accepts_loss_kwargs = False
     result = trainer.train(resume_from_checkpoint=_last_checkpoint(output_dir) if persist else None)
     return Fitted(spec=spec, tokenizer=tokenizer, model=trainer.model, log_history=list(trainer.state.log_history),
                   train_seconds=float(result.metrics.get("train_runtime", 0.0)),

@@ -1,0 +1,143 @@
+"""Where a training run computes, and in which precision: decided once at training start, logged, recorded.
+
+``probe()`` is the one place that asks torch and torchrun about the hardware; it returns plain ``DeviceFacts``.
+``choose()`` is a pure function of those facts and the config, so the whole decision (``auto`` -> bf16 / fp16 /
+no, and every refusal) is tested without a GPU. The result, ``TrainDevice``, is handed down to the Trainer's
+arguments and written into ``metrics.json``; nothing below it asks ``torch.cuda`` again.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping
+
+from training.config import ConfigError, TrainConfig
+
+#: bf16 runs natively from compute capability 8.0 (Ampere) on. torch.cuda.is_bf16_supported() says True on a T4
+#: too (sm_75 emulates bf16 through fp32, slower than fp32 itself), so the capability is what decides here.
+NATIVE_BF16_CAPABILITY = (8, 0)
+
+
+class PrecisionError(ConfigError):
+    """mixed_precision asks for something this device cannot do (a user's mistake, like any ConfigError)."""
+
+
+@dataclass(frozen=True)
+class DeviceFacts:
+    """What the machine offers one training process, as plain data (``probe()`` reads it; tests write it)."""
+
+    #: a CUDA GPU is visible to this process
+    cuda: bool
+    #: the GPU's name ("Tesla T4"), or "cpu"
+    name: str
+    #: GPUs visible on this host (0 on the CPU)
+    gpus_per_host: int
+    #: the GPU's compute capability, e.g. (7, 5) for a T4; None on the CPU
+    capability: tuple[int, int] | None = None
+    #: processes in the whole run (torchrun's WORLD_SIZE; 1 without torchrun)
+    world_size: int = 1
+    #: hosts in the run (WORLD_SIZE // LOCAL_WORLD_SIZE)
+    hosts: int = 1
+    #: torch.version.cuda: a CUDA build with no GPU visible trains on the CPU, and the log says why
+    cuda_build: str | None = None
+
+    @property
+    def native_bf16(self) -> bool:
+        return self.cuda and self.capability is not None and self.capability >= NATIVE_BF16_CAPABILITY
+
+
+@dataclass(frozen=True)
+class TrainDevice:
+    """The decision: device, precision and the batch that one optimizer step really sees."""
+
+    facts: DeviceFacts
+    #: "bf16", "fp16" or "no"
+    precision: str
+    #: per-device batch x processes x gradient accumulation
+    effective_batch_size: int
+    per_device_batch_size: int
+    gradient_accumulation_steps: int
+
+    @property
+    def kind(self) -> str:
+        return "cuda" if self.facts.cuda else "cpu"
+
+    def describe(self) -> str:
+        """The one log line of a run's start that says where and how it trains."""
+        f = self.facts
+        if f.cuda:
+            where = f"{f.gpus_per_host} x {f.name} (compute capability {f.capability[0]}.{f.capability[1]})" \
+                if f.capability else f"{f.gpus_per_host} x {f.name}"
+        elif f.cuda_build:
+            where = f"the CPU: no CUDA GPU is visible (torch is a CUDA {f.cuda_build} build)"
+        else:
+            where = "the CPU"
+        return (f"training on {where}; {f.world_size} process(es) on {f.hosts} host(s); precision {self.precision}; "
+                f"effective batch size {self.effective_batch_size} = {self.per_device_batch_size} per device x "
+                f"{f.world_size} process(es) x {self.gradient_accumulation_steps} accumulation step(s)")
+
+    def trainer_arguments(self, persist: bool) -> dict[str, Any]:
+        """The TrainingArguments this decision implies (``persist``: checkpoints are written during the run)."""
+        return {
+            "use_cpu": not self.facts.cuda,
+            "bf16": self.precision == "bf16",
+            # fp16 under the Trainer means torch.amp autocast plus a GradScaler (dynamic loss scaling)
+            "fp16": self.precision == "fp16",
+            # every host needs the checkpoints on its own disk to reload the best one and to resume; hosts of a
+            # SageMaker job never share a filesystem
+            "save_on_each_node": persist and self.facts.hosts > 1,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """For metrics.json's ``info``: what trained this model."""
+        facts = asdict(self.facts)
+        facts["capability"] = list(self.facts.capability) if self.facts.capability else None
+        return {"device": self.kind, "precision": self.precision,
+                "effective_batch_size": self.effective_batch_size, **facts}
+
+
+def resolve_precision(requested: str, facts: DeviceFacts) -> str:
+    """``auto`` -> bf16 / fp16 / no for these facts; a precision they cannot do -> PrecisionError naming them."""
+    if not facts.cuda:
+        if requested in ("auto", "no"):
+            return "no"
+        why = (f"no CUDA GPU is visible (torch is a CUDA {facts.cuda_build} build)" if facts.cuda_build
+               else "this torch has no CUDA support")
+        raise PrecisionError(f"mixed_precision={requested!r} needs a CUDA GPU, but training runs on the CPU: {why}; "
+                             "expected mixed_precision=auto or no")
+    if requested == "auto":
+        return "bf16" if facts.native_bf16 else "fp16"
+    if requested == "bf16" and not facts.native_bf16:
+        cap = ".".join(map(str, facts.capability)) if facts.capability else "unknown"
+        raise PrecisionError(f"mixed_precision='bf16' needs a GPU of compute capability 8.0 or newer (Ampere: A10G, "
+                             f"A100, L4, H100); {facts.name} has {cap}; expected mixed_precision=auto, fp16 or no")
+    return requested
+
+
+def choose(config: TrainConfig, facts: DeviceFacts) -> TrainDevice:
+    """The run's device decision from its config and the machine's facts (pure)."""
+    return TrainDevice(
+        facts=facts, precision=resolve_precision(config.mixed_precision, facts),
+        effective_batch_size=config.per_device_train_batch_size * facts.world_size * config.gradient_accumulation_steps,
+        per_device_batch_size=config.per_device_train_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+    )
+
+
+def probe(env: Mapping[str, str] | None = None) -> DeviceFacts:
+    """Ask torch (and torchrun's variables) what this process can use. The only hardware query of training."""
+    import torch
+
+    env = os.environ if env is None else env
+    world = int(env.get("WORLD_SIZE", "1") or 1)
+    local = int(env.get("LOCAL_WORLD_SIZE", str(world)) or world)
+    hosts = max(1, world // max(1, local))
+    if not torch.cuda.is_available():
+        return DeviceFacts(cuda=False, name="cpu", gpus_per_host=0, world_size=world, hosts=hosts,
+                           cuda_build=torch.version.cuda)
+    # under torchrun each process owns the GPU of its local rank; without it, GPU 0
+    index = int(env.get("LOCAL_RANK", "0") or 0) % torch.cuda.device_count()
+    props = torch.cuda.get_device_properties(index)
+    return DeviceFacts(cuda=True, name=props.name, gpus_per_host=torch.cuda.device_count(),
+                       capability=(props.major, props.minor), world_size=world, hosts=hosts,
+                       cuda_build=torch.version.cuda)
