@@ -153,3 +153,31 @@ def test_an_archive_without_the_serving_tokenizer_falls_back_to_transformers_and
     assert not isinstance(service.tokenizer, ServingTokenizer) and service.runtime == "onnx"
     assert f"has no {SPECIAL_IDS_FILE}" in caplog.text and "imports torch" in caplog.text
     assert [p["pred"] for p in answer(copy)] == [p["pred"] for p in answer(checkpoint)]
+
+
+def _mapped_libraries(pid: int) -> set[str]:
+    with open(f"/proc/{pid}/maps", encoding="utf-8") as fh:
+        return {Path(line.split()[-1]).name for line in fh if "/" in line}
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").is_file(), reason="reads /proc/<pid>/maps (Linux)")
+def test_a_real_torchserve_worker_of_an_onnx_archive_never_loads_torch(lean, tmp_path):
+    """TorchServe's own worker imports torch (ts.protocol); entrypoints/worker_site defers it, and nothing of ours
+    imports it: the worker process maps no libtorch, and still answers."""
+    from bench.processes import processes
+    from serving_fixtures import http, start_server
+
+    checkpoint, _ = lean
+    built = build(checkpoint, tmp_path / "store", name="lean")
+    server = start_server(built.mar.parent, tmp_path / "work", ["lean=lean.mar"], tmp_path / "ts.log")
+    try:
+        server.wait_ready("lean", timeout=180)
+        status, _, body = http("POST", f"{server.config.inference_address}/predictions/lean", BODY, JSON)
+        assert status == 200, body
+        workers = processes(server.process.pid)["workers"]
+        assert len(workers) == 1
+        libraries = _mapped_libraries(workers[0].pid)
+        assert any("onnxruntime" in n for n in libraries), sorted(libraries)
+        assert not [n for n in libraries if "torch" in n], sorted(n for n in libraries if "torch" in n)
+    finally:
+        server.stop()
