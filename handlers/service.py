@@ -7,6 +7,7 @@ gets its own answer or its own error. One bad request never fails its neighbours
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -76,17 +77,26 @@ def load_runner(model_dir: Path, spec: TaskSpec, threads: int | None = None) -> 
     serving = read_serving(model_dir)
     graph = onnx_file(model_dir)
     if graph is not None:
+        started = time.perf_counter()
         from runtimes.onnx_runtime import OnnxRunner
         from runtimes.tokenizer import load_serving_tokenizer
 
+        imported = time.perf_counter()
         runner = OnnxRunner(graph, intra_op_threads=threads, optimized=serving.get("graph_optimization"))
         check_output_width(runner.output_width, spec, graph)
-        return load_serving_tokenizer(model_dir, spec.model_type), runner, "onnx"
+        session = time.perf_counter()
+        tokenizer = load_serving_tokenizer(model_dir, spec.model_type)
+        # the cold-start benchmark (bench/cold_start.py) reads these figures from the log
+        log.info("load steps: imports %.3f s, session %.3f s, tokenizer %.3f s", imported - started,
+                 session - imported, time.perf_counter() - session)
+        return tokenizer, runner, "onnx"
+    started = time.perf_counter()
     from runtimes.torch_runtime import load_checkpoint, set_threads
 
     if threads is not None:
         set_threads(threads)
     _, tokenizer, runner = load_checkpoint(model_dir, spec)
+    log.info("load steps: imports and model %.3f s", time.perf_counter() - started)
     return tokenizer, runner, "torch"
 
 
@@ -95,10 +105,13 @@ class InferenceService:
         self.model_dir = Path(model_dir)
         self.settings = settings
         # the same checks as make-archive and single-model serve: a multi-model load gets no other gate
+        started = time.perf_counter()
         self.spec = check_checkpoint(self.model_dir)
+        checked = time.perf_counter()
         self.tokenizer, self.runner, self.runtime = load_runner(self.model_dir, self.spec, settings.threads)
-        log.info("loaded %s model (%s, %d labels) on %s", self.spec.task, self.spec.model_type,
-                 len(self.spec.labels), self.runtime)
+        log.info("loaded %s model (%s, %d labels) on %s in %.3f s (checks %.3f s)", self.spec.task,
+                 self.spec.model_type, len(self.spec.labels), self.runtime, time.perf_counter() - started,
+                 checked - started)
 
     # -- one request -------------------------------------------------------------------------------------------
     def _record(self, index: int, raw: Any) -> Record:
