@@ -112,6 +112,7 @@ class InferenceService:
         log.info("loaded %s model (%s, %d labels) on %s in %.3f s (checks %.3f s)", self.spec.task,
                  self.spec.model_type, len(self.spec.labels), self.runtime, time.perf_counter() - started,
                  checked - started)
+        self._answered = False  # the first batch's time is logged: the last step of a cold start
 
     # -- one request -------------------------------------------------------------------------------------------
     def _record(self, index: int, raw: Any) -> Record:
@@ -149,6 +150,14 @@ class InferenceService:
 
     # -- a server-side batch -----------------------------------------------------------------------------------
     def handle(self, requests: list[Request]) -> list[Response]:
+        started = time.perf_counter()
+        responses = self._handle(requests)
+        if not self._answered:
+            self._answered = True
+            log.info("first batch answered in %.3f s", time.perf_counter() - started)
+        return responses
+
+    def _handle(self, requests: list[Request]) -> list[Response]:
         parsed: list[_Parsed | RequestError] = []
         for request in requests:
             try:
