@@ -3,7 +3,8 @@
 
 The model is served with ONNX Runtime where the exported model answers what torch answers on the test set,
 with torch otherwise; the last lines say which and why. An ONNX archive carries the graph, not the weights
-(--keep-weights keeps them, and transformers' tokenizer files, as a way back to torch). Exit status: 0 archived, 2 bad input, 3 int8 refused.
+(--keep-weights keeps them, and transformers' tokenizer files, as a way back to torch).
+Exit status: 0 archived, 2 bad input, 3 int8 refused.
 """
 from __future__ import annotations
 

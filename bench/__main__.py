@@ -120,7 +120,8 @@ def lean_jobs(stores: dict, quick: bool) -> dict[str, dict]:
     best = "onnx" if "onnx" in stores else "torch"
     runs = 2 if quick else 5
     return {
-        f"classif/cold_start/{best}": {"kind": "cold_start", "model_dir": str(stores[best] / "extracted"), "runs": runs},
+        f"classif/cold_start/{best}": {"kind": "cold_start", "model_dir": str(stores[best] / "extracted"),
+                                       "runs": runs},
         "classif/cold_start/torch": {"kind": "cold_start", "model_dir": str(stores["torch"] / "extracted"),
                                      "runs": runs},
         f"classif/density/{best}": {"kind": "density", "model_dir": str(stores[best] / "extracted"),

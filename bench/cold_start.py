@@ -112,7 +112,9 @@ def breakdown(t0: float, first: float, created: dict[str, float], events: dict[s
     """Seconds per step from launching ``serve`` to the first answer; None where a timestamp is missing."""
     figures = {k: float(v) for k, v in FIGURE.findall(events.get("load_steps", (0, ""))[1])}
     figures.update({k: float(v) for k, v in FIGURE.findall(events.get("loaded", (0, ""))[1])})
-    figures.update({"first_batch": float(v) for v in re.findall(r"(\d+\.\d+) s", events.get("first_batch", (0, ""))[1])})
+    first_batch = re.findall(r"(\d+\.\d+) s", events.get("first_batch", (0, ""))[1])
+    if first_batch:
+        figures["first_batch"] = float(first_batch[0])
     at = {name: stamp for name, (stamp, _) in events.items()}
     java, worker = created.get("java"), created.get("workers")
     load_start = at["loaded"] - figures["in"] if "loaded" in at and "in" in figures else None
@@ -188,8 +190,8 @@ def cold_start(job: dict) -> dict:
 def _rss_mb(watcher: _Watcher) -> dict:
     time.sleep(0.3)  # one more sample after the change
     workers = {pid: rss for pid, rss in watcher.now.items() if pid != -1}
-    return {"workers_mb": round(sum(workers.values()) / 2**20, 1), "frontend_mb": round(watcher.now.get(-1, 0) / 2**20, 1),
-            "workers": len(workers)}
+    return {"workers_mb": round(sum(workers.values()) / 2**20, 1),
+            "frontend_mb": round(watcher.now.get(-1, 0) / 2**20, 1), "workers": len(workers)}
 
 
 def density(job: dict) -> dict:
@@ -216,7 +218,8 @@ def density(job: dict) -> dict:
             _wait(lambda: _post(f"{url}/models/m{i}/invoke", BODY) == 200, 300, log)
             loads.append({"load_s": round(time.perf_counter() - started, 3), **_rss_mb(watcher)})
         for i in range(n):
-            urllib.request.urlopen(urllib.request.Request(f"{url}/models/m{i}", method="DELETE"), timeout=120)  # noqa: S310
+            unload = urllib.request.Request(f"{url}/models/m{i}", method="DELETE")
+            urllib.request.urlopen(unload, timeout=120)  # noqa: S310 -- our server on loopback
         _wait(lambda: not any(pid != -1 for pid in watcher.now), 120, log)
         after = _rss_mb(watcher)
     finally:

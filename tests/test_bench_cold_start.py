@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 from bench.cold_start import archive_sizes, breakdown, log_events
 

@@ -12,8 +12,9 @@ from tasks.records import split_words
 
 TEXTS = [
     "the team won the final match", "Alice Martin joined ACME Corp last year.", "sales grew, while Globex struggled!",
-    "  leading and trailing   spaces  ", "tabs\tand\nnewlines\r\nhere", "Café naïve résumé façade – “quotes” — ok",
-    "東京 に 行きました 北京欢迎你", "emoji 😀🚀 and symbols ©®™ ½ ∑", "ǅemo ﬁne ＦＵＬＬＷＩＤＴＨ", "Straße İstanbul ΣΊΣΥΦΟΣ",
+    "  leading and trailing   spaces  ", "tabs\tand\nnewlines\r\nhere",
+    "Café naïve résumé façade – “quotes” — ok", "東京 に 行きました 北京欢迎你", "emoji 😀🚀 and symbols ©®™ ½ ∑",
+    "ǅemo ﬁne ＦＵＬＬＷＩＤＴＨ", "Straße İstanbul ΣΊΣΥΦΟΣ",
     "zero\u200bwidth\u00a0nbsp soft\u00adhyphen", "x", "12,345.67 and -8.9e10 (approx.)", "[CLS] [SEP] <s> </s> [MASK]",
     "don't won't it's O'Neil's", "a" * 300, "supercalifragilisticexpialidocious antidisestablishmentarianism",
 ]
