@@ -75,7 +75,7 @@ def load_runner(model_dir: Path, spec: TaskSpec, threads: int | None = None) -> 
     ``threads`` sets torch's intra-op threads only where torch serves (None: leave the process's setting).
     """
     serving = read_serving(model_dir)
-    graph = onnx_file(model_dir)
+    graph = onnx_file(model_dir, serving)
     if graph is not None:
         started = time.perf_counter()
         from runtimes.onnx_runtime import OnnxRunner

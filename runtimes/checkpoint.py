@@ -76,9 +76,10 @@ def read_serving(path: Path) -> dict:
     return serving
 
 
-def onnx_file(path: Path) -> Path | None:
-    """The ONNX graph serving.json says serves this archive, or None where torch serves it."""
-    serving = read_serving(path)
+def onnx_file(path: Path, serving: dict | None = None) -> Path | None:
+    """The ONNX graph serving.json says serves this archive, or None where torch serves it (``serving``: the
+    file's content where the caller has read it already)."""
+    serving = read_serving(path) if serving is None else serving
     if serving.get("runtime") != "onnx":
         return None
     name = serving.get("onnx_file")
