@@ -12,7 +12,7 @@ TASK ?=
 MODEL ?=
 OUT ?= out
 HPARAMS ?=
-# make archive: CHECKPOINT=... OUT=... [NAME=...] [RUNTIME=torch] [QUANTIZE=int8] [ARCHIVE_DATA=folder]
+# make archive: CHECKPOINT=... OUT=... [NAME=...] [RUNTIME=torch] [QUANTIZE=int8] [ARCHIVE_DATA=folder] [KEEP_WEIGHTS=1]
 CHECKPOINT ?=
 NAME ?=
 RUNTIME ?=
@@ -49,9 +49,10 @@ else
 endif
 
 archive: $(STAMP)
-	@test -n "$(CHECKPOINT)" || { echo "usage: make archive CHECKPOINT=dir OUT=dir [NAME=..] [RUNTIME=torch] [QUANTIZE=int8] [ARCHIVE_DATA=dir]"; exit 2; }
+	@test -n "$(CHECKPOINT)" || { echo "usage: make archive CHECKPOINT=dir OUT=dir [NAME=..] [RUNTIME=torch] [QUANTIZE=int8] [ARCHIVE_DATA=dir] [KEEP_WEIGHTS=1]"; exit 2; }
 	$(PY) -m archive --checkpoint $(CHECKPOINT) --out $(OUT) $(if $(NAME),--name $(NAME)) \
-	  $(if $(RUNTIME),--runtime $(RUNTIME)) $(if $(QUANTIZE),--quantize $(QUANTIZE)) $(if $(ARCHIVE_DATA),--data $(ARCHIVE_DATA))
+	  $(if $(RUNTIME),--runtime $(RUNTIME)) $(if $(QUANTIZE),--quantize $(QUANTIZE)) $(if $(ARCHIVE_DATA),--data $(ARCHIVE_DATA)) \
+	  $(if $(KEEP_WEIGHTS),--keep-weights)
 
 serve: $(STAMP)
 	@ls $(MODEL_STORE)/*.mar >/dev/null 2>&1 || { echo "no .mar in $(MODEL_STORE): run make archive first"; exit 2; }

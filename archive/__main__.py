@@ -1,8 +1,10 @@
 """``python -m archive --checkpoint DIR --out DIR [--name NAME] [--runtime onnx|torch] [--quantize int8]
-[--data DIR]`` (``make archive CHECKPOINT=... OUT=...``).
+[--data DIR] [--keep-weights]`` (``make archive CHECKPOINT=... OUT=...``).
 
 The model is served with ONNX Runtime where the exported model answers what torch answers on the test set,
-with torch otherwise; the last lines say which and why. Exit status: 0 archived, 2 bad input, 3 int8 refused.
+with torch otherwise; the last lines say which and why. An ONNX archive carries the graph, not the weights
+(--keep-weights keeps them, and transformers' tokenizer files, as a way back to torch).
+Exit status: 0 archived, 2 bad input, 3 int8 refused.
 """
 from __future__ import annotations
 
@@ -36,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", type=Path, default=None,
                         help="the data folder (train/dev/test.csv): test.csv for the parity check (needed for "
                              "models that read boxes), dev.csv for the quantization gate")
+    parser.add_argument("--keep-weights", action="store_true",
+                        help="ONNX archives: keep model.safetensors (and transformers' tokenizer files) beside the "
+                             "graph, a way back to torch inside the archive; dropped by default")
     return parser
 
 
@@ -53,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("archive").setLevel(logging.INFO)
     try:
         settings = ArchiveSettings(args.batch_size, args.max_batch_delay_ms, args.response_timeout_s)
-        options = RuntimeOptions(runtime=args.runtime, quantize=args.quantize, data=args.data)
+        options = RuntimeOptions(runtime=args.runtime, quantize=args.quantize, data=args.data,
+                                 keep_weights=args.keep_weights)
         built = build(args.checkpoint, args.out, args.name, settings, options)
     except QuantizationRefused as exc:
         print(f"error: {exc}", file=sys.stderr)

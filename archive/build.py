@@ -9,7 +9,12 @@ The staged directory is what TorchServe loads: the checkpoint's serving files, t
 The runtime is chosen here (``choose_runtime``): ONNX Runtime where the exported model (``archive/onnx_export.py``)
 passes the parity gate (``archive/parity.py``), torch otherwise, with the reason and the gate figures in
 ``serving.json`` (and ``graph``: whether the ONNX graph is fused, and why not); int8 behind its own gate
-(``archive/quantize.py``).
+(``archive/quantize.py``). The served graph is saved after ONNX Runtime's graph optimisations
+(``runtimes.onnx_runtime.save_optimized``), and the gates run on that saved graph, opened as a worker opens it.
+
+An archive carries what it serves: where ONNX serves, the graph, ``config.json``, ``task_spec.json`` and the
+serving tokenizer (``runtimes.tokenizer``: transformers' tokenizer as it tokenized, for a worker without torch) --
+no safetensors weights and no other tokenizer files, unless ``keep_weights`` keeps them as a way back to torch.
 """
 from __future__ import annotations
 
@@ -28,10 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from archive.checks import check_checkpoint
+from runtimes.checkpoint import SERVING_FILE
+from runtimes.onnx_runtime import SAVED_OPTIMIZATION, OnnxRunner, save_optimized
+from runtimes.tokenizer import write_serving_tokenizer
 from archive.onnx_export import export_onnx, first_line
 from archive.parity import CheckSets, NoCheckData, check_sets, length_probes, parity, run_check
 from archive.quantize import QuantizationRefused, quantization_gate, quantize_int8, refusal
-from handlers.service import SERVING_FILE  # the file load_runner reads: one name for both sides
 from tasks.spec import TaskSpec
 
 log = logging.getLogger(__name__)
@@ -43,6 +50,9 @@ HANDLER_FILE = "ts_handler.py"
 SERVING_FILES = ("config.json", "task_spec.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                  "vocab.txt", "vocab.json", "merges.txt", "added_tokens.json", "README.md", "metrics.json")
 ONNX_FILE, INT8_FILE = "model.onnx", "model.int8.onnx"
+#: what an ONNX archive drops unless keep_weights: torch's weights and the tokenizer files transformers reads
+TORCH_ONLY = ("*.safetensors", "vocab.txt", "vocab.json", "merges.txt", "tokenizer_config.json",
+              "special_tokens_map.json", "added_tokens.json")
 RUNTIMES = ("onnx", "torch")
 QUANTIZATIONS = (None, "int8")
 
@@ -84,6 +94,8 @@ class RuntimeOptions:
     #: how much int8 may lose on the primary dev metric (see ``archive.quantize.quantization_gate``);
     #: a negative value demands that int8 beat fp32, which the tests use to force a refusal
     quantize_tolerance: float = 0.005
+    #: ONNX archives only: keep the safetensors weights and transformers' tokenizer files (a way back to torch)
+    keep_weights: bool = False
 
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:
@@ -128,7 +140,7 @@ def _payload(checkpoint: Path, dst: Path) -> None:
     for name in SERVING_FILES:
         if (checkpoint / name).is_file():
             shutil.copy2(checkpoint / name, dst / name)
-    # the weights stay even when ONNX serves: the archive checks need them, and they are the way back to torch
+    # copied for every runtime: torch serves from them, and the ONNX export reads the checkpoint, not these
     for weights in checkpoint.glob("*.safetensors"):
         shutil.copy2(weights, dst / weights.name)
     _copy_code(dst)
@@ -150,32 +162,46 @@ def choose_runtime(checkpoint: Path, spec: TaskSpec, payload: Path, options: Run
         sets = check_sets(checkpoint, spec, options.data)
     except NoCheckData as exc:
         serving = _torch(str(exc))
-    else:
-        serving = _fp32_onnx(checkpoint, spec, payload, sets, options.parity_tolerance)
-    if options.quantize is None:
+        if options.quantize is not None:
+            raise QuantizationRefused(f"int8 quantization refused: it needs ONNX, which was not chosen: {exc}")
         return serving
-    if serving["runtime"] != "onnx":
-        raise QuantizationRefused(f"int8 quantization refused: it needs ONNX, which was not chosen: "
-                                  f"{serving['reason']}")
-    from runtimes.torch_runtime import load_tokenizer
-
-    tokenizer = load_tokenizer(checkpoint, spec.model_type)
-    return _quantized(spec, tokenizer, sets.dev, payload, serving, options.quantize_tolerance)
-
-
-def _fp32_onnx(checkpoint: Path, spec: TaskSpec, payload: Path, sets: CheckSets, tolerance: float) -> dict[str, Any]:
-    """ONNX in ``payload`` if it answers what torch answers on ``sets.test`` and the length probes; else torch."""
-    from runtimes.onnx_runtime import OnnxRunner
     from runtimes.torch_runtime import load_checkpoint
 
-    _, tokenizer, torch_runner = load_checkpoint(checkpoint)
+    _, tokenizer, torch_runner = load_checkpoint(checkpoint, spec)
+    with tempfile.TemporaryDirectory(prefix="smtx-onnx-") as work:
+        fused = Path(work) / "exported.onnx"  # before ONNX Runtime's own optimisations: what int8 quantizes
+        serving = _fp32_onnx(spec, tokenizer, torch_runner, sets, fused, payload, options.parity_tolerance)
+        if options.quantize is not None:
+            if serving["runtime"] != "onnx":
+                raise QuantizationRefused(f"int8 quantization refused: it needs ONNX, which was not chosen: "
+                                          f"{serving['reason']}")
+            serving = _quantized(spec, tokenizer, sets.dev, fused, payload, serving, options.quantize_tolerance)
+    if serving["runtime"] == "onnx":
+        _lean_payload(tokenizer, payload, options.keep_weights)
+        serving["weights"] = "kept (--keep-weights)" if options.keep_weights else "dropped: ONNX serves"
+    return serving
+
+
+def _lean_payload(tokenizer: Any, payload: Path, keep_weights: bool) -> None:
+    """An ONNX archive's serving tokenizer, and without torch's files unless ``keep_weights``."""
+    if not keep_weights:
+        for pattern in TORCH_ONLY:
+            for path in payload.glob(pattern):
+                path.unlink()
+    write_serving_tokenizer(tokenizer, payload)
+
+
+def _fp32_onnx(spec: TaskSpec, tokenizer: Any, torch_runner: Any, sets: CheckSets, exported: Path, payload: Path,
+               tolerance: float) -> dict[str, Any]:
+    """ONNX in ``payload`` if it answers what torch answers on ``sets.test`` and the length probes; else torch."""
     probes = length_probes(spec, sets.test)
     records = [*sets.test, *probes]
     expected = run_check(spec, tokenizer, torch_runner, records)
     onnx_path = payload / ONNX_FILE
     try:
-        graph = export_onnx(torch_runner.model, spec, tokenizer, probes, onnx_path)
-        got = run_check(spec, tokenizer, OnnxRunner(onnx_path), records)
+        graph = export_onnx(torch_runner.model, spec, tokenizer, probes, exported)
+        optimized = save_optimized(exported, onnx_path)
+        got = run_check(spec, tokenizer, OnnxRunner(onnx_path, optimized=optimized), records)
     except Exception as exc:  # noqa: BLE001 -- any export or run failure means "serve torch", with its reason
         log.debug("ONNX export or run failed", exc_info=True)
         onnx_path.unlink(missing_ok=True)
@@ -186,22 +212,27 @@ def _fp32_onnx(checkpoint: Path, spec: TaskSpec, payload: Path, sets: CheckSets,
         return _torch(f"ONNX differs from torch on the test set: label agreement {figures['label_agreement']:.2%}, "
                       f"max difference {figures['max_abs_diff']:.2e} (tolerance {tolerance:g})", parity=figures,
                       graph=graph)
-    return {"runtime": "onnx", "onnx_file": ONNX_FILE, "parity": figures, "graph": graph,
+    return {"runtime": "onnx", "onnx_file": ONNX_FILE, "graph_optimization": optimized, "parity": figures,
+            "graph": graph,
             "reason": f"ONNX answers what torch answers on {len(sets.test)} test records and {len(probes)} length "
                       f"probes: same labels, max difference {figures['max_abs_diff']:.2e} (tolerance {tolerance:g})"}
 
 
-def _quantized(spec: TaskSpec, tokenizer: Any, dev: list, payload: Path, serving: dict[str, Any],
+def _quantized(spec: TaskSpec, tokenizer: Any, dev: list, exported: Path, payload: Path, serving: dict[str, Any],
                tolerance: float) -> dict[str, Any]:
-    """``serving`` switched to the int8 model if it passes the dev-metric gate; QuantizationRefused otherwise."""
-    from runtimes.onnx_runtime import OnnxRunner
+    """``serving`` switched to the int8 model if it passes the dev-metric gate; QuantizationRefused otherwise.
 
+    ``exported`` is the graph before ONNX Runtime's optimisations (quantizing an optimised graph is not
+    supported); the int8 graph is then optimised and saved like the fp32 one, and the gate runs on both saved."""
     if not dev:
         raise QuantizationRefused("int8 quantization refused: dev.csv has no records to score it on")
     fp32_path, int8_path = payload / ONNX_FILE, payload / INT8_FILE
-    quantize_int8(fp32_path, int8_path)
-    figures = quantization_gate(spec, dev, run_check(spec, tokenizer, OnnxRunner(fp32_path), dev),
-                                run_check(spec, tokenizer, OnnxRunner(int8_path), dev), tolerance)
+    quantize_int8(exported, int8_path)
+    save_optimized(int8_path, int8_path)
+    fp32 = OnnxRunner(fp32_path, optimized=SAVED_OPTIMIZATION)
+    int8 = OnnxRunner(int8_path, optimized=SAVED_OPTIMIZATION)
+    figures = quantization_gate(spec, dev, run_check(spec, tokenizer, fp32, dev), run_check(spec, tokenizer, int8, dev),
+                                tolerance)
     if not figures["passed"]:
         raise QuantizationRefused(refusal(figures), figures)
     fp32_path.unlink()  # one model per archive: the one that serves

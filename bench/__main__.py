@@ -65,7 +65,9 @@ def prepare(task: str, quick: bool) -> dict[str, Path]:
                                                    "learning_rate": "1e-4", "max_seq_length": "256"})
         train(config, data, checkpoint)
     variants = {"torch": RuntimeOptions(runtime="torch"), "onnx": RuntimeOptions(data=data),
-                "int8": RuntimeOptions(data=data, quantize="int8")}
+                "int8": RuntimeOptions(data=data, quantize="int8"),
+                # what an ONNX archive weighed before it dropped the weights: its size is the "before"
+                "onnx-keep-weights": RuntimeOptions(data=data, keep_weights=True)}
     out = {}
     for name, options in variants.items():
         # archives are rebuilt whenever the code that builds or serves them changes
@@ -113,19 +115,50 @@ def jobs_for(task: str, stores: dict, n: int, payload_mb: float) -> list[dict]:
     ]
 
 
+def lean_jobs(stores: dict, quick: bool) -> dict[str, dict]:
+    """Cold start (ONNX and torch archives), multi-model density: what serverless and multi-model endpoints pay."""
+    best = "onnx" if "onnx" in stores else "torch"
+    runs = 2 if quick else 5
+    return {
+        f"classif/cold_start/{best}": {"kind": "cold_start", "model_dir": str(stores[best] / "extracted"),
+                                       "runs": runs},
+        "classif/cold_start/torch": {"kind": "cold_start", "model_dir": str(stores["torch"] / "extracted"),
+                                     "runs": runs},
+        f"classif/density/{best}": {"kind": "density", "model_dir": str(stores[best] / "extracted"),
+                                    "models": 2 if quick else 10},
+    }
+
+
+def run_lean(results: dict, quick: bool) -> None:
+    """The lean-serving figures only (``--only lean``): archive sizes, cold starts, density."""
+    from bench.cold_start import archive_sizes
+
+    print("preparing classif models", flush=True)
+    stores = prepare("classif", quick)
+    results["classif_sizes"] = archive_sizes(stores)
+    for label, job in lean_jobs(stores, quick).items():
+        results["runs"][label] = run_job({"label": label, **job})
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny inputs: checks that every path runs")
     parser.add_argument("--payload-mb", type=float, default=None, help="jsonlines payload size (Batch Transform)")
     parser.add_argument("--n", type=int, default=None, help="texts per path (default 1000; --quick 48)")
+    parser.add_argument("--only", choices=("all", "lean"), default="all",
+                        help="lean: archive sizes, cold starts and multi-model density only")
     args = parser.parse_args()
     n = args.n or (48 if args.quick else 1000)
     payload_mb = args.payload_mb or (0.05 if args.quick else 2.0)
     sys.path.insert(0, str(ROOT))
-    from bench.report import flops_per_record, markdown
+    from bench.cold_start import archive_sizes
+    from bench.report import flops_per_record
 
     results: dict = {"date": dt.datetime.now().isoformat(timespec="seconds"), "quick": args.quick, "n": n,
                      "payload_mb": payload_mb, "cpus": os.cpu_count(), "runs": {}}
+    if args.only == "lean":
+        run_lean(results, args.quick)
+        return _write(results, args.quick)
     results["runs"]["gemm"] = run_job({"label": "gemm", "kind": "gemm", "size": 512 if args.quick else 2048})
     for task in ("classif", "ner"):
         print(f"preparing {task} models", flush=True)
@@ -140,14 +173,21 @@ def main() -> int:
                 results["runs"][label] = run_job({"label": label, "kind": "served", "store": str(stores[best]),
                                                   "name": task, "n": n // 2, "payload_mb": payload_mb,
                                                   "workers": workers, "threads": threads})
-            results["runs"]["classif/cold_start"] = run_job({"label": "classif/cold_start", "kind": "cold_start",
-                                                             "model_dir": str(stores[best] / "extracted")})
+            results["classif_sizes"] = archive_sizes(stores)
+            for label, job in lean_jobs(stores, args.quick).items():
+                results["runs"][label] = run_job({"label": label, **job})
     steps = 8 if args.quick else 60
     for impl in ("ours", "plain"):
         label = f"training/{impl}"
         results["runs"][label] = run_job({"label": label, "kind": "training", "impl": impl, "steps": steps, "batch": 16})
+    return _write(results, args.quick)
+
+
+def _write(results: dict, quick: bool) -> int:
+    from bench.report import markdown
+
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now().strftime("%Y-%m-%d-%H%M") + ("-quick" if args.quick else "")
+    stamp = dt.datetime.now().strftime("%Y-%m-%d-%H%M") + ("-quick" if quick else "")
     (RESULTS / f"{stamp}.json").write_text(json.dumps(results, indent=2))
     table = markdown(results)
     (RESULTS / f"{stamp}.md").write_text(table)

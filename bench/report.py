@@ -43,6 +43,8 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 def markdown(results: dict) -> str:
     runs = results["runs"]
+    if "gemm" not in runs:  # `--only lean`: the throughput table would be all n/a
+        return "\n".join(lean(results)).lstrip("\n") + "\n"
     rows = []
     for task in ("classif", "ner"):
         for runtime in ("torch", "onnx", "int8"):
@@ -88,9 +90,46 @@ def markdown(results: dict) -> str:
         rss = result.get("worker_peak_rss_mb") or result.get("peak_rss_mb")
         lines.append(f"| {label} | {result['records_per_s']:.1f} | {fraction} | {lat.get('p50_ms', float('nan')):.1f} | "
                      f"{lat.get('p99_ms', float('nan')):.1f} | {rss or 0:.0f} |")
-    for label in ("classif/latency-direct/torch", "classif/latency-direct/onnx", "classif/cold_start",
-                  "training/ours", "training/plain"):
+    for label in ("classif/latency-direct/torch", "classif/latency-direct/onnx", "training/ours", "training/plain"):
         if label in runs:
             lines.append(f"\n`{label}`: " + ", ".join(f"{k}={v:.2f}" for k, v in runs[label].items()
                                                       if isinstance(v, (int, float))))
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + lean(results)) + "\n"
+
+
+def _fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
+    return f"{value:.{digits}f}{unit}" if isinstance(value, (int, float)) else "n/a"
+
+
+def lean(results: dict) -> list[str]:
+    """Cold start with its breakdown, worker RSS, archive sizes and multi-model density (bench/cold_start.py)."""
+    runs, sizes = results["runs"], results.get("classif_sizes", {})
+    onnx = runs.get("classif/cold_start/onnx", {})
+    torch = runs.get("classif/cold_start/torch", {})
+    density = runs.get("classif/density/onnx", {})
+    if not (onnx or torch or sizes):
+        return []
+    served, before = sizes.get("onnx", {}), sizes.get("onnx-keep-weights", {})
+    rows = [
+        (f"serve -> first prediction, p50 of {len(onnx.get('runs', []))} cold starts (ONNX fp32)",
+         _fmt(onnx.get("seconds"), " s"), "<= 3 s"),
+        ("the same, torch archive", _fmt(torch.get("seconds"), " s"), ""),
+        ("peak RSS of the worker, ONNX fp32 archive", _fmt(onnx.get("worker_peak_rss_mb"), " MB", 0), "<= 300 MB"),
+        ("peak RSS of the worker, torch archive", _fmt(torch.get("worker_peak_rss_mb"), " MB", 0), ""),
+        ("ONNX archive (model.tar.gz) / its .onnx file", _fmt(served.get("tarball_over_onnx"), "x"), "<= 1.1x"),
+        ("ONNX archive size: with the weights (--keep-weights) -> without",
+         f"{_fmt(before.get('tarball_mb'), ' MB', 1)} -> {_fmt(served.get('tarball_mb'), ' MB', 1)}", ""),
+        ("int8 archive size", _fmt(sizes.get("int8", {}).get("tarball_mb"), " MB", 1), ""),
+        (f"multi-model, {density.get('models', 'n')} models: load time per model (p50)",
+         _fmt(density.get("load_s_p50"), " s"), ""),
+        ("multi-model: worker RSS per loaded model (p50)", _fmt(density.get("rss_per_model_mb_p50"), " MB", 0), ""),
+        ("multi-model: memory given back by unloading them all", _fmt(density.get("returned_mb"), " MB", 0), ""),
+    ]
+    lines = ["", "| lean serving (same run) | measured | target |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    for label, result in (("ONNX", onnx), ("torch", torch)):
+        steps = result.get("p50", {})
+        if steps:
+            lines.append(f"\ncold start breakdown, p50 ({label}): " + ", ".join(
+                f"{k.removesuffix('_s')} {v:.2f} s" for k, v in steps.items() if k.endswith("_s")))
+    return lines

@@ -4,8 +4,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -149,28 +147,4 @@ def _ping(url: str, requests: int) -> dict:
     return latency_summary([client.ms("GET") for _ in range(requests)])
 
 
-def cold_start(job: dict) -> dict:
-    """From launching `serve` (SageMaker layout) to the first successful prediction."""
-    base = Path(tempfile.mkdtemp(prefix="smtx-cold-"))
-    os.symlink(job["model_dir"], base / "model")
-    port = free_port()
-    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base), "SAGEMAKER_BIND_TO_PORT": str(port),
-           "PYTHONPATH": str(ROOT)}
-    started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "entrypoints", "serve"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    body = json.dumps({"text": "hello"}).encode()
-    try:
-        while time.perf_counter() - started < 300:
-            try:
-                if _post(f"http://127.0.0.1:{port}/invocations", body, "application/json")[0] == 200:
-                    return {"seconds": time.perf_counter() - started}
-            except OSError:
-                time.sleep(0.2)
-        raise TimeoutError("no successful prediction within 300 s")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-
-
-JOBS = {"served": throughput, "cold_start": cold_start}
+JOBS = {"served": throughput}  # cold start and density: bench/cold_start.py

@@ -134,10 +134,14 @@ JOBS = {"direct": direct, "pipeline": pipeline_path, "latency": latency, "gemm":
 
 def main() -> None:
     job = json.loads(sys.argv[1])
-    if job["kind"] in ("served", "cold_start"):
+    if job["kind"] == "served":
         from bench import served
 
         result = served.JOBS[job["kind"]](job)
+    elif job["kind"] in ("cold_start", "density"):
+        from bench import cold_start
+
+        result = cold_start.JOBS[job["kind"]](job)
     elif job["kind"] == "training":
         from bench import training_speed
 

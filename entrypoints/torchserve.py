@@ -21,6 +21,8 @@ from pathlib import Path
 from handlers.environment import WorkerContext
 
 ROOT = Path(__file__).resolve().parents[1]
+#: on the workers' PYTHONPATH: its sitecustomize keeps TorchServe's own torch import out of an ONNX worker
+WORKER_SITE = Path(__file__).resolve().parent / "worker_site"
 
 
 def free_port() -> int:
@@ -60,6 +62,9 @@ class TorchServeConfig:
     #: servers on one machine do not collide on ports nobody uses here
     grpc_inference_port: int = 0
     grpc_management_port: int = 0
+    #: JVM flags. The serial collector: one GC thread, not one per core, and the smallest footprint for a heap
+    #: that holds request buffers only; -XX:-UsePerfData: no hsperfdata file to write at start
+    jvm_flags: str = "-XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError -XX:-UsePerfData"
 
     def properties(self) -> str:
         lines = {
@@ -81,7 +86,11 @@ class TorchServeConfig:
             "grpc_management_address": "127.0.0.1",
             "grpc_inference_port": str(self.grpc_inference_port),
             "grpc_management_port": str(self.grpc_management_port),
-            "vmargs": f"-Xmx{self.java_heap} -XX:+ExitOnOutOfMemoryError -XX:-UsePerfData",
+            # start-up: the system-metrics collector is a Python process TorchServe spawns at once and every
+            # minute, competing with the model's worker for the cores; nobody scrapes metrics here (logged off)
+            "disable_system_metrics": "true",
+            "enable_metrics_api": "false",
+            "vmargs": f"-Xmx{self.java_heap} {self.jvm_flags}",
         }
         if self.load_models:
             lines["load_models"] = ",".join(self.load_models)
@@ -102,8 +111,9 @@ class TorchServe:
         env = dict(os.environ if env is None else env)
         env.update({"TMPDIR": str(self.work_dir / "tmp"), "TEMP": str(self.work_dir / "tmp"),
                     "LOG_LOCATION": str(self.work_dir / "logs"), "METRICS_LOCATION": str(self.work_dir / "logs")})
-        # the workers must import the archive's code, not a checkout's: keep our root off their path
-        env["PYTHONPATH"] = ""
+        # the workers must import the archive's code, not a checkout's: keep our root off their path (the worker
+        # site holds one sitecustomize.py and no package)
+        env["PYTHONPATH"] = str(WORKER_SITE)
         # the handler answers 413 for an answer over this size; TorchServe would drop it and kill the worker
         env.update(WorkerContext(max_response_bytes=config.max_response_bytes - 64 * 1024).to_env())
         torchserve = shutil.which("torchserve", path=os.path.dirname(sys.executable)) or "torchserve"

@@ -6,8 +6,8 @@ gets its own answer or its own error. One bad request never fails its neighbours
 """
 from __future__ import annotations
 
-import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -15,13 +15,14 @@ from typing import Any, Callable, Iterator
 from handlers import codecs
 from handlers.environment import VARIABLES
 from handlers.errors import BadRequest, OutOfResources, PayloadTooLarge, RequestError, ServerError
+from runtimes.checkpoint import SERVING_FILE, check_checkpoint, check_output_width, onnx_file, read_serving
 from tasks.errors import RecordError
 from tasks.predict import predict
 from tasks.records import Record, make_record
 from tasks.spec import TaskSpec
 
 log = logging.getLogger(__name__)
-SERVING_FILE = "serving.json"  # written by `make archive`: which runtime to use and why
+__all__ = ["SERVING_FILE", "InferenceService", "Request", "Response", "Settings", "load_runner"]
 
 
 @dataclass(frozen=True)
@@ -70,31 +71,51 @@ class _Parsed:
 
 
 def load_runner(model_dir: Path, spec: TaskSpec, threads: int | None = None) -> tuple[Any, Callable, str]:
-    """Tokenizer, runner and runtime name as the archive's serving.json says (torch when absent)."""
-    from runtimes.torch_runtime import load_checkpoint, load_tokenizer
+    """Tokenizer, runner and runtime name as the archive's serving.json says (torch when absent).
 
-    serving = json.loads((model_dir / SERVING_FILE).read_text()) if (model_dir / SERVING_FILE).is_file() else {}
-    runtime = serving.get("runtime", "torch")
-    if runtime == "onnx":
+    The ONNX path imports tokenizers, onnxruntime and numpy only: never torch or transformers, which cost a worker
+    about half a gigabyte and seconds of start-up for a model it does not run (tests/test_lean_serving.py).
+    ``threads`` sets torch's intra-op threads only where torch serves (None: leave the process's setting).
+    """
+    serving = read_serving(model_dir)
+    graph = onnx_file(model_dir, serving)
+    if graph is not None:
+        started = time.perf_counter()
         from runtimes.onnx_runtime import OnnxRunner
+        from runtimes.tokenizer import load_serving_tokenizer
 
-        runner = OnnxRunner(model_dir / serving["onnx_file"], intra_op_threads=threads)
-        return load_tokenizer(model_dir, spec.model_type), runner, runtime
-    _, tokenizer, runner = load_checkpoint(model_dir)
+        imported = time.perf_counter()
+        runner = OnnxRunner(graph, intra_op_threads=threads, optimized=serving.get("graph_optimization"))
+        check_output_width(runner.output_width, spec, graph)
+        session = time.perf_counter()
+        tokenizer = load_serving_tokenizer(model_dir, spec.model_type)
+        # the cold-start benchmark (bench/cold_start.py) reads these figures from the log
+        log.info("load steps: imports %.3f s, session %.3f s, tokenizer %.3f s", imported - started,
+                 session - imported, time.perf_counter() - session)
+        return tokenizer, runner, "onnx"
+    started = time.perf_counter()
+    from runtimes.torch_runtime import load_checkpoint, set_threads
+
+    if threads is not None:
+        set_threads(threads)
+    _, tokenizer, runner = load_checkpoint(model_dir, spec)
+    log.info("load steps: imports and model %.3f s", time.perf_counter() - started)
     return tokenizer, runner, "torch"
 
 
 class InferenceService:
     def __init__(self, model_dir: str | Path, settings: Settings = Settings()) -> None:
-        from runtimes.checkpoint import check_checkpoint
-
         self.model_dir = Path(model_dir)
         self.settings = settings
         # the same checks as make-archive and single-model serve: a multi-model load gets no other gate
+        started = time.perf_counter()
         self.spec = check_checkpoint(self.model_dir)
+        checked = time.perf_counter()
         self.tokenizer, self.runner, self.runtime = load_runner(self.model_dir, self.spec, settings.threads)
-        log.info("loaded %s model (%s, %d labels) on %s", self.spec.task, self.spec.model_type,
-                 len(self.spec.labels), self.runtime)
+        log.info("loaded %s model (%s, %d labels) on %s in %.3f s (checks %.3f s)", self.spec.task,
+                 self.spec.model_type, len(self.spec.labels), self.runtime, time.perf_counter() - started,
+                 checked - started)
+        self._answered = False  # the first batch's time is logged: the last step of a cold start
 
     # -- one request -------------------------------------------------------------------------------------------
     def _record(self, index: int, raw: Any) -> Record:
@@ -132,6 +153,14 @@ class InferenceService:
 
     # -- a server-side batch -----------------------------------------------------------------------------------
     def handle(self, requests: list[Request]) -> list[Response]:
+        started = time.perf_counter()
+        responses = self._handle(requests)
+        if not self._answered:
+            self._answered = True
+            log.info("first batch answered in %.3f s", time.perf_counter() - started)
+        return responses
+
+    def _handle(self, requests: list[Request]) -> list[Response]:
         parsed: list[_Parsed | RequestError] = []
         for request in requests:
             try:

@@ -71,10 +71,9 @@ def initialize(context) -> None:
     model_dir = context.system_properties.get("model_dir")
     try:
         settings = settings_from_env(env)
+        # before any runtime is imported: torch (and OpenMP) read it once; torch's own threads are set where torch
+        # serves (handlers.service.load_runner), so an ONNX worker never imports torch
         os.environ.setdefault("OMP_NUM_THREADS", str(settings.threads))
-        import torch
-
-        torch.set_num_threads(settings.threads or 1)
         check_allowed(model_dir, worker.allowed_root)
         _service = InferenceService(model_dir, settings)
     except Exception as exc:

@@ -4,6 +4,11 @@ Serving runs these checks at every load -- single-model ``serve`` before TorchSe
 before it loads a model, since a multi-model ``POST /models`` load gets no other gate -- so they live beside the
 other code that reads a checkpoint directory and import nothing heavier than ``tasks``: no torch, no
 ``archive`` (which is not shipped inside model archives). ``archive.checks`` runs the same checks at archive time.
+
+An archive whose ``serving.json`` says ONNX Runtime serves carries the graph instead of the safetensors weights
+(``make archive`` drops them unless ``--keep-weights``): the graph must be there, pickled weights are still
+refused, and the head is checked against ``config.json`` here and against the graph's output width when the
+worker opens it (``check_output_width``), so a weightless archive is never served with a wrong head.
 """
 from __future__ import annotations
 
@@ -16,6 +21,8 @@ from tasks.spec import TASK_SPEC_FILE, TaskSpec
 
 #: pickle-based weight formats: loading one can run arbitrary code, so they are refused outright
 PICKLED_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+#: written by ``make archive``: which runtime serves, the graph file, and why (absent: torch, from the weights)
+SERVING_FILE = "serving.json"
 
 
 class CheckpointError(ValueError):
@@ -32,10 +39,13 @@ def check_checkpoint(path: str | Path) -> TaskSpec:
         raise CheckpointError(f"checkpoint {path} holds pickled weights {pickled}; only safetensors are accepted "
                               "(re-save with save_pretrained, which writes model.safetensors)")
     weights = sorted(path.glob("*.safetensors"))
-    if not weights:
-        raise CheckpointError(f"checkpoint {path} has no .safetensors weights")
     for file in weights:
         check_safetensors(file)
+    graph = onnx_file(path)
+    if graph is not None and not graph.is_file():
+        raise CheckpointError(f"{path / SERVING_FILE} names the ONNX model {graph.name}, which is missing")
+    if graph is None and not weights:
+        raise CheckpointError(f"checkpoint {path} has no .safetensors weights")
     try:
         spec = TaskSpec.from_dict(json.loads((path / TASK_SPEC_FILE).read_text(encoding="utf-8")))
     except FileNotFoundError:
@@ -50,6 +60,39 @@ def check_checkpoint(path: str | Path) -> TaskSpec:
     if not any((path / name).is_file() for name in ("tokenizer.json", "vocab.txt", "vocab.json")):
         raise CheckpointError(f"checkpoint {path} has no tokenizer files (tokenizer.json)")
     return spec
+
+
+def read_serving(path: Path) -> dict:
+    """``serving.json`` of an archive ({} for a training checkpoint, which torch serves)."""
+    file = path / SERVING_FILE
+    if not file.is_file():
+        return {}
+    try:
+        serving = json.loads(file.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise CheckpointError(f"{file} is not valid JSON: {exc}") from None
+    if not isinstance(serving, dict) or serving.get("runtime", "torch") not in ("torch", "onnx"):
+        raise CheckpointError(f"{file} must be an object whose runtime is 'torch' or 'onnx'")
+    return serving
+
+
+def onnx_file(path: Path, serving: dict | None = None) -> Path | None:
+    """The ONNX graph serving.json says serves this archive, or None where torch serves it (``serving``: the
+    file's content where the caller has read it already)."""
+    serving = read_serving(path) if serving is None else serving
+    if serving.get("runtime") != "onnx":
+        return None
+    name = serving.get("onnx_file")
+    if not isinstance(name, str) or Path(name).name != name:
+        raise CheckpointError(f"{path / SERVING_FILE} names no ONNX model file in the archive (onnx_file={name!r})")
+    return path / name
+
+
+def check_output_width(width: object, spec: TaskSpec, graph: Path) -> None:
+    """The graph's logits are as wide as the task spec's outputs (a symbolic width is left to config.json)."""
+    if isinstance(width, int) and width != spec.num_outputs:
+        raise CheckpointError(f"the ONNX model {graph.name} gives {width} outputs but the task spec needs "
+                              f"{spec.num_outputs} ({graph.parent})")
 
 
 def _check_head(spec: TaskSpec, config: dict, path: Path) -> None:

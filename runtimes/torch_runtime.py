@@ -48,9 +48,17 @@ class TorchRunner:
             return self.model(**inputs).logits.float().numpy()
 
 
-def load_checkpoint(checkpoint: str | Path) -> tuple[TaskSpec, Any, TorchRunner]:
-    """Spec, tokenizer and a torch runner from a self-describing checkpoint (safetensors weights only)."""
-    spec = read_spec(checkpoint)
+def set_threads(threads: int) -> None:
+    """Intra-op threads of torch in this process (a worker's share of the cores)."""
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def load_checkpoint(checkpoint: str | Path, spec: TaskSpec | None = None) -> tuple[TaskSpec, Any, TorchRunner]:
+    """Spec, tokenizer and a torch runner from a self-describing checkpoint (safetensors weights only);
+    ``spec``: the one the caller already read, so that task_spec.json is not read twice."""
+    spec = spec or read_spec(checkpoint)
     tokenizer = load_tokenizer(checkpoint, spec.model_type)
     model = model_class(spec.task).from_pretrained(str(checkpoint), use_safetensors=True)
     return spec, tokenizer, TorchRunner(model, family_for(spec.model_type).input_names())

@@ -143,8 +143,10 @@ def test_batch_transform_one_line_per_input_line_with_a_bad_line(tmp_path, archi
 
 def test_a_model_that_cannot_load_fails_ping_with_the_reason(tmp_path, archives):
     base = _single(tmp_path / "ml", archives["classif"].extracted)
-    weights = base / "model" / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[:1000])  # truncated weights
+    serving = json.loads((base / "model" / "serving.json").read_text())
+    # the file the runtime loads: an ONNX archive carries the graph, not the weights
+    weights = base / "model" / (serving["onnx_file"] or "model.safetensors")
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated
     server = Serve(base, SMTX_STARTUP_TIMEOUT="120")
     try:
         server.proc.wait(timeout=150)

@@ -1,0 +1,1 @@
+"""Start-up code for TorchServe workers (see sitecustomize.py); nothing here is imported by our packages."""
