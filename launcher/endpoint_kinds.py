@@ -110,9 +110,11 @@ class Asynchronous:
 
     @staticmethod
     def environment() -> dict[str, str]:
-        """Large payloads and a long timeout: as far as the container's contract allows today."""
-        payload, timeout = VARIABLES["max_payload_mb"], VARIABLES["ts_response_timeout_s"]
-        return {payload.name: payload.check(payload.high), timeout.name: timeout.check(
+        """Asynchronous serving (a line per input line, errors in place), the largest payload the contract takes
+        (SageMaker's async limit is 1 GB) and a long timeout."""
+        payload, timeout, mode = VARIABLES["max_payload_mb"], VARIABLES["ts_response_timeout_s"], \
+            VARIABLES["async_inference"]
+        return {mode.name: mode.check(True), payload.name: payload.check(payload.high), timeout.name: timeout.check(
             min(ASYNC_TIMEOUT_S, timeout.high or ASYNC_TIMEOUT_S))}
 
 

@@ -149,7 +149,8 @@ def test_async_deploy_then_invoke_async_uploads_waits_and_prints_the_answer(
         "ClientConfig": {"MaxConcurrentInvocationsPerInstance": 4}}
     assert config["KmsKeyId"] == "alias/smtx"  # ml.m5 has no local NVMe storage: its volume takes the key
     env = aws.sagemaker.describe_model(ModelName=name)["PrimaryContainer"]["Environment"]
-    assert env == {"SAGEMAKER_MAX_PAYLOAD_IN_MB": "100", "SAGEMAKER_TS_RESPONSE_TIMEOUT": "3600"}
+    assert env == {"SMTX_ASYNC_INFERENCE": "true", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "1024",
+                   "SAGEMAKER_TS_RESPONSE_TIMEOUT": "3600"}
 
     requests.post(ASYNC_RESULTS, json={"region": REGION, "results": [
         {"data": '{"pred": "positive"}\n'}, {"is_failure": True, "data": "record 1: no text"}]})
@@ -289,7 +290,7 @@ def test_env_values_of_the_containers_contract_are_checked_by_its_own_rules(
         aws: Clients, capsys: pytest.CaptureFixture[str]) -> None:
     status, _, err = _run(capsys, "deploy", "--model-data", ONNX, "--instance-type", "ml.m5.xlarge",
                           "--env", "SAGEMAKER_MAX_PAYLOAD_IN_MB=abc")
-    assert status == 2 and "SAGEMAKER_MAX_PAYLOAD_IN_MB='abc': expected an integer between 1 and 100" in err
+    assert status == 2 and "SAGEMAKER_MAX_PAYLOAD_IN_MB='abc': expected an integer between 1 and 1024" in err
     status, _, err = _run(capsys, "deploy", "--model-data", ONNX, "--serverless", "--memory-mb", "2048",
                           "--max-concurrency", "1", "--env", "SAGEMAKER_MODEL_SERVER_TIMEOUT=61")
     assert status == 2 and "SAGEMAKER_MODEL_SERVER_TIMEOUT='61': expected seconds in [1, 60]" in err
