@@ -103,7 +103,9 @@ def train_and_package(config, paths: TrainPaths, stop) -> None:
                        paths.keep_checkpoints)
         if result.output is None:  # another rank of a distributed run: rank 0 writes
             return
-        built = build(result.output, Path(tmp) / "archive", name="model", runtime=RuntimeOptions(data=paths.data_dir))
+        # the job's artifact is the only copy of the trained weights: keep them even where ONNX serves
+        built = build(result.output, Path(tmp) / "archive", name="model",
+                      runtime=RuntimeOptions(data=paths.data_dir, keep_weights=True))
         with StagedOutput(paths.model_dir) as staged:
             safe_extract(built.tarball, staged.path)
             for name in EXTRAS:

@@ -17,6 +17,7 @@ from handlers.environment import VARIABLES
 from handlers.errors import BadRequest, OutOfResources, PayloadTooLarge, RequestError, ServerError
 from runtimes.checkpoint import SERVING_FILE, check_checkpoint, check_output_width, onnx_file, read_serving
 from tasks.errors import RecordError
+from tasks.kinds import task_kind
 from tasks.predict import predict
 from tasks.records import Record, make_record
 from tasks.spec import TaskSpec
@@ -123,10 +124,11 @@ class InferenceService:
             raise BadRequest(raw.message, record=index)
         if not isinstance(raw, dict):
             raise BadRequest(f"a record must be a JSON object with 'text', got {type(raw).__name__}", record=index)
-        text = raw.get("text")
-        if isinstance(text, str) and len(text) > self.settings.max_text_chars:
-            raise PayloadTooLarge(f"text has {len(text)} characters; the limit is {self.settings.max_text_chars}",
-                                  record=index)
+        for name in task_kind(self.spec.task).inputs:  # text, and text_pair for a pair task
+            text = raw.get(name)
+            if isinstance(text, str) and len(text) > self.settings.max_text_chars:
+                raise PayloadTooLarge(f"{name} has {len(text)} characters; the limit is "
+                                      f"{self.settings.max_text_chars}", record=index)
         try:
             return make_record(self.spec.task, self.spec.use_bbox, raw)
         except RecordError as exc:

@@ -566,3 +566,13 @@ def test_settings_from_the_environment():
     assert settings_from_env({"SMTX_THREADS_PER_WORKER": "3"}).threads == 3
     assert settings_from_env({"SAGEMAKER_MODEL_SERVER_WORKERS": "64"}).threads == max(1, (os.cpu_count() or 1) // 64)
     assert settings_from_env({"SMTX_WORKER_MAX_RESPONSE_BYTES": "1000"}).max_response_bytes == 1000
+
+
+def test_the_text_limit_applies_to_every_text_a_task_reads(trained):
+    service = InferenceService(trained("pair-classif"), Settings(max_text_chars=20))
+    ok, long = "a short text", "w" * 21
+    responses = service.handle([Request(json_body([{"text": ok, "text_pair": long}]), {"content-type": JSON}),
+                                Request(json_body([{"text": ok, "text_pair": ok}]), {"content-type": JSON})])
+    assert [r.status for r in responses] == [413, 200]
+    assert json.loads(responses[0].body) == {"error": "record 0: text_pair has 21 characters; the limit is 20",
+                                             "record": 0}

@@ -189,8 +189,6 @@ def test_a_transform_that_wrote_nothing_says_so(aws: Clients, capsys, tmp_path: 
 
 # 8. labels that do not fit the task ------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="needs the label check in training/data.py (issue 12 item 8), which the "
-                                       "launcher calls but does not own; remove this mark when it lands")
 def test_ner_labels_are_refused_for_classif_before_upload(aws: Clients, capsys, tmp_path: Path) -> None:
     _bucket(aws)
     folder = shutil.copytree(EXAMPLES / "ner", tmp_path / "ner")

@@ -139,7 +139,7 @@ def test_an_empty_or_missing_text_pair_is_named_by_file_line_and_column(tmp_path
     assert _problems(_folder(tmp_path, dev=dev, test=test)) == [
         "dev.csv, line 3, column text_pair: text_pair is empty",
         "test.csv, line 2: has 2 tab-separated fields, expected 3 (text, text_pair, labels); "
-        "is there a tab inside the text?",
+        "is a column missing, or separated by spaces instead of a tab?",
     ]
 
 

@@ -1,12 +1,15 @@
 """training.data: reading and validating train/dev/test.csv, with every problem named by file, line and column."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from tasks.records import Record
 from training.data import MAX_PROBLEMS, DataError, Problem, load_dataset, sorted_labels
+
+ROOT = Path(__file__).resolve().parents[1]
 
 HEADER = "text\tlabels\n"
 CLASSIF_OK = HEADER + "good hotel\tpos\nbad meal\tneg\n"
@@ -123,7 +126,8 @@ def test_unicode_line_separators_inside_text_do_not_split_the_row(tmp_path):
     ("classif", "a tab\tinside\tpos",
      "train.csv, line 3: has 3 tab-separated fields, expected 2 (text, labels); is there a tab inside the text?"),
     ("classif", "no label column",
-     "train.csv, line 3: has 1 tab-separated fields, expected 2 (text, labels); is there a tab inside the text?"),
+     "train.csv, line 3: has 1 tab-separated fields, expected 2 (text, labels); "
+     "is a column missing, or separated by spaces instead of a tab?"),
 ])
 def test_row_problems(tmp_path, task, row, expected):
     first = {"ner": "Bob\tB-PER", "regression": "ok\t1", "classif": "ok\tpos",
@@ -285,3 +289,15 @@ def test_problem_string_forms():
     assert str(Problem("train.csv", None, "labels", "bad")) == "train.csv, column labels: bad"
     assert str(Problem("dev.csv", None, None, "bad")) == "dev.csv: bad"
     assert isinstance(DataError([]), ValueError)
+
+
+def test_ner_labels_loaded_for_classification_are_refused_naming_the_task(tmp_path):
+    # each tag sequence would become a class of its own and training would "succeed"
+    folder = shutil.copytree(ROOT / "examples" / "data" / "ner", tmp_path / "ner")
+    with pytest.raises(DataError) as info:
+        load_dataset(folder, "classif")
+    assert "train.csv, line 2, column labels: every row's labels look like ner labels, not classif labels; " \
+           "is the task right?" in str(info.value)
+    assert load_dataset(folder, "ner").labels[0] == "O"
+    classif = load_dataset(ROOT / "examples" / "data" / "classif", "classif")  # real classes are not mistaken
+    assert len(classif.labels) >= 2

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.errors import RecordError
-from tasks.kinds import TaskKind, task_kind
+from tasks.kinds import TASKS, TaskKind, task_kind
 from tasks.records import Record, make_record
 
 SPLITS = ("train", "dev", "test")
@@ -108,8 +108,10 @@ def _read_rows(path: Path, problems: _Collector, required: tuple[str, ...], opti
             continue  # blank lines (e.g. a trailing newline) carry nothing
         seen_rows += 1
         if len(values) != len(header):
+            hint = "is there a tab inside the text?" if len(values) > len(header) else \
+                "is a column missing, or separated by spaces instead of a tab?"
             problems.add(name, line, None, f"has {len(values)} tab-separated fields, expected {len(header)} "
-                                           f"({', '.join(header)}); is there a tab inside the text?")
+                                           f"({', '.join(header)}); {hint}")
             continue
         rows.append((line, dict(zip(header, values))))
     if not seen_rows:
@@ -178,9 +180,20 @@ def _read_split(folder: Path, split: str, task: str, use_bbox: bool, problems: _
         problems.add(path.name, None, None, f"is missing from {folder}")
         return []
     parsed = []
-    for line, values in _read_rows(path, problems, *_columns(task_kind(task), use_bbox)):
+    rows = _read_rows(path, problems, *_columns(task_kind(task), use_bbox))
+    for line, values in rows:
         try:
             parsed.append((line, make_record(task, use_bbox, values, values["labels"])))
         except RecordError as exc:
             problems.add(path.name, line, exc.field, exc.message)
+    _check_task_fits(path.name, task, rows, problems)
     return parsed
+
+
+def _check_task_fits(name: str, task: str, rows: list[tuple[int, dict[str, str]]], problems: _Collector) -> None:
+    """A file whose every row is unmistakably another task's (NER tags loaded as classif labels) is refused:
+    each tag sequence would otherwise become a class of its own, and training would succeed at nonsense."""
+    for other in TASKS.values():
+        if other.name != task and other.fits_row is not None and rows and all(other.fits_row(v) for _, v in rows):
+            problems.add(name, rows[0][0], "labels", f"every row's labels look like {other.name} labels, not "
+                                                     f"{task} labels; is the task right?")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from tasks.features import Feature, Target
 from tasks.fields import Label, Record
@@ -62,6 +62,9 @@ class TaskKind:
     #: after training: (spec, dev gold labels, dev predictions with every score) -> the spec serving uses
     #: (multilabel tunes its per-label thresholds); None: nothing to tune
     tune: Callable[["TaskSpec", Sequence[Any], Sequence[dict]], "TaskSpec"] | None = None
+    #: whether a training row (its columns by name) is unmistakably this task's, so that a file whose every row
+    #: fits it, loaded for another task, is refused as "is the task right?" (NER: one BIO tag per word)
+    fits_row: Callable[[Mapping[str, str]], bool] | None = None
     #: the model card: Hugging Face pipeline tag, the test plot to draw, one answer as users see it
     pipeline_tag: str = "text-classification"
     plot: str = "confusion_matrix"

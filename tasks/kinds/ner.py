@@ -1,7 +1,7 @@
 """``ner``: one BIO label per whitespace-separated word, answered per word and scored per word (seqeval)."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from tasks import decode, metrics
 from tasks.errors import RecordError
@@ -24,6 +24,12 @@ def check_label(record: Record) -> None:
         raise RecordError("labels", f"{n_labels} labels for {n_words} words; expected one BIO label per word")
 
 
+def fits_row(values: Mapping[str, str]) -> bool:
+    """One BIO tag per word: a whole file of such rows is NER data, whatever task it was loaded for."""
+    words, tags = split_words(values.get("text", "")), values.get("labels", "").split()
+    return len(tags) == len(words) > 0 and all(t == "O" or (t[:2] in ("B-", "I-") and len(t) > 2) for t in tags)
+
+
 def order_labels(names: set[str]) -> tuple[str, ...]:
     """``O`` first, then by entity type with B- before I-."""
     rest = sorted(n for n in names if n != "O")
@@ -41,7 +47,7 @@ KIND = TaskKind(
     parse_label=parse_label, label_names=list, target=target,
     encode=word_windows, decode=decode.decode_ner, score=metrics.score_ner,
     metric_names=("precision", "recall", "f1", "word_accuracy"), primary_metric="f1", greater_is_better=True,
-    implicit_labels=("O",), check_label=check_label, order_labels=order_labels,
+    implicit_labels=("O",), check_label=check_label, order_labels=order_labels, fits_row=fits_row,
     pipeline_tag="token-classification", plot="per_label_f1",
     example_answer='{"pred": ["B-PER", "I-PER", "O"], "proba": [0.98, 0.97, 0.99], "entities": [{"type": "PER", '
                    '"start_word": 0, "end_word": 1, "text": "Alice Martin", "score": 0.975}]}',
