@@ -40,7 +40,7 @@ demo: $(STAMP)
 
 train: $(STAMP)
 ifeq ($(strip $(DATA)$(TASK)),)
-	for task in ner classif multilabel-classif regression; do \
+	for task in $$($(PY) -c 'from tasks.kinds import TASKS; print(*TASKS)'); do \
 	  HF_HUB_OFFLINE=1 $(PY) -m training --data examples/data/$$task --out $(OUT)/models/$$task task_name=$$task \
 	    $(if $(MODEL),model_name=$(MODEL)) $(HPARAMS) || exit 1; done
 else

@@ -21,10 +21,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from tasks.kinds import TASKS as TASK_TABLE
+from tasks.kinds import task_kind
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 WORK = ROOT / "bench" / "work" / "gpu"
-TASKS = ("classif", "ner", "multilabel-classif", "regression")
+TASKS = tuple(TASK_TABLE)  # every task of the table
 #: fp16 autocast in training against fp32 CPU scoring of the same checkpoint is not what this compares: both
 #: sides score the same fp32 weights; what differs is the serving runtime (ONNX or torch) and its batching
 PROBA_TOLERANCE = 1e-4
@@ -95,7 +98,7 @@ def _compare(task: str, got: list[dict], expected: list[dict]) -> dict[str, Any]
     """Same labels (regression: values within the tolerance), and the largest probability gap."""
     gaps = [abs(a - b) for g, e in zip(got, expected) if "proba" in e for a, b in zip(_flat(g["proba"]),
                                                                                       _flat(e["proba"]))]
-    if task == "regression":
+    if not task_kind(task).has_labels:  # regression: the values themselves
         gaps += [abs(float(g["pred"]) - float(e["pred"])) for g, e in zip(got, expected)]
         same_labels = True
     else:
@@ -197,7 +200,7 @@ def gpu_rows(task: str, checkpoint: Path, n: int, peak: dict[str, float]) -> dic
 def _pipeline_row(task: str, checkpoint: Path, texts: list[str]) -> dict:
     from transformers import pipeline
 
-    kind = "token-classification" if task == "ner" else "text-classification"
+    kind = task_kind(task).pipeline_tag
     pipe = pipeline(kind, model=str(checkpoint), device=0)
     extra = {} if kind == "token-classification" else {"truncation": True}
     seconds = _best_seconds(lambda: pipe(texts, batch_size=32, **extra), repeats=1)

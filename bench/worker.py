@@ -16,6 +16,7 @@ import psutil
 
 from bench.stats import latency_summary
 from bench.texts import corpus
+from tasks.kinds import task_kind
 
 
 def _peak_rss_mb() -> float:
@@ -86,7 +87,7 @@ def pipeline_path(job: dict) -> dict:
     from transformers import pipeline
 
     torch.set_num_threads(job.get("threads", 2))
-    kind = "token-classification" if job["task"] == "ner" else "text-classification"
+    kind = task_kind(job["task"]).pipeline_tag
     pipe = pipeline(kind, model=job["model_dir"], device=-1)
     texts = corpus(job["n"], seed=job.get("seed", 0))
     # the token-classification pipeline takes no truncation argument (it windows long texts itself)

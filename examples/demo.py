@@ -20,13 +20,15 @@ from training.config import TrainConfig  # noqa: E402
 from training.logs import setup_logging  # noqa: E402
 from training.run import train  # noqa: E402
 
-#: model name -> (task, example folder, optimizer steps, a sample text)
+#: model name -> (task, example folder, optimizer steps, a sample request record)
 DEMO = {
-    "ner": ("ner", "ner", 120, "Maya Patel joined Globex in Toronto last year ."),
-    "classif": ("classif", "classif", 100, "Yesterday the striker scored twice in the second half ."),
+    "ner": ("ner", "ner", 120, {"text": "Maya Patel joined Globex in Toronto last year ."}),
+    "classif": ("classif", "classif", 100, {"text": "Yesterday the striker scored twice in the second half ."}),
     "multilabel": ("multilabel-classif", "multilabel-classif", 120,
-                   "Review : delivery was fast , and way too expensive ."),
-    "regression": ("regression", "regression", 120, "The concert was absolutely superb ."),
+                   {"text": "Review : delivery was fast , and way too expensive ."}),
+    "regression": ("regression", "regression", 120, {"text": "The concert was absolutely superb ."}),
+    "pair": ("pair-classif", "pair-classif", 120, {"text": "This morning revenue went up .",
+                                                   "text_pair": "quarterly revenue fell short of expectations ."}),
 }
 log = logging.getLogger("demo")
 
@@ -69,12 +71,13 @@ def main() -> int:
         for name in DEMO:
             server.wait_ready(name, timeout=300)
         print(f"TorchServe is serving {len(DEMO)} models on 127.0.0.1:{port} (log: {out / 'torchserve.log'})")
-        for name, (_, _, _, text) in DEMO.items():
+        for name, (_, _, _, record) in DEMO.items():
             url = f"{config.inference_address}/predictions/{name}"
-            payload = json.dumps({"data": [{"text": text}]}).encode()
+            payload = json.dumps({"data": [record]}).encode()
             print(f"\n$ curl {url} -H 'Content-Type: application/json' -d '{payload.decode()}'")
             print(post(url, payload, "application/json"))
-            lines = (json.dumps({"text": text}) + "\n" + json.dumps({"text": text.lower()}) + "\n").encode()
+            lowered = {k: v.lower() for k, v in record.items()}
+            lines = (json.dumps(record) + "\n" + json.dumps(lowered) + "\n").encode()
             print(f"$ curl {url} -H 'Content-Type: application/jsonlines' --data-binary <two lines>")
             print(post(url, lines, "application/jsonlines"), end="")
     finally:

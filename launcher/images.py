@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from launcher.errors import SettingError
+from tasks.families import FAMILIES
 
 GPU_FAMILIES = ("ml.g", "ml.p")
 _CPU_TAG = re.compile(r"(^|[-._])cpu($|[-._])")
@@ -66,11 +67,9 @@ def check_gpu_image(image: str, instance_type: str, configured_cpu: str | None =
             "such as ml.m5.xlarge"))
 
 
-#: ``per_device_train_batch_size`` / ``per_device_eval_batch_size`` for one 16 GB T4 (ml.g4dn.xlarge/2xlarge) at
-#: the default max length, per architecture. This belongs beside the other model-family quirks, as a
-#: ``default_gpu_batch_size`` field of ``tasks.families.Family``; the launcher keeps it because it imports no
-#: model code and reads the family from the model name.
-GPU_BATCH_SIZES: dict[str, int] = {"bert": 10, "distilbert": 10, "layoutlm": 10, "longformer": 1}
+#: ``per_device_train_batch_size`` / ``per_device_eval_batch_size`` on a GPU instance, per architecture: the
+#: family table's (tasks/families.py, pure: no model code is imported)
+GPU_BATCH_SIZES: dict[str, int] = {name: f.gpu_batch_size for name, f in FAMILIES.items() if f.gpu_batch_size}
 #: model name fragments -> family, most specific first (distilbert and roberta contain bert); the embedded
 #: MiniLM is a BERT; RoBERTa has no row in the table, so its batch sizes stay the training defaults
 _NAME_FAMILIES: tuple[tuple[str, str | None], ...] = (

@@ -27,6 +27,8 @@ class Family:
     #: "bert" patterns also cover DistilBERT and RoBERTa); None: it has no fusions for the family's attention or
     #: embeddings (LayoutLM's box embeddings, Longformer's sliding-window attention), which is exported unfused
     onnx_fusion: str | None
+    #: per-device batch size on one 16 GB GPU (ml.g4dn's T4) when the user gives none; None: the training defaults
+    gpu_batch_size: int | None = None
 
     def input_names(self) -> tuple[str, ...]:
         names = ["input_ids", "attention_mask"]
@@ -41,15 +43,15 @@ class Family:
 
 FAMILIES: dict[str, Family] = {
     "bert": Family(token_type_ids=True, add_prefix_space=False, global_attention_first=False, bbox=False,
-                   onnx_fusion="bert"),
+                   onnx_fusion="bert", gpu_batch_size=10),
     "distilbert": Family(token_type_ids=False, add_prefix_space=False, global_attention_first=False, bbox=False,
-                         onnx_fusion="bert"),
+                         onnx_fusion="bert", gpu_batch_size=10),
     "roberta": Family(token_type_ids=False, add_prefix_space=True, global_attention_first=False, bbox=False,
                       onnx_fusion="bert"),
     "longformer": Family(token_type_ids=False, add_prefix_space=True, global_attention_first=True, bbox=False,
-                         onnx_fusion=None),
+                         onnx_fusion=None, gpu_batch_size=1),
     "layoutlm": Family(token_type_ids=True, add_prefix_space=False, global_attention_first=False, bbox=True,
-                       onnx_fusion=None),
+                       onnx_fusion=None, gpu_batch_size=10),
 }
 
 #: the box given to special tokens; LayoutLM was pre-trained with these

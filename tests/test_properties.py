@@ -30,7 +30,7 @@ from handlers.errors import NotAcceptable, RequestError, UnsupportedMediaType
 from handlers.service import InferenceService, Request, Settings
 from tasks.batching import plan_batches
 from tasks.encode import Feature, encode
-from tasks.kinds import task_kind
+from tasks.kinds import TASKS, task_kind
 from tasks.predict import predict
 from tasks.records import Record, split_words
 from tasks.spec import TASK_SPEC_FILE, TaskSpec
@@ -40,7 +40,15 @@ PROPERTY = settings(max_examples=60, deadline=None, derandomize=True, database=N
 SMALL = settings(PROPERTY, max_examples=30)
 CALLER_STATUSES = {200, 400, 406, 413, 415}
 LABELS = {"ner": ("O", "B-PER", "I-PER", "B-LOC", "I-LOC"), "classif": ("business", "health", "sports"),
-          "multilabel-classif": ("delivery", "price", "quality"), "regression": ()}
+          "multilabel-classif": ("delivery", "price", "quality"), "regression": (),
+          "pair-classif": ("contradiction", "entailment", "neutral")}
+assert set(LABELS) == set(TASKS), "every task of the table is sampled here"
+
+
+def _record(task: str, text: str) -> Record:
+    """A record with every text the task reads (a pair task's second text: the words reversed)."""
+    pair = " ".join(reversed(text.split())) or text
+    return Record(text=text, text_pair=pair if "text_pair" in task_kind(task).inputs else None)
 #: small limits so that hypothesis reaches the 413 paths with small bodies
 LIMITS = Settings(max_records=6, max_text_chars=80)
 
@@ -305,7 +313,7 @@ def _check_predictions(spec: TaskSpec, records: list[Record], preds: list[dict])
             assert set(pred["pred"]) <= set(spec.labels)
             assert all(0.0 <= p <= 1.0 for p in pred["proba"])
             assert all(0 <= e["start_word"] <= e["end_word"] < n for e in pred["entities"])
-        elif spec.task == "classif":
+        elif spec.task in ("classif", "pair-classif"):
             assert pred["pred"] in spec.labels and 0.0 <= pred["proba"] <= 1.0
         elif spec.task == "multilabel-classif":
             assert set(pred["pred"]) <= set(spec.labels) and len(pred["pred"]) == len(pred["proba"])
@@ -321,7 +329,7 @@ def test_any_logits_over_any_window_layout_decode_to_one_prediction_per_record(t
                                                                                seed, scale):
     spec = TaskSpec(task=task, model_type="bert", labels=LABELS[task], max_seq_length=max_len,
                     stride=int(stride_share * ((max_len - 2) // 2)))
-    records = [Record(text=t) for t in texts]
+    records = [_record(task, t) for t in texts]
     features = encode(spec, tiny_tokenizer("bert"), records)
     rng = np.random.default_rng(seed)
     with np.errstate(over="ignore"):  # sigmoid of a large negative logit overflows to 0, as it should
@@ -363,7 +371,7 @@ def test_predict_with_any_micro_batching_gives_one_prediction_per_record(task, t
         shape = (n, length, width) if task_kind(task).head == "token" else (n, width)
         return np.random.default_rng(int(inputs["input_ids"].sum())).normal(size=shape)
 
-    records = [Record(text=t) for t in texts]
+    records = [_record(task, t) for t in texts]
     preds = predict(spec, tiny_tokenizer("bert"), runner, records, max_batch_size=batch, max_tokens=tokens)
     _check_predictions(spec, records, preds)
 
