@@ -27,9 +27,23 @@ from moto.sagemaker.models import sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemakerruntime.models import sagemakerruntime_backends
 
-from launcher.aws import TRAINING_LOG_GROUP
+from moto import mock_aws
+
+from launcher.aws import TRAINING_LOG_GROUP, AwsSettings, Clients
 
 Predict = Callable[[dict[str, Any], str | None], dict[str, Any]]
+
+
+@contextmanager
+def offline_account(monkeypatch: Any, tmp_path: Any, region: str) -> Iterator[Clients]:
+    """moto in-process on an empty account, with this machine's AWS settings kept out, and clients on it."""
+    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION"):
+        monkeypatch.delenv(var, raising=False)
+    for name, value in {"AWS_CONFIG_FILE": str(tmp_path / "no-config"), "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": region}.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        yield Clients(AwsSettings(region=region))
 
 
 @contextmanager

@@ -12,11 +12,11 @@ from typing import Iterator
 
 import pytest
 import requests
-from moto import mock_aws
 
-from launcher.aws import AwsSettings, Clients
+from launcher.aws import Clients
 from launcher.cli import main
 from launcher.invoke import read_records
+from moto_sagemaker import offline_account
 
 REGION = "eu-west-1"
 BUCKET = "smtx-defects"
@@ -35,13 +35,8 @@ MOTO_RESULTS = "http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Clients]:
     """moto in-process, an empty account (no bucket yet), and clients on it."""
-    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION"):
-        monkeypatch.delenv(var, raising=False)
-    for name, value in {"AWS_CONFIG_FILE": str(tmp_path / "no-config"), "AWS_ACCESS_KEY_ID": "testing",
-                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        yield Clients(AwsSettings(region=REGION))
+    with offline_account(monkeypatch, tmp_path, REGION) as clients:
+        yield clients
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

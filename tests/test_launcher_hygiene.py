@@ -9,16 +9,15 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from moto import mock_aws
 
-from launcher.aws import TRANSFORM_LOG_GROUP, AwsSettings, Clients
+from launcher.aws import TRANSFORM_LOG_GROUP, Clients
 from launcher.cli import main
 from launcher.deploy import ServingConfig, endpoint_config_request, model_request
 from launcher.errors import SettingError
 from launcher.images import default_batch_sizes, family_of, tagged_cpu
 from launcher.placement import Placement, has_local_storage
 from launcher.s3_cleanup import confirm
-from moto_sagemaker import accept_transform_stops, simulate_sagemaker, write_log_lines
+from moto_sagemaker import accept_transform_stops, offline_account, simulate_sagemaker, write_log_lines
 
 REGION = "eu-west-1"
 BUCKET = "smtx-hygiene"
@@ -35,13 +34,7 @@ KEY = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-5555555555
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Clients]:
-    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION"):
-        monkeypatch.delenv(var, raising=False)
-    for name, value in {"AWS_CONFIG_FILE": str(tmp_path / "no-config"), "AWS_ACCESS_KEY_ID": "testing",
-                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        clients = Clients(AwsSettings(region=REGION))
+    with offline_account(monkeypatch, tmp_path, REGION) as clients:
         clients.s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         clients.s3.put_object(Bucket=BUCKET, Key="models/model.tar.gz", Body=b"stand-in")
         simulate_sagemaker(REGION)

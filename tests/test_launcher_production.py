@@ -11,13 +11,12 @@ from typing import Iterator
 
 import pytest
 import requests
-from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sagemaker.models import sagemaker_backends
 
-from launcher.aws import AwsSettings, Clients
+from launcher.aws import Clients
 from launcher.cli import main
-from moto_sagemaker import UPDATE_FAILURES, accept_endpoint_updates
+from moto_sagemaker import UPDATE_FAILURES, accept_endpoint_updates, offline_account
 
 REGION = "eu-west-1"
 BUCKET = "smtx-production"
@@ -47,13 +46,7 @@ def _archive(runtime: str | None) -> bytes:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Clients]:
-    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION"):
-        monkeypatch.delenv(var, raising=False)
-    for name, value in {"AWS_CONFIG_FILE": str(tmp_path / "no-config"), "AWS_ACCESS_KEY_ID": "testing",
-                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        clients = Clients(AwsSettings(region=REGION))
+    with offline_account(monkeypatch, tmp_path, REGION) as clients:
         clients.s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         for uri, runtime in ((ONNX, "onnx"), (TORCH, "torch")):
             clients.s3.put_object(Bucket=BUCKET, Key=uri.split("/", 3)[3], Body=_archive(runtime))
