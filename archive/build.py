@@ -15,6 +15,8 @@ passes the parity gate (``archive/parity.py``), torch otherwise, with the reason
 An archive carries what it serves: where ONNX serves, the graph, ``config.json``, ``task_spec.json`` and the
 serving tokenizer (``runtimes.tokenizer``: transformers' tokenizer as it tokenized, for a worker without torch) --
 no safetensors weights and no other tokenizer files, unless ``keep_weights`` keeps them as a way back to torch.
+An archive that keeps the weights (torch serves, or ``keep_weights``) also carries ``parity_check.jsonl``: the
+check set a worker given a GPU runs at load to keep fp16 (``archive.parity.gpu_entry``, ``runtimes.device``).
 """
 from __future__ import annotations
 
@@ -163,24 +165,17 @@ def choose_runtime(checkpoint: Path, spec: TaskSpec, payload: Path, options: Run
     try:
         sets = check_sets(checkpoint, spec, options.data)
     except NoCheckData as exc:
-        if options.runtime == "torch":
-            serving = {"runtime": "torch", "onnx_file": None, "reason": ASKED_TORCH}
-        else:
-            serving = _torch(str(exc))
-            if options.quantize is not None:
-                raise QuantizationRefused(f"int8 quantization refused: it needs ONNX, which was not chosen: {exc}")
-        return {**serving, "gpu": gpu_entry(payload, True, None, str(exc))}
+        return {**_no_check_data(exc, options), "gpu": gpu_entry(payload, True, None, str(exc))}
     from runtimes.torch_runtime import load_checkpoint
 
     _, tokenizer, torch_runner = load_checkpoint(checkpoint, spec)
     probes = length_probes(spec, sets.test)
-    if options.runtime == "torch":  # no export: the reference answers are all that is computed
-        records = [*probes, *sets.test[:MAX_CHECK_RECORDS - len(probes)]]
-        reference = (records, run_check(spec, tokenizer, torch_runner, records))
+    # without an export, the check set's records are all torch needs to answer
+    records = [*probes, *(sets.test if options.runtime == "onnx" else sets.test[:MAX_CHECK_RECORDS])]
+    reference = (records, run_check(spec, tokenizer, torch_runner, records))
+    if options.runtime == "torch":
         return {"runtime": "torch", "onnx_file": None, "reason": ASKED_TORCH,
                 "gpu": gpu_entry(payload, True, reference)}
-    records = [*probes, *sets.test]
-    reference = (records, run_check(spec, tokenizer, torch_runner, records))
     with tempfile.TemporaryDirectory(prefix="smtx-onnx-") as work:
         fused = Path(work) / "exported.onnx"  # before ONNX Runtime's own optimisations: what int8 quantizes
         serving = _fp32_onnx(spec, tokenizer, torch_runner, reference, len(probes), fused, payload,
@@ -195,6 +190,15 @@ def choose_runtime(checkpoint: Path, spec: TaskSpec, payload: Path, options: Run
         _lean_payload(tokenizer, payload, options.keep_weights)
         serving["weights"] = "kept (--keep-weights)" if options.keep_weights else "dropped: ONNX serves"
     return {**serving, "gpu": gpu_entry(payload, weights, reference)}
+
+
+def _no_check_data(exc: NoCheckData, options: RuntimeOptions) -> dict[str, Any]:
+    """serving.json where nothing can be checked: torch (asked for, or because ONNX cannot be checked)."""
+    if options.runtime == "torch":
+        return {"runtime": "torch", "onnx_file": None, "reason": ASKED_TORCH}
+    if options.quantize is not None:
+        raise QuantizationRefused(f"int8 quantization refused: it needs ONNX, which was not chosen: {exc}")
+    return _torch(str(exc))
 
 
 def _lean_payload(tokenizer: Any, payload: Path, keep_weights: bool) -> None:

@@ -10,18 +10,17 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from handlers import codecs
 from handlers.environment import VARIABLES
 from handlers.errors import BadRequest, OutOfResources, PayloadTooLarge, RequestError, ServerError
-from runtimes.checkpoint import (SERVING_FILE, check_checkpoint, check_output_width, has_weights, onnx_file,
-                                  read_serving)
-from runtimes.device import ServePlan, batch_budget, choose, probe
+from runtimes.checkpoint import SERVING_FILE, check_checkpoint
+from runtimes.device import ServePlan, batch_budget
+from runtimes.load import load_runner
 from tasks.errors import RecordError
 from tasks.predict import predict
 from tasks.records import Record, make_record
-from tasks.spec import TaskSpec
 
 log = logging.getLogger(__name__)
 __all__ = ["SERVING_FILE", "InferenceService", "Request", "Response", "Settings", "for_device", "load_runner"]
@@ -74,65 +73,16 @@ class _Parsed:
     all_scores: list[bool]
 
 
-def load_runner(model_dir: Path, spec: TaskSpec, threads: int | None = None, gpu_id: int | None = None
-                ) -> tuple[Any, Callable, ServePlan]:
-    """Tokenizer, runner and the plan that says where and how they serve (``runtimes.device``), logged in one line.
-
-    ``gpu_id``: the GPU TorchServe assigned the worker (None: the CPU, as serving.json says; torch when absent).
-    The ONNX path imports tokenizers, onnxruntime and numpy only: never torch or transformers, which cost a worker
-    about half a gigabyte and seconds of start-up for a model it does not run (tests/test_lean_serving.py).
-    ``threads`` sets torch's intra-op threads only where torch serves (None: leave the process's setting).
-    """
-    serving = read_serving(model_dir)
-    plan = choose(serving, probe(gpu_id, has_weights(model_dir)))
-    if plan.runtime == "onnx":
-        tokenizer, runner = _load_onnx(model_dir, spec, serving, threads)
-    else:
-        tokenizer, runner, plan = _load_torch(model_dir, spec, serving, threads, plan)
-    log.info("%s", plan.describe())
-    return tokenizer, runner, plan
-
-
-def _load_onnx(model_dir: Path, spec: TaskSpec, serving: dict, threads: int | None) -> tuple[Any, Callable]:
-    graph = onnx_file(model_dir, serving)
-    assert graph is not None, "choose() picks onnx only where serving.json names a graph"
-    started = time.perf_counter()
-    from runtimes.onnx_runtime import OnnxRunner
-    from runtimes.tokenizer import load_serving_tokenizer
-
-    imported = time.perf_counter()
-    runner = OnnxRunner(graph, intra_op_threads=threads, optimized=serving.get("graph_optimization"))
-    check_output_width(runner.output_width, spec, graph)
-    session = time.perf_counter()
-    tokenizer = load_serving_tokenizer(model_dir, spec.model_type)
-    # the cold-start benchmark (bench/cold_start.py) reads these figures from the log
-    log.info("load steps: imports %.3f s, session %.3f s, tokenizer %.3f s", imported - started,
-             session - imported, time.perf_counter() - session)
-    return tokenizer, runner
-
-
-def _load_torch(model_dir: Path, spec: TaskSpec, serving: dict, threads: int | None, plan: ServePlan
-                ) -> tuple[Any, Callable, ServePlan]:
-    started = time.perf_counter()
-    from runtimes.torch_runtime import load_checkpoint, place, set_threads
-
-    if threads is not None:
-        set_threads(threads)
-    _, tokenizer, runner = load_checkpoint(model_dir, spec)
-    log.info("load steps: imports and model %.3f s", time.perf_counter() - started)
-    if plan.device != "cpu":
-        runner, plan = place(model_dir, spec, serving, tokenizer, runner, plan)
-    return tokenizer, runner, plan
-
-
 def for_device(settings: Settings, plan: ServePlan) -> Settings:
     """``settings`` with the device's micro-batch budget (``runtimes.device.batch_budget``: on a GPU, bounded by
     tokens rather than records) wherever the environment did not name the value itself (``settings.named``)."""
     budget = batch_budget(plan)
     if budget is None:
         return settings
-    values = dict(zip(("max_batch_size", "max_tokens"), budget))
-    return replace(settings, **{k: v for k, v in values.items() if k not in settings.named})
+    size, tokens = budget
+    named = settings.named
+    return replace(settings, max_batch_size=settings.max_batch_size if "max_batch_size" in named else size,
+                   max_tokens=settings.max_tokens if "max_tokens" in named else tokens)
 
 
 class InferenceService:

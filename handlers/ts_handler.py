@@ -51,8 +51,8 @@ def batch_fields_named(env: Mapping[str, str]) -> frozenset[str]:
     """The micro-batch ``Settings`` fields the environment named: they win over the device's own budget
     (``handlers.service.for_device``)."""
     named = ServeConfig.from_env(env).named
-    return frozenset(field for field, var in (("max_batch_size", "micro_batch_size"), ("max_tokens", "max_batch_tokens"))
-                     if VARIABLES[var].name in named)
+    fields = (("max_batch_size", "micro_batch_size"), ("max_tokens", "max_batch_tokens"))
+    return frozenset(field for field, var in fields if VARIABLES[var].name in named)
 
 
 def check_allowed(model_dir: str, allowed_root: str | None) -> None:
@@ -83,7 +83,7 @@ def initialize(context) -> None:
     try:
         settings = replace(settings_from_env(env), named=batch_fields_named(env))
         # before any runtime is imported: torch (and OpenMP) read it once; torch's own threads are set where torch
-        # serves (handlers.service.load_runner), so an ONNX worker never imports torch
+        # serves (runtimes.load.load_runner), so an ONNX worker never imports torch
         os.environ.setdefault("OMP_NUM_THREADS", str(settings.threads))
         check_allowed(model_dir, worker.allowed_root)
         _service = InferenceService(model_dir, settings, gpu_id=None if gpu_id is None else int(gpu_id))

@@ -62,7 +62,7 @@ def test_an_archive_without_the_check_set_still_loads_on_the_cpu(archived, copy)
 
 
 def test_a_worker_given_a_gpu_torch_cannot_see_serves_on_the_cpu_as_today(archived, caplog):
-    caplog.set_level("INFO", logger="handlers.service")
+    caplog.set_level("INFO", logger="runtimes.load")
     service = InferenceService(archived[1], gpu_id=0)
     if service.serving["device"] != "cpu":
         pytest.skip("a CUDA device is visible: the GPU path is make gpu-check's")
