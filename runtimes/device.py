@@ -18,7 +18,8 @@ from typing import Any
 #: fp16 is kept where labels are equal and every probability (regression: the value) is within this of fp32.
 #: Chosen, not measured: fp16 keeps ~3 significant digits, and softmax outputs of a BERT-size model in fp16 are
 #: expected within ~1e-3 of fp32; 1e-2 leaves room without letting a changed label through (labels must be
-#: equal). Unmeasured until a GPU run (make gpu-check); the archive records the value it was built with.
+#: equal). Regression compares the predicted value itself, in the target's units, against the same bound.
+#: Unmeasured until a GPU run (make gpu-check); the archive records the value it was built with.
 FP16_TOLERANCE = 1e-2
 #: fp16 pays only with tensor cores (compute capability 7.0, Volta, and newer: T4 is 7.5); below, fp32 serves
 FP16_CAPABILITY = (7, 0)
