@@ -15,6 +15,8 @@ passes the parity gate (``archive/parity.py``), torch otherwise, with the reason
 An archive carries what it serves: where ONNX serves, the graph, ``config.json``, ``task_spec.json`` and the
 serving tokenizer (``runtimes.tokenizer``: transformers' tokenizer as it tokenized, for a worker without torch) --
 no safetensors weights and no other tokenizer files, unless ``keep_weights`` keeps them as a way back to torch.
+An archive that keeps the weights (torch serves, or ``keep_weights``) also carries ``parity_check.jsonl``: the
+check set a worker given a GPU runs at load to keep fp16 (``archive.parity.gpu_entry``, ``runtimes.device``).
 """
 from __future__ import annotations
 
@@ -35,9 +37,10 @@ from typing import Any
 from archive.checks import check_checkpoint
 from runtimes.checkpoint import SERVING_FILE
 from runtimes.onnx_runtime import SAVED_OPTIMIZATION, OnnxRunner, save_optimized
+from runtimes.parity import MAX_CHECK_RECORDS
 from runtimes.tokenizer import write_serving_tokenizer
 from archive.onnx_export import export_onnx, first_line
-from archive.parity import CheckSets, NoCheckData, check_sets, length_probes, parity, run_check
+from archive.parity import NoCheckData, check_sets, gpu_entry, length_probes, parity, run_check
 from archive.quantize import QuantizationRefused, quantization_gate, quantize_int8, refusal
 from tasks.spec import TaskSpec
 
@@ -54,6 +57,7 @@ ONNX_FILE, INT8_FILE = "model.onnx", "model.int8.onnx"
 TORCH_ONLY = ("*.safetensors", "vocab.txt", "vocab.json", "merges.txt", "tokenizer_config.json",
               "special_tokens_map.json", "added_tokens.json")
 RUNTIMES = ("onnx", "torch")
+ASKED_TORCH = "runtime 'torch' was asked for (--runtime torch)"
 QUANTIZATIONS = (None, "int8")
 
 
@@ -154,32 +158,47 @@ def _torch(reason: str, **figures: Any) -> dict[str, Any]:
 def choose_runtime(checkpoint: Path, spec: TaskSpec, payload: Path, options: RuntimeOptions) -> dict[str, Any]:
     """Export to ``payload`` and keep ONNX where it passes the gates; the dict that becomes serving.json.
 
+    Its ``gpu`` entry (``archive.parity.gpu_entry``) says what a GPU worker does, and the check set it runs at
+    load (``parity_check.jsonl``) is written wherever the archive keeps torch's weights.
     Raises QuantizationRefused when int8 was asked for and cannot be served (gate missed, or no ONNX at all).
     """
-    if options.runtime == "torch":
-        return {"runtime": "torch", "onnx_file": None, "reason": "runtime 'torch' was asked for (--runtime torch)"}
     try:
         sets = check_sets(checkpoint, spec, options.data)
     except NoCheckData as exc:
-        serving = _torch(str(exc))
-        if options.quantize is not None:
-            raise QuantizationRefused(f"int8 quantization refused: it needs ONNX, which was not chosen: {exc}")
-        return serving
+        return {**_no_check_data(exc, options), "gpu": gpu_entry(payload, True, None, str(exc))}
     from runtimes.torch_runtime import load_checkpoint
 
     _, tokenizer, torch_runner = load_checkpoint(checkpoint, spec)
+    probes = length_probes(spec, sets.test)
+    # without an export, the check set's records are all torch needs to answer
+    records = [*probes, *(sets.test if options.runtime == "onnx" else sets.test[:MAX_CHECK_RECORDS])]
+    reference = (records, run_check(spec, tokenizer, torch_runner, records))
+    if options.runtime == "torch":
+        return {"runtime": "torch", "onnx_file": None, "reason": ASKED_TORCH,
+                "gpu": gpu_entry(payload, True, reference)}
     with tempfile.TemporaryDirectory(prefix="smtx-onnx-") as work:
         fused = Path(work) / "exported.onnx"  # before ONNX Runtime's own optimisations: what int8 quantizes
-        serving = _fp32_onnx(spec, tokenizer, torch_runner, sets, fused, payload, options.parity_tolerance)
+        serving = _fp32_onnx(spec, tokenizer, torch_runner, reference, len(probes), fused, payload,
+                             options.parity_tolerance)
         if options.quantize is not None:
             if serving["runtime"] != "onnx":
                 raise QuantizationRefused(f"int8 quantization refused: it needs ONNX, which was not chosen: "
                                           f"{serving['reason']}")
             serving = _quantized(spec, tokenizer, sets.dev, fused, payload, serving, options.quantize_tolerance)
+    weights = serving["runtime"] == "torch" or options.keep_weights
     if serving["runtime"] == "onnx":
         _lean_payload(tokenizer, payload, options.keep_weights)
         serving["weights"] = "kept (--keep-weights)" if options.keep_weights else "dropped: ONNX serves"
-    return serving
+    return {**serving, "gpu": gpu_entry(payload, weights, reference)}
+
+
+def _no_check_data(exc: NoCheckData, options: RuntimeOptions) -> dict[str, Any]:
+    """serving.json where nothing can be checked: torch (asked for, or because ONNX cannot be checked)."""
+    if options.runtime == "torch":
+        return {"runtime": "torch", "onnx_file": None, "reason": ASKED_TORCH}
+    if options.quantize is not None:
+        raise QuantizationRefused(f"int8 quantization refused: it needs ONNX, which was not chosen: {exc}")
+    return _torch(str(exc))
 
 
 def _lean_payload(tokenizer: Any, payload: Path, keep_weights: bool) -> None:
@@ -191,22 +210,21 @@ def _lean_payload(tokenizer: Any, payload: Path, keep_weights: bool) -> None:
     write_serving_tokenizer(tokenizer, payload)
 
 
-def _fp32_onnx(spec: TaskSpec, tokenizer: Any, torch_runner: Any, sets: CheckSets, exported: Path, payload: Path,
-               tolerance: float) -> dict[str, Any]:
-    """ONNX in ``payload`` if it answers what torch answers on ``sets.test`` and the length probes; else torch."""
-    probes = length_probes(spec, sets.test)
-    records = [*sets.test, *probes]
-    expected = run_check(spec, tokenizer, torch_runner, records)
+def _fp32_onnx(spec: TaskSpec, tokenizer: Any, torch_runner: Any, reference: tuple[list, list[dict]], probes: int,
+               exported: Path, payload: Path, tolerance: float) -> dict[str, Any]:
+    """ONNX in ``payload`` if it answers what torch answered (``reference``: the length probes, then the test
+    records, with torch's answers); else torch."""
+    records, expected = reference
     onnx_path = payload / ONNX_FILE
     try:
-        graph = export_onnx(torch_runner.model, spec, tokenizer, probes, exported)
+        graph = export_onnx(torch_runner.model, spec, tokenizer, records[:probes], exported)
         optimized = save_optimized(exported, onnx_path)
         got = run_check(spec, tokenizer, OnnxRunner(onnx_path, optimized=optimized), records)
     except Exception as exc:  # noqa: BLE001 -- any export or run failure means "serve torch", with its reason
         log.debug("ONNX export or run failed", exc_info=True)
         onnx_path.unlink(missing_ok=True)
         return _torch(f"ONNX export or run failed: {first_line(exc)}")
-    figures = {**parity(spec, expected, got, tolerance), "length_probes": len(probes)}
+    figures = {**parity(spec, expected, got, tolerance), "length_probes": probes}
     if not figures["passed"]:
         onnx_path.unlink()
         return _torch(f"ONNX differs from torch on the test set: label agreement {figures['label_agreement']:.2%}, "
@@ -214,7 +232,7 @@ def _fp32_onnx(spec: TaskSpec, tokenizer: Any, torch_runner: Any, sets: CheckSet
                       graph=graph)
     return {"runtime": "onnx", "onnx_file": ONNX_FILE, "graph_optimization": optimized, "parity": figures,
             "graph": graph,
-            "reason": f"ONNX answers what torch answers on {len(sets.test)} test records and {len(probes)} length "
+            "reason": f"ONNX answers what torch answers on {len(records) - probes} test records and {probes} length "
                       f"probes: same labels, max difference {figures['max_abs_diff']:.2e} (tolerance {tolerance:g})"}
 
 

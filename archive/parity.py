@@ -10,23 +10,26 @@ The test set is the checkpoint's ``test_predictions.jsonl`` (texts only), or ``t
 given; LayoutLM-style models need the boxes, so without ``--data`` they stay on torch. A few "length probes",
 built from the test words at 1 word, half and twice the maximum length, make the check cover short inputs, full
 windows and several batch widths, which a small test set may miss.
+
+The comparison itself (``parity``, ``run_check``) lives in ``runtimes.parity``, which ships in the archive: a
+worker given a GPU runs the same comparison on the check set ``make archive`` writes (fp16 against fp32).
 """
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from runtimes.device import FP16_TOLERANCE
+from runtimes.parity import CHECK_BATCH_SIZE, CHECK_FILE, parity, run_check, write_check_set
 from tasks.errors import RecordError
 from tasks.kinds import task_kind
-from tasks.predict import Runner, predict
 from tasks.records import Record, make_record, split_words
 from tasks.spec import TaskSpec
 
-#: micro-batches of the parity check: small, so that it sees several batch sizes and padded widths
-CHECK_BATCH_SIZE = 4
+__all__ = ["CHECK_BATCH_SIZE", "CheckSets", "NoCheckData", "check_sets", "gpu_entry", "length_probes", "parity",
+           "run_check"]
 
 
 class NoCheckData(ValueError):
@@ -89,31 +92,24 @@ def length_probes(spec: TaskSpec, records: Sequence[Record]) -> list[Record]:
     return probes
 
 
-# -- the gate -----------------------------------------------------------------------------------------------------
-def run_check(spec: TaskSpec, tokenizer: Any, runner: Runner, records: Sequence[Record]) -> list[dict]:
-    """Predictions with every class's score, through the serving path, in small micro-batches."""
-    return predict(spec, tokenizer, runner, records, all_scores=True, max_batch_size=CHECK_BATCH_SIZE)
+# -- the check set a GPU worker runs at load ----------------------------------------------------------------------
+def gpu_entry(payload: Path, weights: bool, reference: tuple[list[Record], list[dict]] | None,
+              missing: str = "") -> dict[str, Any]:
+    """serving.json's ``gpu`` entry, writing the check set (``reference``: records and torch's fp32 answers on the
+    CPU, length probes first so the cap keeps them) into ``payload`` where the archive keeps torch's weights.
 
-
-def _numbers(task: str, pred: dict) -> list[float]:
-    """Every probability of one prediction (the predicted value for a task without labels: regression)."""
-    if not task_kind(task).has_labels:
-        return [float(pred["pred"])]
-    scores = pred.get("scores")
-    rows = scores if isinstance(scores, list) else [scores]
-    return [p for row in rows if row for p in row.values()]
-
-
-def parity(spec: TaskSpec, expected: Sequence[dict], got: Sequence[dict], tolerance: float) -> dict[str, Any]:
-    """Figures of ``got`` (ONNX) against ``expected`` (torch): label agreement and the largest difference."""
-    regression = not task_kind(spec.task).has_labels  # a value, compared within tolerance, not a label
-    same, worst = 0, 0.0
-    for e, g in zip(expected, got):
-        a, b = _numbers(spec.task, e), _numbers(spec.task, g)
-        diff = max((abs(x - y) for x, y in zip(a, b)), default=0.0) if len(a) == len(b) else math.inf
-        worst = max(worst, diff)
-        same += (diff <= tolerance) if regression else (e["pred"] == g["pred"])
-    n = len(expected)
-    return {"records": n, "label_agreement": same / n if n else 1.0, "max_abs_diff": worst, "tolerance": tolerance,
-            "compared": "predicted values" if regression else "probabilities of every label",
-            "passed": n == len(got) and same == n and worst <= tolerance}
+    ``missing``: why there is no reference (no test data), where ``reference`` is None."""
+    if not weights:
+        return {"runtime": None, "reason": "the weights were dropped (ONNX serves): on a GPU host this archive "
+                "serves ONNX on the CPU; make archive --keep-weights keeps the way to the GPU"}
+    entry: dict[str, Any] = {
+        "runtime": "torch", "fp16_tolerance": FP16_TOLERANCE,
+        "note": "on a GPU torch serves (ONNX Runtime's CUDA provider is not used): fp16 where it passes the parity "
+                f"gate against {CHECK_FILE} on the serving GPU at load, fp32 otherwise"}
+    if reference is None:
+        return {**entry, "check_file": None, "check_records": 0,
+                "reason": f"no check set ({missing}): fp16 is never checked, so fp32 serves on a GPU"}
+    records, expected = reference
+    written = write_check_set(payload / CHECK_FILE, records, expected)
+    return {**entry, "check_file": CHECK_FILE, "check_records": written,
+            "reason": f"{written} records with torch's fp32 answers (CPU, archive time) for the load-time gate"}

@@ -13,16 +13,19 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
+from typing import Iterable, Mapping
 
 from entrypoints.gate import Gate, GateConfig
 from entrypoints.torchserve import TorchServe, TorchServeConfig, free_port
-from handlers.environment import ServeConfig, ServeConfigError, WorkerContext
+from handlers.environment import VARIABLES, ServeConfig, ServeConfigError, WorkerContext
 
 log = logging.getLogger("entrypoints.serve")
 MODEL_NAME = "model"
@@ -76,6 +79,31 @@ def model_view(model_dir: Path, store: Path, overrides: dict) -> Path:
     manifest.setdefault("model", {})["configFile"] = CONFIG_FILE
     (view / "MAR-INF" / "MANIFEST.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return view
+
+
+def visible_gpus(env: Mapping[str, str], devices: Iterable[str]) -> int:
+    """GPUs this container can use, without importing torch: the ``/dev/nvidiaN`` device files (``devices``: the
+    names in /dev), narrowed by ``CUDA_VISIBLE_DEVICES`` where set (CUDA reads its list up to the first invalid
+    entry; "" or "-1" hide every GPU)."""
+    count = sum(1 for name in devices if re.fullmatch(r"nvidia\d+", name))
+    listed = env.get("CUDA_VISIBLE_DEVICES")
+    if listed is None:
+        return count
+    valid = 0
+    for entry in listed.split(","):
+        entry = entry.strip()
+        if not (entry.isdigit() or entry.startswith(("GPU-", "MIG-"))):
+            break
+        valid += 1
+    return min(count, valid)
+
+
+def with_default_workers(config: ServeConfig, gpus: int) -> ServeConfig:
+    """One worker per visible GPU (TorchServe gives each its own ``gpu_id``), else one; an environment that names
+    SAGEMAKER_MODEL_SERVER_WORKERS keeps its value."""
+    if VARIABLES["workers"].name in config.named or gpus < 1:
+        return config
+    return replace(config, workers=min(gpus, VARIABLES["workers"].high or gpus))
 
 
 def check_model(config: ServeConfig) -> None:
@@ -195,14 +223,16 @@ def main(argv: list[str] | None = None) -> int:
     except ServeConfigError as exc:
         log.error("cannot serve: %s", exc)
         return 2
+    config = with_default_workers(config, visible_gpus(os.environ, os.listdir("/dev") if os.path.isdir("/dev") else []))
     if not config.multi_model:
         try:
             check_model(config)
         except (RuntimeError, ValueError) as exc:  # CheckpointError is a ValueError
             log.error("cannot serve: the model failed to load: %s", exc)
             return 1
-    log.info("serving on port %d: %s%s", config.port, "multi-model" if config.multi_model else "single model",
-             ", Batch Transform" if config.batch_transform else "")
+    log.info("serving on port %d: %s%s, %d worker(s) per model", config.port,
+             "multi-model" if config.multi_model else "single model",
+             ", Batch Transform" if config.batch_transform else "", config.workers)
     try:
         server = Server(config)
     except OSError as exc:

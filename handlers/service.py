@@ -8,22 +8,23 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from handlers import codecs
 from handlers.environment import VARIABLES
 from handlers.errors import BadRequest, OutOfResources, PayloadTooLarge, RequestError, ServerError
-from runtimes.checkpoint import SERVING_FILE, check_checkpoint, check_output_width, onnx_file, read_serving
+from runtimes.checkpoint import SERVING_FILE, check_checkpoint
+from runtimes.device import ServePlan, batch_budget
+from runtimes.load import load_runner
 from tasks.errors import RecordError
 from tasks.kinds import task_kind
 from tasks.predict import predict
 from tasks.records import Record, make_record
-from tasks.spec import TaskSpec
 
 log = logging.getLogger(__name__)
-__all__ = ["SERVING_FILE", "InferenceService", "Request", "Response", "Settings", "load_runner"]
+__all__ = ["SERVING_FILE", "InferenceService", "Request", "Response", "Settings", "for_device", "load_runner"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class Settings:
     #: records and characters sent to the model per slice of a server-side batch (see InferenceService._slices)
     stream_records: int = 4096
     stream_chars: int = 2_000_000
+    #: the fields above the environment named: the device's defaults (``for_device``) never replace them
+    named: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -71,48 +74,31 @@ class _Parsed:
     all_scores: list[bool]
 
 
-def load_runner(model_dir: Path, spec: TaskSpec, threads: int | None = None) -> tuple[Any, Callable, str]:
-    """Tokenizer, runner and runtime name as the archive's serving.json says (torch when absent).
-
-    The ONNX path imports tokenizers, onnxruntime and numpy only: never torch or transformers, which cost a worker
-    about half a gigabyte and seconds of start-up for a model it does not run (tests/test_lean_serving.py).
-    ``threads`` sets torch's intra-op threads only where torch serves (None: leave the process's setting).
-    """
-    serving = read_serving(model_dir)
-    graph = onnx_file(model_dir, serving)
-    if graph is not None:
-        started = time.perf_counter()
-        from runtimes.onnx_runtime import OnnxRunner
-        from runtimes.tokenizer import load_serving_tokenizer
-
-        imported = time.perf_counter()
-        runner = OnnxRunner(graph, intra_op_threads=threads, optimized=serving.get("graph_optimization"))
-        check_output_width(runner.output_width, spec, graph)
-        session = time.perf_counter()
-        tokenizer = load_serving_tokenizer(model_dir, spec.model_type)
-        # the cold-start benchmark (bench/cold_start.py) reads these figures from the log
-        log.info("load steps: imports %.3f s, session %.3f s, tokenizer %.3f s", imported - started,
-                 session - imported, time.perf_counter() - session)
-        return tokenizer, runner, "onnx"
-    started = time.perf_counter()
-    from runtimes.torch_runtime import load_checkpoint, set_threads
-
-    if threads is not None:
-        set_threads(threads)
-    _, tokenizer, runner = load_checkpoint(model_dir, spec)
-    log.info("load steps: imports and model %.3f s", time.perf_counter() - started)
-    return tokenizer, runner, "torch"
+def for_device(settings: Settings, plan: ServePlan) -> Settings:
+    """``settings`` with the device's micro-batch budget (``runtimes.device.batch_budget``: on a GPU, bounded by
+    tokens rather than records) wherever the environment did not name the value itself (``settings.named``)."""
+    budget = batch_budget(plan)
+    if budget is None:
+        return settings
+    size, tokens = budget
+    named = settings.named
+    return replace(settings, max_batch_size=settings.max_batch_size if "max_batch_size" in named else size,
+                   max_tokens=settings.max_tokens if "max_tokens" in named else tokens)
 
 
 class InferenceService:
-    def __init__(self, model_dir: str | Path, settings: Settings = Settings()) -> None:
+    def __init__(self, model_dir: str | Path, settings: Settings = Settings(), gpu_id: int | None = None) -> None:
+        """``gpu_id``: the GPU TorchServe assigned this worker (None: the CPU); ``runtimes.device`` decides the
+        rest once, here: ``serving`` says what serves, where, in which precision and why."""
         self.model_dir = Path(model_dir)
-        self.settings = settings
         # the same checks as make-archive and single-model serve: a multi-model load gets no other gate
         started = time.perf_counter()
         self.spec = check_checkpoint(self.model_dir)
         checked = time.perf_counter()
-        self.tokenizer, self.runner, self.runtime = load_runner(self.model_dir, self.spec, settings.threads)
+        self.tokenizer, self.runner, plan = load_runner(self.model_dir, self.spec, settings.threads, gpu_id)
+        self.runtime: str = plan.runtime
+        self.serving: dict[str, Any] = plan.to_dict()
+        self.settings = for_device(settings, plan)
         log.info("loaded %s model (%s, %d labels) on %s in %.3f s (checks %.3f s)", self.spec.task,
                  self.spec.model_type, len(self.spec.labels), self.runtime, time.perf_counter() - started,
                  checked - started)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from dataclasses import replace
 from typing import Mapping
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -46,6 +47,14 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
     )
 
 
+def batch_fields_named(env: Mapping[str, str]) -> frozenset[str]:
+    """The micro-batch ``Settings`` fields the environment named: they win over the device's own budget
+    (``handlers.service.for_device``)."""
+    named = ServeConfig.from_env(env).named
+    fields = (("max_batch_size", "micro_batch_size"), ("max_tokens", "max_batch_tokens"))
+    return frozenset(field for field, var in fields if VARIABLES[var].name in named)
+
+
 def check_allowed(model_dir: str, allowed_root: str | None) -> None:
     """Multi-model mode: models load only from under the directory SageMaker mounts them into."""
     if not allowed_root:
@@ -69,18 +78,22 @@ def initialize(context) -> None:
     env = dict(os.environ)
     _worker = worker = WorkerContext.from_env(env)
     model_dir = context.system_properties.get("model_dir")
+    # the GPU TorchServe assigned this worker (None on the CPU): the device is decided once, in the service
+    gpu_id = context.system_properties.get("gpu_id")
     try:
-        settings = settings_from_env(env)
+        settings = replace(settings_from_env(env), named=batch_fields_named(env))
         # before any runtime is imported: torch (and OpenMP) read it once; torch's own threads are set where torch
-        # serves (handlers.service.load_runner), so an ONNX worker never imports torch
+        # serves (runtimes.load.load_runner), so an ONNX worker never imports torch
         os.environ.setdefault("OMP_NUM_THREADS", str(settings.threads))
         check_allowed(model_dir, worker.allowed_root)
-        _service = InferenceService(model_dir, settings)
+        _service = InferenceService(model_dir, settings, gpu_id=None if gpu_id is None else int(gpu_id))
     except Exception as exc:
         log.error("model %s failed to load: %s", context.model_name, exc)
         _report_load_failure(worker, context.model_name, exc)
         raise
-    log.info("worker ready: %d thread(s), runtime %s", settings.threads, _service.runtime)
+    log.info("worker ready: %d thread(s), runtime %s on %s, micro-batches of at most %d records and %d tokens",
+             settings.threads, _service.runtime, _service.serving["device"], _service.settings.max_batch_size,
+             _service.settings.max_tokens)
 
 
 def _headers(context, idx: int) -> dict[str, str]:

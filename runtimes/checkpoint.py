@@ -62,6 +62,11 @@ def check_checkpoint(path: str | Path) -> TaskSpec:
     return spec
 
 
+def has_weights(path: Path) -> bool:
+    """Whether the directory carries safetensors weights: torch can serve it (on a GPU too)."""
+    return any(path.glob("*.safetensors"))
+
+
 def read_serving(path: Path) -> dict:
     """``serving.json`` of an archive ({} for a training checkpoint, which torch serves)."""
     file = path / SERVING_FILE

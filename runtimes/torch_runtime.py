@@ -1,4 +1,8 @@
-"""The torch runtime and the one place that turns a checkpoint directory into a tokenizer and a model."""
+"""The torch runtime and the one place that turns a checkpoint directory into a tokenizer and a model.
+
+The device is a parameter: ``TorchRunner`` runs where its model is, and ``place`` moves a loaded (CPU, fp32)
+model to the GPU a ``runtimes.device.ServePlan`` names, in the precision the load-time parity gate allows.
+"""
 from __future__ import annotations
 
 import json
@@ -7,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from runtimes.device import FP16_TOLERANCE, ServePlan, gate_precision
+from runtimes.parity import parity, read_check_set, run_check
 from tasks.families import family_for
 from tasks.kinds import task_kind
 from tasks.spec import TASK_SPEC_FILE, TaskSpec
@@ -31,21 +37,64 @@ def read_spec(checkpoint: str | Path) -> TaskSpec:
     return TaskSpec.from_dict(json.loads((Path(checkpoint) / TASK_SPEC_FILE).read_text(encoding="utf-8")))
 
 
-class TorchRunner:
-    """Runs a transformers model in inference mode on numpy inputs."""
+#: serving precisions -> torch dtype names (runtimes.device.ServePlan.precision)
+DTYPES = {"fp32": "float32", "fp16": "float16"}
 
-    def __init__(self, model: Any, input_names: tuple[str, ...]) -> None:
+
+class TorchRunner:
+    """Runs a transformers model in inference mode on numpy inputs, on ``device`` (where the model already is).
+
+    Inputs stay integers (ids, masks, boxes) and go to the device; logits come back as float32 numpy whatever
+    the model's precision, so decoding never sees fp16."""
+
+    def __init__(self, model: Any, input_names: tuple[str, ...], device: str = "cpu") -> None:
         import torch
 
         self._torch = torch
         self.model = model.eval()
         self.input_names = input_names
+        self.device = torch.device(device)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         torch = self._torch
-        inputs = {name: torch.from_numpy(batch[name]) for name in self.input_names}
+        # .to() of a tensor already on the device is the tensor itself: the CPU path copies nothing more than before
+        inputs = {name: torch.from_numpy(batch[name]).to(self.device) for name in self.input_names}
         with torch.inference_mode():
-            return self.model(**inputs).logits.float().numpy()
+            return self.model(**inputs).logits.float().cpu().numpy()
+
+
+def on_device(runner: TorchRunner, device: str, precision: str, keep: bool = False) -> TorchRunner:
+    """A runner of ``runner``'s model on ``device`` in ``precision`` ("fp32" or "fp16"); ``keep``: move a copy,
+    leaving ``runner`` as it was (the fp32 model to fall back to while fp16 is checked)."""
+    import copy
+
+    import torch
+
+    if precision not in DTYPES:
+        raise ValueError(f"precision={precision!r} is not valid; expected one of {list(DTYPES)}")
+    model = copy.deepcopy(runner.model) if keep else runner.model
+    model = model.to(device=torch.device(device), dtype=getattr(torch, DTYPES[precision]))
+    return TorchRunner(model, runner.input_names, device)
+
+
+def place(model_dir: Path, spec: TaskSpec, serving: dict, tokenizer: Any, runner: TorchRunner, plan: ServePlan
+          ) -> tuple[TorchRunner, ServePlan]:
+    """``runner``'s model on the plan's GPU: fp16 where it passes the parity gate against the archive's fp32
+    answers (``runtimes.parity``'s check set, run here on this device), fp32 otherwise; and the plan, gated."""
+    figures = None
+    candidate: TorchRunner | None = None
+    if plan.precision == "fp16":
+        check = read_check_set(model_dir, spec)
+        if check is not None:
+            records, expected = check
+            candidate = on_device(runner, plan.device, "fp16", keep=True)  # the fp32 model stays for a fallback
+            tolerance = float((serving.get("gpu") or {}).get("fp16_tolerance", FP16_TOLERANCE))
+            figures = parity(spec, expected, run_check(spec, tokenizer, candidate, records), tolerance)
+    plan = gate_precision(plan, figures)
+    if plan.precision == "fp16" and candidate is not None:
+        return candidate, plan
+    del candidate  # before the fp32 model takes its place in the GPU's memory
+    return on_device(runner, plan.device, "fp32"), plan
 
 
 def set_threads(threads: int) -> None:

@@ -152,6 +152,11 @@ def built(classif, tmp_path_factory):
                  runtime=TORCH)
 
 
+def without_gpu(serving: dict) -> dict:
+    """serving.json less its ``gpu`` entry (tests/test_gpu_check_set.py checks that one)."""
+    return {k: v for k, v in serving.items() if k != "gpu"}
+
+
 def zip_files(path: Path) -> dict[str, bytes]:
     with zipfile.ZipFile(path) as zf:
         return {info.filename: zf.read(info) for info in zf.infolist() if not info.is_dir()}
@@ -165,7 +170,7 @@ def tar_files(path: Path) -> dict[str, bytes]:
 def test_build_writes_both_archives_and_nothing_else(built):
     out = built.mar.parent
     assert built.mar == out / "Tiny-classif-v1.mar" and built.tarball == out / "model.tar.gz"
-    assert built.runtime == "torch" and built.serving == TORCH_SERVING
+    assert built.runtime == "torch" and without_gpu(built.serving) == TORCH_SERVING
     assert sorted(p.name for p in out.iterdir()) == ["Tiny-classif-v1.mar", "model.tar.gz"]
 
 
@@ -176,7 +181,7 @@ def test_the_mar_holds_manifest_config_code_and_serving_files(built, classif):
                                  "configFile": "model-config.yaml"}
     assert files["model-config.yaml"].decode() == ("batchSize: 4\nmaxBatchDelay: 0\nresponseTimeout: 120\n"
                                                    "startupTimeout: 300\n")
-    assert json.loads(files["serving.json"]) == TORCH_SERVING
+    assert without_gpu(json.loads(files["serving.json"])) == TORCH_SERVING
     assert not any(n.endswith(".onnx") for n in files)
     assert files["ts_handler.py"] == (ROOT / "handlers" / "ts_handler.py").read_bytes()
     for package in ("tasks", "runtimes", "handlers"):

@@ -16,6 +16,7 @@ from archive.build import Built, RuntimeOptions, build
 from handler_fixtures import trained  # noqa: F401
 from handlers.service import InferenceService, Request
 from runtimes.checkpoint import CheckpointError, check_checkpoint
+from runtimes.parity import CHECK_FILE
 from runtimes.tokenizer import SPECIAL_IDS_FILE, ServingTokenizer
 
 pytestmark = pytest.mark.slow  # trains a tiny model and exports it (seconds)
@@ -32,7 +33,7 @@ import ts_handler
 
 class Context:
     model_name = "lean"
-    system_properties = {"model_dir": sys.argv[1]}
+    system_properties = {"model_dir": sys.argv[1], "gpu_id": json.loads(sys.argv[3])}
     def __init__(self): self.types = {}
     def get_all_request_header(self, idx): return {"Content-Type": "application/json"}
     def set_response_content_type(self, idx, value): self.types[idx] = value
@@ -43,7 +44,7 @@ ts_handler.handle(None, context)
 out = ts_handler.handle([{"body": sys.argv[2].encode()}], context)
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers", "archive", "training"))
 print(json.dumps({"answer": json.loads(out[0]), "runtime": ts_handler._service.runtime, "heavy": heavy,
-                  "tokenizer": type(ts_handler._service.tokenizer).__name__}))
+                  "tokenizer": type(ts_handler._service.tokenizer).__name__, "serving": ts_handler._service.serving}))
 """
 
 
@@ -81,18 +82,26 @@ def test_an_onnx_archive_carries_the_graph_and_the_serving_tokenizer_only(lean):
     files = {p.name for p in extracted.iterdir() if p.is_file()}
     assert {"model.onnx", "tokenizer.json", SPECIAL_IDS_FILE, "config.json", "task_spec.json"} <= files
     assert not files & {"model.safetensors", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"}
+    # no weights, no GPU: no check set for the fp16 gate either, and serving.json says so
+    assert CHECK_FILE not in files and serving["gpu"]["runtime"] is None
+    assert "--keep-weights" in serving["gpu"]["reason"]
     assert (checkpoint / "model.safetensors").is_file()  # the checkpoint itself is untouched
     assert check_checkpoint(extracted) == check_checkpoint(checkpoint)
 
 
-def test_the_worker_imports_neither_torch_nor_transformers_and_answers_what_torch_answers(lean, tmp_path):
+@pytest.mark.parametrize("gpu_id", [None, 0])
+def test_the_worker_imports_neither_torch_nor_transformers_and_answers_what_torch_answers(lean, tmp_path, gpu_id):
+    """With or without a GPU assigned: an archive without weights serves ONNX on the CPU, and asks torch nothing."""
     checkpoint, extracted = lean
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-c", HANDLER_LOAD, str(extracted), BODY.decode()], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-c", HANDLER_LOAD, str(extracted), BODY.decode(), json.dumps(gpu_id)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["heavy"] == [] and result["runtime"] == "onnx" and result["tokenizer"] == "ServingTokenizer"
+    serving = result["serving"]
+    assert (serving["device"], serving["runtime"], serving["precision"]) == ("cpu", "onnx", "fp32")
+    assert ("no GPU" if gpu_id is None else "--keep-weights") in serving["reason"]
     expected = answer(checkpoint)  # the training checkpoint: torch and transformers' tokenizer
     got = result["answer"]["predictions"]
     assert [g["pred"] for g in got] == [e["pred"] for e in expected]
@@ -103,8 +112,10 @@ def test_keep_weights_keeps_the_way_back_to_torch(lean, tmp_path):
     checkpoint, _ = lean
     extracted = extract(build(checkpoint, tmp_path / "out", runtime=RuntimeOptions(keep_weights=True)),
                         tmp_path / "extracted")
-    assert json.loads((extracted / "serving.json").read_text())["weights"] == "kept (--keep-weights)"
-    for name in ("model.safetensors", "tokenizer_config.json", "model.onnx", SPECIAL_IDS_FILE):
+    serving = json.loads((extracted / "serving.json").read_text())
+    assert serving["weights"] == "kept (--keep-weights)"
+    assert serving["gpu"]["runtime"] == "torch" and serving["gpu"]["check_file"] == CHECK_FILE
+    for name in ("model.safetensors", "tokenizer_config.json", "model.onnx", SPECIAL_IDS_FILE, CHECK_FILE):
         assert (extracted / name).is_file(), name
     assert InferenceService(extracted).runtime == "onnx"
 
