@@ -15,7 +15,6 @@ import logging
 import os
 import shutil
 import signal
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -61,7 +60,7 @@ def model_view(model_dir: Path, store: Path, overrides: dict) -> Path:
     import yaml
 
     view = store / MODEL_NAME
-    for folder, dirs, files in os.walk(model_dir):
+    for folder, _dirs, files in os.walk(model_dir):
         rel = Path(folder).relative_to(model_dir)
         (view / rel).mkdir(parents=True, exist_ok=True)
         for name in files:

@@ -26,7 +26,8 @@ def media_type(header: str | None, default: str | None = JSON) -> str | None:
         return default
     base = header.split(";", 1)[0].strip().lower()
     if base not in MEDIA_TYPES:
-        raise UnsupportedMediaType(f"content type {base!r} is not supported; send one of {sorted(set(MEDIA_TYPES.values()))}")
+        supported = sorted(set(MEDIA_TYPES.values()))
+        raise UnsupportedMediaType(f"content type {base!r} is not supported; send one of {supported}")
     return MEDIA_TYPES[base]
 
 

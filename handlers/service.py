@@ -177,7 +177,7 @@ class InferenceService:
                                 max_batch_size=self.settings.max_batch_size, max_tokens=self.settings.max_tokens)
                 for (i, j), pred in zip(chunk, preds):
                     answers.put(i, j, pred)
-        except Exception as exc:  # noqa: BLE001 -- the model failing is our fault, never the caller's
+        except Exception as exc:  # broad on purpose: the model failing is our fault, never the caller's
             log.exception("prediction failed")
             failed: RequestError = OutOfResources("out of memory on this batch") if isinstance(exc, MemoryError) \
                 else ServerError("prediction failed; see the server log")

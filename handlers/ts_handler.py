@@ -18,8 +18,8 @@ if os.path.isdir(os.path.join(_HERE, "tasks")) and sys.path[:1] != [_HERE]:
     # inside an extracted archive: the archive's own code wins over anything installed in the environment
     sys.path.insert(0, _HERE)
 
-from handlers.environment import VARIABLES, ServeConfig, WorkerContext  # noqa: E402
-from handlers.service import InferenceService, Request, Settings  # noqa: E402
+from handlers.environment import VARIABLES, ServeConfig, WorkerContext  # noqa: E402 -- after the sys.path line
+from handlers.service import InferenceService, Request, Settings  # noqa: E402 -- after the sys.path line
 
 log = logging.getLogger(__name__)
 _service: InferenceService | None = None

@@ -7,12 +7,12 @@ parsing is each task's own (``tasks/kinds/``); this module knows nothing about t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from tasks.errors import RecordError
 
 Box = tuple[int, int, int, int]
-Label = Union[str, list[str], float]
+Label = str | list[str] | float
 
 
 @dataclass

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 
 def pair_features(spec: TaskSpec, tokenizer: Any, records: list[Record], target: Target | None) -> list[Feature]:
     """One feature per record: the two texts as one pair, truncated ``longest_first`` to ``max_seq_length``."""
-    enc = tokenizer([r.text for r in records], [check_text(r.text_pair, "text_pair") for r in records], truncation="longest_first",
-                    max_length=spec.max_seq_length, return_token_type_ids=True)
+    pairs = [check_text(r.text_pair, "text_pair") for r in records]
+    enc = tokenizer([r.text for r in records], pairs, truncation="longest_first", max_length=spec.max_seq_length,
+                    return_token_type_ids=True)
     return [Feature(record=i, input_ids=list(ids), token_type_ids=list(enc["token_type_ids"][i]),
                     labels=target(records[i].label) if target is not None and records[i].label is not None else None)
             for i, ids in enumerate(enc["input_ids"])]
