@@ -10,14 +10,14 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from handlers import codecs
 from handlers.environment import VARIABLES
 from handlers.errors import BadRequest, OutOfResources, PayloadTooLarge, RequestError, ServerError
 from runtimes.checkpoint import SERVING_FILE, check_checkpoint, check_output_width, onnx_file, read_serving
 from tasks.errors import RecordError
-from tasks.predict import predict
+from tasks.predict import Runner, predict
 from tasks.records import Record, make_record
 from tasks.spec import TaskSpec
 
@@ -70,7 +70,7 @@ class _Parsed:
     all_scores: list[bool]
 
 
-def load_runner(model_dir: Path, spec: TaskSpec, threads: int | None = None) -> tuple[Any, Callable, str]:
+def load_runner(model_dir: Path, spec: TaskSpec, threads: int | None = None) -> tuple[Any, Runner, str]:
     """Tokenizer, runner and runtime name as the archive's serving.json says (torch when absent).
 
     The ONNX path imports tokenizers, onnxruntime and numpy only: never torch or transformers, which cost a worker
@@ -98,9 +98,9 @@ def load_runner(model_dir: Path, spec: TaskSpec, threads: int | None = None) -> 
 
     if threads is not None:
         set_threads(threads)
-    _, tokenizer, runner = load_checkpoint(model_dir, spec)
+    _, tokenizer, torch_runner = load_checkpoint(model_dir, spec)
     log.info("load steps: imports and model %.3f s", time.perf_counter() - started)
-    return tokenizer, runner, "torch"
+    return tokenizer, torch_runner, "torch"
 
 
 class InferenceService:
@@ -140,7 +140,7 @@ class InferenceService:
             raise BadRequest("no records: send at least one {\"text\": ...}")
         if len(raws) > self.settings.max_records:
             raise PayloadTooLarge(f"{len(raws)} records; the limit is {self.settings.max_records} per request")
-        records: list[Record | RequestError] = []
+        records: list[Record | RequestError | object] = []
         for index, raw in enumerate(raws):
             try:
                 records.append(self._record(index, raw))
@@ -187,7 +187,8 @@ class InferenceService:
         return [self._respond(p if isinstance(p, RequestError) else answers.finish(i), requests[i])
                 for i, p in enumerate(parsed)]
 
-    def _slices(self, todo: list[tuple[int, int]], parsed: list) -> Iterator[list[tuple[int, int]]]:
+    def _slices(self, todo: list[tuple[int, int]], parsed: list[_Parsed | RequestError]
+                ) -> Iterator[list[tuple[int, int]]]:
         """The records in slices of at most ``stream_records`` records and ``stream_chars`` characters.
 
         The tokenizer's memory grows with the characters it is given (about 110 bytes a character for long texts,
@@ -196,7 +197,11 @@ class InferenceService:
         chunk: list[tuple[int, int]] = []
         chars = 0
         for i, j in todo:
-            size = sum(len(text) for text in parsed[i].records[j].inputs().values())
+            request = parsed[i]
+            assert isinstance(request, _Parsed)
+            record = request.records[j]
+            assert isinstance(record, Record)
+            size = sum(len(text) for text in record.inputs().values())
             if chunk and (len(chunk) >= self.settings.stream_records or chars + size > self.settings.stream_chars):
                 yield chunk
                 chunk, chars = [], 0
@@ -237,7 +242,7 @@ class _Answers:
         parsed.records[j] = _TAKEN
         return record
 
-    def put(self, i: int, j: int, pred: dict) -> None:
+    def put(self, i: int, j: int, pred: dict[str, Any]) -> None:
         parsed = self.parsed[i]
         assert isinstance(parsed, _Parsed)
         self._errors_before(i, j)
@@ -263,7 +268,7 @@ class _Answers:
                 self._add(i, record.body())
         self.written[i] = max(self.written[i], j)
 
-    def _add(self, i: int, item: dict) -> None:
+    def _add(self, i: int, item: dict[str, Any]) -> None:
         if i in self.broken:
             return
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Mapping
+from typing import Any, Mapping
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if os.path.isdir(os.path.join(_HERE, "tasks")) and sys.path[:1] != [_HERE]:
@@ -64,7 +64,7 @@ def _report_load_failure(worker: WorkerContext, model_name: str, exc: BaseExcept
             fh.write(f"{model_name}: {type(exc).__name__}: {exc}\n")
 
 
-def initialize(context) -> None:
+def initialize(context: Any) -> None:  # context: TorchServe's ts.context.Context
     global _service, _worker
     env = dict(os.environ)
     _worker = worker = WorkerContext.from_env(env)
@@ -83,7 +83,7 @@ def initialize(context) -> None:
     log.info("worker ready: %d thread(s), runtime %s", settings.threads, _service.runtime)
 
 
-def _headers(context, idx: int) -> dict[str, str]:
+def _headers(context: Any, idx: int) -> dict[str, str]:
     raw = context.get_all_request_header(idx) or {}
     headers = {str(k).lower(): v for k, v in raw.items() if isinstance(v, str)}
     for name in ("body", "data"):  # the parameter's own content type, when the request header is absent
@@ -105,12 +105,12 @@ class _Busy:
             open(self.path, "w").close()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.path and os.path.exists(self.path):
             os.remove(self.path)
 
 
-def handle(data, context):
+def handle(data: list[dict[str, Any]] | None, context: Any) -> list[bytes | bytearray] | None:
     if data is None:  # TorchServe's load-time call
         initialize(context)
         return None
@@ -118,13 +118,15 @@ def handle(data, context):
         return _handle(data, context)
 
 
-def _handle(data, context):
+def _handle(data: list[dict[str, Any]], context: Any) -> list[bytes | bytearray]:
+    if _service is None:  # TorchServe does not send batches to a worker whose load failed; say so if it ever does
+        raise RuntimeError("no model is loaded in this worker")
     requests = []
     for idx, item in enumerate(data):
         body = item.get("body") if item.get("body") is not None else item.get("data")
         requests.append(Request(body=body, headers=_headers(context, idx)))
     responses = _service.handle(requests)
-    out = []
+    out: list[bytes | bytearray] = []
     for idx, response in enumerate(responses):
         context.set_response_content_type(idx, response.content_type)
         if response.status != 200:

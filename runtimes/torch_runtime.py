@@ -45,7 +45,8 @@ class TorchRunner:
         torch = self._torch
         inputs = {name: torch.from_numpy(batch[name]) for name in self.input_names}
         with torch.inference_mode():
-            return self.model(**inputs).logits.float().numpy()
+            logits: np.ndarray = self.model(**inputs).logits.float().numpy()
+        return logits
 
 
 def set_threads(threads: int) -> None:

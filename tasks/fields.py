@@ -30,6 +30,13 @@ class Record:
         return {"text": self.text, **({"text_pair": self.text_pair} if self.text_pair is not None else {})}
 
 
+def label_list(label: Label) -> list[str]:
+    """A label that is a list of names (NER's tags, multilabel's classes): those tasks' parsers only make lists."""
+    if not isinstance(label, list):
+        raise TypeError(f"expected a list of label names, got {label!r}")
+    return list(label)
+
+
 def split_words(text: str) -> list[str]:
     """NER words: whitespace-separated tokens (the training files use single spaces)."""
     return text.split()

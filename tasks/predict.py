@@ -1,7 +1,7 @@
 """The one prediction path: encode -> micro-batch -> run -> decode. Training evaluation and serving call it."""
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -29,8 +29,8 @@ def run_features(spec: TaskSpec, runner: Runner, features: Sequence[Feature], pa
     return outputs  # type: ignore[return-value]
 
 
-def predict(spec: TaskSpec, tokenizer, runner: Runner, records: Sequence[Record], all_scores: bool = False,
-            max_batch_size: int = 32, max_tokens: int = 16384) -> list[dict]:
+def predict(spec: TaskSpec, tokenizer: Any, runner: Runner, records: Sequence[Record], all_scores: bool = False,
+            max_batch_size: int = 32, max_tokens: int = 16384) -> list[dict[str, Any]]:
     """One prediction per record, in order."""
     if not records:
         return []

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tasks import decode, metrics
-from tasks.features import Feature, Target
+from tasks.features import Feature, Target, target_of
 from tasks.fields import Record, check_text
 from tasks.kinds import classif
 from tasks.kinds.base import TaskKind
@@ -27,7 +27,7 @@ def pair_features(spec: TaskSpec, tokenizer: Any, records: list[Record], target:
     enc = tokenizer([r.text for r in records], pairs, truncation="longest_first", max_length=spec.max_seq_length,
                     return_token_type_ids=True)
     return [Feature(record=i, input_ids=list(ids), token_type_ids=list(enc["token_type_ids"][i]),
-                    labels=target(records[i].label) if target is not None and records[i].label is not None else None)
+                    labels=target_of(records[i], target))
             for i, ids in enumerate(enc["input_ids"])]
 
 
