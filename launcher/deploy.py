@@ -58,7 +58,7 @@ class ServingConfig:
     #: None for a serverless endpoint, which has no instances
     instance_type: str | None = "ml.g4dn.xlarge"
     instance_count: int = 1
-    #: TorchServe workers per model; None keeps the container's default, one (entrypoints/serve_config.py)
+    #: TorchServe workers per model; None keeps the container's default, one (handlers/environment.py)
     workers: int | None = None
     #: requests TorchServe batches together; None keeps the container's default
     batch_size: int | None = None
