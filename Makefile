@@ -23,7 +23,7 @@ MODEL_STORE ?= $(OUT)
 # make docker-build VARIANT=gpu: the CUDA image (smtx:gpu); cpu (smtx:cpu) is the default
 VARIANT ?= cpu
 
-.PHONY: venv demo train archive serve stop test test-fast docker-build bench soak quality gpu-check clean
+.PHONY: venv demo train archive serve stop lint test test-fast docker-build bench soak quality gpu-check clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,11 @@ serve: $(STAMP)
 
 stop:
 	-$(VENV)/bin/torchserve --stop
+
+# ruff over the whole tree, mypy --strict on tasks, runtimes and handlers (both configured in pyproject.toml)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 test: $(STAMP)
 	bash tests/run.sh

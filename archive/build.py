@@ -35,13 +35,13 @@ from pathlib import Path
 from typing import Any
 
 from archive.checks import check_checkpoint
+from archive.onnx_export import export_onnx, first_line
+from archive.parity import NoCheckData, check_sets, gpu_entry, length_probes, parity, run_check
+from archive.quantize import QuantizationRefused, quantization_gate, quantize_int8, refusal
 from runtimes.checkpoint import SERVING_FILE
 from runtimes.onnx_runtime import SAVED_OPTIMIZATION, OnnxRunner, save_optimized
 from runtimes.parity import MAX_CHECK_RECORDS
 from runtimes.tokenizer import write_serving_tokenizer
-from archive.onnx_export import export_onnx, first_line
-from archive.parity import NoCheckData, check_sets, gpu_entry, length_probes, parity, run_check
-from archive.quantize import QuantizationRefused, quantization_gate, quantize_int8, refusal
 from tasks.spec import TaskSpec
 
 log = logging.getLogger(__name__)
@@ -197,7 +197,8 @@ def _no_check_data(exc: NoCheckData, options: RuntimeOptions) -> dict[str, Any]:
     if options.runtime == "torch":
         return {"runtime": "torch", "onnx_file": None, "reason": ASKED_TORCH}
     if options.quantize is not None:
-        raise QuantizationRefused(f"int8 quantization refused: it needs ONNX, which was not chosen: {exc}")
+        raise QuantizationRefused(
+            f"int8 quantization refused: it needs ONNX, which was not chosen: {exc}") from exc
     return _torch(str(exc))
 
 
@@ -220,7 +221,7 @@ def _fp32_onnx(spec: TaskSpec, tokenizer: Any, torch_runner: Any, reference: tup
         graph = export_onnx(torch_runner.model, spec, tokenizer, records[:probes], exported)
         optimized = save_optimized(exported, onnx_path)
         got = run_check(spec, tokenizer, OnnxRunner(onnx_path, optimized=optimized), records)
-    except Exception as exc:  # noqa: BLE001 -- any export or run failure means "serve torch", with its reason
+    except Exception as exc:  # broad on purpose: any export or run failure means "serve torch", with its reason
         log.debug("ONNX export or run failed", exc_info=True)
         onnx_path.unlink(missing_ok=True)
         return _torch(f"ONNX export or run failed: {first_line(exc)}")

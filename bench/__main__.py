@@ -61,7 +61,8 @@ def prepare(task: str, quick: bool) -> dict[str, Path]:
     work = WORK / ("quick" if quick else "full") / task
     checkpoint = work / "checkpoint"
     if not checkpoint.is_dir():
-        config = TrainConfig.from_hyperparameters({"task_name": task, "max_steps": str(STEPS[task] // (4 if quick else 1)),
+        steps = STEPS[task] // (4 if quick else 1)
+        config = TrainConfig.from_hyperparameters({"task_name": task, "max_steps": str(steps),
                                                    "learning_rate": "1e-4", "max_seq_length": "256"})
         train(config, data, checkpoint)
     variants = {"torch": RuntimeOptions(runtime="torch"), "onnx": RuntimeOptions(data=data),
@@ -179,7 +180,8 @@ def main() -> int:
     steps = 8 if args.quick else 60
     for impl in ("ours", "plain"):
         label = f"training/{impl}"
-        results["runs"][label] = run_job({"label": label, "kind": "training", "impl": impl, "steps": steps, "batch": 16})
+        job = {"label": label, "kind": "training", "impl": impl, "steps": steps, "batch": 16}
+        results["runs"][label] = run_job(job)
     return _write(results, args.quick)
 
 

@@ -60,7 +60,8 @@ def markdown(results: dict) -> str:
         rows.append((f"{task}: sorted micro-batches / padded to max_seq_length (torch)",
                      _ratio(_rate(runs, f"{task}/direct/torch"), _rate(runs, f"{task}/padded/torch")), ""))
         direct = runs.get(f"{task}/latency-direct/onnx", runs.get(f"{task}/latency-direct/torch", {})).get("p50_ms")
-        served = runs.get(f"{task}/served/onnx", runs.get(f"{task}/served/torch", {})).get("latency_sequential", {}).get("p50_ms")
+        served_run = runs.get(f"{task}/served/onnx", runs.get(f"{task}/served/torch", {}))
+        served = served_run.get("latency_sequential", {}).get("p50_ms")
         rows.append((f"{task}: /invocations p50 overhead over the direct call",
                      f"{served - direct:.1f} ms" if served and direct else "n/a", "<= 5 ms"))
         ping = runs.get(f"{task}/served/onnx", runs.get(f"{task}/served/torch", {})).get("ping", {}).get("p50_ms")
@@ -78,7 +79,8 @@ def markdown(results: dict) -> str:
     lines = ["| ratio (same run) | measured | target |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     lines += ["", f"Best fp32 GEMM this run: {gemm:.0f} GFLOP/s" if gemm else "", "",
-              "| path | records/s | fraction of GEMM roof | p50 ms | p99 ms | peak RSS MB |", "|---|---|---|---|---|---|"]
+              "| path | records/s | fraction of GEMM roof | p50 ms | p99 ms | peak RSS MB |",
+              "|---|---|---|---|---|---|"]
     for label, result in runs.items():
         if "records_per_s" not in result:
             continue
@@ -88,8 +90,9 @@ def markdown(results: dict) -> str:
         fraction = f"{result['records_per_s'] * per_record / (gemm * 1e9):.0%}" if gemm and per_record else ""
         lat = result.get("latency_sequential", {})
         rss = result.get("worker_peak_rss_mb") or result.get("peak_rss_mb")
-        lines.append(f"| {label} | {result['records_per_s']:.1f} | {fraction} | {lat.get('p50_ms', float('nan')):.1f} | "
-                     f"{lat.get('p99_ms', float('nan')):.1f} | {rss or 0:.0f} |")
+        p50, p99 = lat.get("p50_ms", float("nan")), lat.get("p99_ms", float("nan"))
+        speed = result["records_per_s"]
+        lines.append(f"| {label} | {speed:.1f} | {fraction} | {p50:.1f} | {p99:.1f} | {rss or 0:.0f} |")
     for label in ("classif/latency-direct/torch", "classif/latency-direct/onnx", "training/ours", "training/plain"):
         if label in runs:
             lines.append(f"\n`{label}`: " + ", ".join(f"{k}={v:.2f}" for k, v in runs[label].items()

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _post(url: str, body: bytes, content_type: str) -> tuple[int, bytes]:
     req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type})
-    with urllib.request.urlopen(req, timeout=600) as resp:  # noqa: S310 -- our server on loopback
+    with urllib.request.urlopen(req, timeout=600) as resp:
         return resp.status, resp.read()
 
 
@@ -64,7 +64,8 @@ def throughput(job: dict) -> dict:
     config = TorchServeConfig(model_store=store, inference_address=f"http://127.0.0.1:{port}",
                               management_address=f"http://127.0.0.1:{free_port()}",
                               metrics_address=f"http://127.0.0.1:{free_port()}", load_models=[f"{name}={name}.mar"],
-                              workers=job.get("workers", 1), max_request_bytes=64 * 2**20, max_response_bytes=64 * 2**20)
+                              workers=job.get("workers", 1), max_request_bytes=64 * 2**20,
+                              max_response_bytes=64 * 2**20)
     env = {**os.environ, "SMTX_THREADS_PER_WORKER": str(job.get("threads", 2)),
            "SAGEMAKER_MODEL_SERVER_WORKERS": str(job.get("workers", 1)), "SMTX_MAX_RECORDS": "1000000"}
     server = TorchServe(config, work, env=env, stdout=open(work / "ts.log", "wb"))

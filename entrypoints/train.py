@@ -128,7 +128,6 @@ def main(argv: list[str] | None = None) -> int:
     from training.config import ConfigError, TrainConfig
     from training.data import DataError
     from training.outputs import OutputError
-    from training.run import train
 
     stop = StopRequest()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.request(
@@ -144,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         write_failure(paths.failure_file, str(exc))
         return 1
-    except Exception as exc:  # noqa: BLE001 -- the contract: any failure must leave its reason for SageMaker
+    except Exception as exc:  # broad on purpose: the contract: any failure must leave its reason for SageMaker
         log.exception("training failed")
         write_failure(paths.failure_file, f"{type(exc).__name__}: {exc}")
         return 1

@@ -14,11 +14,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from archive.build import RuntimeOptions, build  # noqa: E402
-from entrypoints.torchserve import TorchServe, TorchServeConfig  # noqa: E402
-from training.config import TrainConfig  # noqa: E402
-from training.logs import setup_logging  # noqa: E402
-from training.run import train  # noqa: E402
+from archive.build import RuntimeOptions, build  # noqa: E402 -- after the sys.path line
+from entrypoints.torchserve import TorchServe, TorchServeConfig  # noqa: E402 -- after the sys.path line
+from training.config import TrainConfig  # noqa: E402 -- after the sys.path line
+from training.logs import setup_logging  # noqa: E402 -- after the sys.path line
+from training.run import train  # noqa: E402 -- after the sys.path line
 
 #: model name -> (task, example folder, optimizer steps, a sample request record)
 DEMO = {
@@ -35,7 +35,7 @@ log = logging.getLogger("demo")
 
 def post(url: str, body: bytes, content_type: str) -> str:
     req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type})
-    with urllib.request.urlopen(req, timeout=120) as resp:  # noqa: S310 -- our own server on loopback
+    with urllib.request.urlopen(req, timeout=120) as resp:
         return resp.read().decode()
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, overload
 
 from handlers.errors import BadRequest, NotAcceptable, UnsupportedMediaType
 
@@ -20,13 +20,20 @@ MEDIA_TYPES = {JSON: JSON, "text/json": JSON, JSONLINES: JSONLINES, "application
 MAX_DEPTH = 64
 
 
+@overload
+def media_type(header: str | None) -> str: ...
+@overload
+def media_type(header: str | None, default: str | None) -> str | None: ...
+
+
 def media_type(header: str | None, default: str | None = JSON) -> str | None:
     """Canonical media type of a Content-Type header (None when absent and no default)."""
     if header is None or not header.strip():
         return default
     base = header.split(";", 1)[0].strip().lower()
     if base not in MEDIA_TYPES:
-        raise UnsupportedMediaType(f"content type {base!r} is not supported; send one of {sorted(set(MEDIA_TYPES.values()))}")
+        supported = sorted(set(MEDIA_TYPES.values()))
+        raise UnsupportedMediaType(f"content type {base!r} is not supported; send one of {supported}")
     return MEDIA_TYPES[base]
 
 
@@ -240,7 +247,7 @@ DECODERS: dict[str, Callable[[Any], list[Any]]] = {JSON: decode_json, JSONLINES:
 ENCODERS: dict[str, Callable[[list[Any], bool], bytes]] = {JSON: encode_json, JSONLINES: encode_jsonlines}
 
 
-def encode_error(error: dict, media: str, terminated: bool = True) -> bytes:
+def encode_error(error: dict[str, Any], media: str, terminated: bool = True) -> bytes:
     """An error body: a JSON object in either format (jsonlines: the one line, terminated as answers are)."""
     if media == JSONLINES:
         return encode_jsonlines([error], terminated)

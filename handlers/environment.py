@@ -181,10 +181,10 @@ class ServeConfig:
         """Threads per worker: as set, or the cores shared among the workers (oversubscribing collapses latency)."""
         return self.threads_per_worker or max(1, (cores or os.cpu_count() or 1) // self.workers)
 
-    def overrides(self) -> dict:
+    def overrides(self) -> dict[str, Any]:
         """Per-model settings from the environment, written over the archive's model-config.yaml (which TorchServe
         0.12 prefers to any server-wide setting): workers always, the others where the environment names them."""
-        values: dict = {"minWorkers": self.workers, "maxWorkers": self.workers}
+        values: dict[str, Any] = {"minWorkers": self.workers, "maxWorkers": self.workers}
         if self.batch_size is not None:
             values["batchSize"] = self.batch_size
         if self.max_batch_delay_ms is not None:

@@ -1,6 +1,8 @@
 """Typed request errors: each carries its HTTP status. 4xx only when the caller is at fault."""
 from __future__ import annotations
 
+from typing import Any
+
 
 class RequestError(Exception):
     status = 400
@@ -12,8 +14,8 @@ class RequestError(Exception):
         self.message = prefix + message
         self.record = record
 
-    def body(self) -> dict:
-        out: dict = {"error": self.message}
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"error": self.message}
         if self.record is not None:
             out["record"] = self.record
         return out

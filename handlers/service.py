@@ -20,7 +20,7 @@ from runtimes.device import ServePlan, batch_budget
 from runtimes.load import load_runner
 from tasks.errors import RecordError
 from tasks.kinds import task_kind
-from tasks.predict import predict
+from tasks.predict import Runner, predict
 from tasks.records import Record, make_record
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class InferenceService:
             raise BadRequest("no records: send at least one {\"text\": ...}")
         if len(raws) > self.settings.max_records:
             raise PayloadTooLarge(f"{len(raws)} records; the limit is {self.settings.max_records} per request")
-        records: list[Record | RequestError] = []
+        records: list[Record | RequestError | object] = []
         for index, raw in enumerate(raws):
             try:
                 records.append(self._record(index, raw))
@@ -165,7 +165,7 @@ class InferenceService:
                                 max_batch_size=self.settings.max_batch_size, max_tokens=self.settings.max_tokens)
                 for (i, j), pred in zip(chunk, preds):
                     answers.put(i, j, pred)
-        except Exception as exc:  # noqa: BLE001 -- the model failing is our fault, never the caller's
+        except Exception as exc:  # broad on purpose: the model failing is our fault, never the caller's
             log.exception("prediction failed")
             failed: RequestError = OutOfResources("out of memory on this batch") if isinstance(exc, MemoryError) \
                 else ServerError("prediction failed; see the server log")
@@ -175,7 +175,8 @@ class InferenceService:
         return [self._respond(p if isinstance(p, RequestError) else answers.finish(i), requests[i])
                 for i, p in enumerate(parsed)]
 
-    def _slices(self, todo: list[tuple[int, int]], parsed: list) -> Iterator[list[tuple[int, int]]]:
+    def _slices(self, todo: list[tuple[int, int]], parsed: list[_Parsed | RequestError]
+                ) -> Iterator[list[tuple[int, int]]]:
         """The records in slices of at most ``stream_records`` records and ``stream_chars`` characters.
 
         The tokenizer's memory grows with the characters it is given (about 110 bytes a character for long texts,
@@ -184,7 +185,11 @@ class InferenceService:
         chunk: list[tuple[int, int]] = []
         chars = 0
         for i, j in todo:
-            size = sum(len(text) for text in parsed[i].records[j].inputs().values())
+            request = parsed[i]
+            assert isinstance(request, _Parsed)
+            record = request.records[j]
+            assert isinstance(record, Record)
+            size = sum(len(text) for text in record.inputs().values())
             if chunk and (len(chunk) >= self.settings.stream_records or chars + size > self.settings.stream_chars):
                 yield chunk
                 chunk, chars = [], 0
@@ -225,7 +230,7 @@ class _Answers:
         parsed.records[j] = _TAKEN
         return record
 
-    def put(self, i: int, j: int, pred: dict) -> None:
+    def put(self, i: int, j: int, pred: dict[str, Any]) -> None:
         parsed = self.parsed[i]
         assert isinstance(parsed, _Parsed)
         self._errors_before(i, j)
@@ -251,7 +256,7 @@ class _Answers:
                 self._add(i, record.body())
         self.written[i] = max(self.written[i], j)
 
-    def _add(self, i: int, item: dict) -> None:
+    def _add(self, i: int, item: dict[str, Any]) -> None:
         if i in self.broken:
             return
         try:

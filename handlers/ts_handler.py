@@ -12,15 +12,15 @@ import logging
 import os
 import sys
 from dataclasses import replace
-from typing import Mapping
+from typing import Any, Mapping
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if os.path.isdir(os.path.join(_HERE, "tasks")) and sys.path[:1] != [_HERE]:
     # inside an extracted archive: the archive's own code wins over anything installed in the environment
     sys.path.insert(0, _HERE)
 
-from handlers.environment import VARIABLES, ServeConfig, WorkerContext  # noqa: E402
-from handlers.service import InferenceService, Request, Settings  # noqa: E402
+from handlers.environment import VARIABLES, ServeConfig, WorkerContext  # noqa: E402 -- after the sys.path line
+from handlers.service import InferenceService, Request, Settings  # noqa: E402 -- after the sys.path line
 
 log = logging.getLogger(__name__)
 _service: InferenceService | None = None
@@ -73,7 +73,7 @@ def _report_load_failure(worker: WorkerContext, model_name: str, exc: BaseExcept
             fh.write(f"{model_name}: {type(exc).__name__}: {exc}\n")
 
 
-def initialize(context) -> None:
+def initialize(context: Any) -> None:  # context: TorchServe's ts.context.Context
     global _service, _worker
     env = dict(os.environ)
     _worker = worker = WorkerContext.from_env(env)
@@ -96,7 +96,7 @@ def initialize(context) -> None:
              _service.settings.max_tokens)
 
 
-def _headers(context, idx: int) -> dict[str, str]:
+def _headers(context: Any, idx: int) -> dict[str, str]:
     raw = context.get_all_request_header(idx) or {}
     headers = {str(k).lower(): v for k, v in raw.items() if isinstance(v, str)}
     for name in ("body", "data"):  # the parameter's own content type, when the request header is absent
@@ -118,12 +118,12 @@ class _Busy:
             open(self.path, "w").close()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.path and os.path.exists(self.path):
             os.remove(self.path)
 
 
-def handle(data, context):
+def handle(data: list[dict[str, Any]] | None, context: Any) -> list[bytes | bytearray] | None:
     if data is None:  # TorchServe's load-time call
         initialize(context)
         return None
@@ -131,13 +131,15 @@ def handle(data, context):
         return _handle(data, context)
 
 
-def _handle(data, context):
+def _handle(data: list[dict[str, Any]], context: Any) -> list[bytes | bytearray]:
+    if _service is None:  # TorchServe does not send batches to a worker whose load failed; say so if it ever does
+        raise RuntimeError("no model is loaded in this worker")
     requests = []
     for idx, item in enumerate(data):
         body = item.get("body") if item.get("body") is not None else item.get("data")
         requests.append(Request(body=body, headers=_headers(context, idx)))
     responses = _service.handle(requests)
-    out = []
+    out: list[bytes | bytearray] = []
     for idx, response in enumerate(responses):
         context.set_response_content_type(idx, response.content_type)
         if response.status != 200:

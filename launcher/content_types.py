@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from launcher.errors import SettingError, ResponseError
+from launcher.errors import ResponseError, SettingError
 
 JSON = "application/json"
 JSONLINES = "application/jsonlines"

@@ -15,12 +15,17 @@ from typing import Any, Callable
 from handlers.environment import VARIABLES, ServeConfigError
 from launcher.aws import Clients
 from launcher.checks import check_image, check_instances, check_role
-from launcher.endpoint_kinds import (SERVERLESS_PAYLOAD_MB, SERVERLESS_TIMEOUT_S, Asynchronous, Serverless,
-                                     archive_runtime)
+from launcher.endpoint_kinds import (
+    SERVERLESS_PAYLOAD_MB,
+    SERVERLESS_TIMEOUT_S,
+    Asynchronous,
+    Serverless,
+    archive_runtime,
+)
 from launcher.errors import SettingError, require
 from launcher.images import check_gpu_image
-from launcher.placement import Placement
 from launcher.names import NAME_PATTERN, unique_name
+from launcher.placement import Placement
 from launcher.s3 import S3Uri
 from launcher.training import model_artifact
 from launcher.waiting import Poller, wait_for_status
@@ -53,7 +58,7 @@ class ServingConfig:
     #: None for a serverless endpoint, which has no instances
     instance_type: str | None = "ml.g4dn.xlarge"
     instance_count: int = 1
-    #: TorchServe workers per model; None keeps the container's default, one (entrypoints/serve_config.py)
+    #: TorchServe workers per model; None keeps the container's default, one (handlers/environment.py)
     workers: int | None = None
     #: requests TorchServe batches together; None keeps the container's default
     batch_size: int | None = None

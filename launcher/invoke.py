@@ -9,7 +9,7 @@ from typing import Any, Callable
 from launcher.aws import Clients
 from launcher.checks import existing_file
 from launcher.content_types import codec, media_type
-from launcher.errors import SettingError, ResponseError
+from launcher.errors import ResponseError, SettingError
 
 log = logging.getLogger(__name__)
 

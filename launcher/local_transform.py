@@ -2,9 +2,10 @@
 
 The input jsonlines file is cut into payloads of at most MaxPayloadInMB (a record larger than that is reported,
 not sent) and answers are assembled as under ``AssembleWith=Line``: each response body as it is, then a newline --
-so an answer that ends with its own newline is refused here as it would leave a blank line there. Payloads go out with bounded concurrency, and answers are written back by line in input order. A
-failed request does not stop the run: its records get ``{"error": ...}`` lines, so the output still has one
-line per input line, and the summary (and the exit status of the command) says what failed.
+so an answer that ends with its own newline is refused here as it would leave a blank line there. Payloads go out
+with bounded concurrency, and answers are written back by line in input order. A failed request does not stop the
+run: its records get ``{"error": ...}`` lines, so the output still has one line per input line, and the summary (and
+the exit status of the command) says what failed.
 """
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ from requests.adapters import HTTPAdapter
 from tqdm import tqdm
 
 from launcher.batches import BYTES_PER_MB, Batch, ErrorLine, Oversized, error_lines, read_lines, split_batches
-from launcher.content_types import JSONLINES
 from launcher.checks import writable_path
+from launcher.content_types import JSONLINES
 from launcher.errors import ServerUnreachable, require
 
 log = logging.getLogger(__name__)

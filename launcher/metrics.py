@@ -9,8 +9,8 @@ import re
 
 from launcher.errors import require
 from tasks.kinds import TASKS
-from training.metric_lines import SPLITS, format_metric, logged_metric_names, metric_regex as _regex
-from training.metric_lines import parse_metric_lines
+from training.metric_lines import SPLITS, format_metric, logged_metric_names, parse_metric_lines
+from training.metric_lines import metric_regex as _regex
 
 #: scores each task's evaluation logs for dev and test (a view of the task table)
 TASK_METRICS: dict[str, tuple[str, ...]] = {name: kind.metric_names for name, kind in TASKS.items()}

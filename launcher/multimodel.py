@@ -10,8 +10,15 @@ import re
 from dataclasses import replace
 
 from launcher.aws import Clients
-from launcher.deploy import (Deployment, Emit, ServingConfig, create_endpoint, create_model, resolve_model_data,
-                             wait_for_endpoint)
+from launcher.deploy import (
+    Deployment,
+    Emit,
+    ServingConfig,
+    create_endpoint,
+    create_model,
+    resolve_model_data,
+    wait_for_endpoint,
+)
 from launcher.errors import require
 from launcher.names import unique_name
 from launcher.s3 import S3Uri, copy, exists, list_keys

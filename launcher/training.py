@@ -10,9 +10,9 @@ from launcher.checks import check_image, check_instances, check_role
 from launcher.errors import require
 from launcher.hyperparameters import Hyperparameters
 from launcher.images import check_gpu_image
-from launcher.placement import Placement
 from launcher.metrics import metric_definitions
 from launcher.names import unique_name
+from launcher.placement import Placement
 from launcher.s3 import S3Uri
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from typing import Any, Callable
 
 from handlers.environment import VARIABLES
 from launcher.aws import Clients
-from launcher.checks import check_instances, existing_file
 from launcher.batches import OutputCheck, check_output, read_lines
+from launcher.checks import check_instances, existing_file
 from launcher.content_types import JSONLINES
 from launcher.errors import ResponseError, require
 from launcher.logs import transform_tail

@@ -13,8 +13,7 @@ from botocore.exceptions import ClientError
 
 from launcher.aws import Clients, error_code
 from launcher.cleanup import delete_model, endpoint_parts, try_delete
-from launcher.deploy import (Deployment, Emit, ServingConfig, checked_model_data, create_endpoint_config,
-                             create_model)
+from launcher.deploy import Deployment, Emit, ServingConfig, checked_model_data, create_endpoint_config, create_model
 from launcher.errors import JobFailed, LauncherError, SettingError, WaitTimeout
 from launcher.names import unique_name
 from launcher.waiting import Poller

@@ -63,9 +63,9 @@ def measure_corpus(name: str, runs_of: list[Setting], sizes: dict[str, int] | No
     """Prepare one corpus and run every variant and seed on it."""
     from transformers import AutoTokenizer
 
+    from training.config import EMBEDDED_MODEL
     from training.data import load_dataset
     from training.run import resolve_model
-    from training.config import EMBEDDED_MODEL
 
     corpus = CORPORA[name]
     folder, sums = prepare(corpus, work, sizes)

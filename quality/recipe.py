@@ -97,9 +97,16 @@ def _predictions(task: str, logits: np.ndarray, examples: list[dict], records: S
 
 def run(task: str, data: Dataset, setting: Setting, variant: str, model_path: str) -> Outcome:
     """Fine-tune ``model_path`` on ``data`` with the recipe ``variant`` and score the test split."""
-    from transformers import (AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer,
-                              DataCollatorForTokenClassification, DataCollatorWithPadding, Trainer,
-                              TrainingArguments, set_seed)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
 
     started = time.perf_counter()
     set_seed(setting.seed)  # before the head is initialised, as the examples do

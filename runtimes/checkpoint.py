@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
+from typing import Any
 
 from tasks.errors import SpecError
 from tasks.spec import TASK_SPEC_FILE, TaskSpec
@@ -67,7 +68,7 @@ def has_weights(path: Path) -> bool:
     return any(path.glob("*.safetensors"))
 
 
-def read_serving(path: Path) -> dict:
+def read_serving(path: Path) -> dict[str, Any]:
     """``serving.json`` of an archive ({} for a training checkpoint, which torch serves)."""
     file = path / SERVING_FILE
     if not file.is_file():
@@ -81,7 +82,7 @@ def read_serving(path: Path) -> dict:
     return serving
 
 
-def onnx_file(path: Path, serving: dict | None = None) -> Path | None:
+def onnx_file(path: Path, serving: dict[str, Any] | None = None) -> Path | None:
     """The ONNX graph serving.json says serves this archive, or None where torch serves it (``serving``: the
     file's content where the caller has read it already)."""
     serving = read_serving(path) if serving is None else serving
@@ -100,7 +101,7 @@ def check_output_width(width: object, spec: TaskSpec, graph: Path) -> None:
                               f"{spec.num_outputs} ({graph.parent})")
 
 
-def _check_head(spec: TaskSpec, config: dict, path: Path) -> None:
+def _check_head(spec: TaskSpec, config: dict[str, Any], path: Path) -> None:
     if config.get("model_type") != spec.model_type:
         raise CheckpointError(f"config.json model_type {config.get('model_type')!r} differs from the task spec's "
                               f"{spec.model_type!r}")

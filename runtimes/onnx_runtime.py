@@ -68,7 +68,8 @@ class OnnxRunner:
             raise KeyError(f"the ONNX model {self.path.name} needs inputs {missing}; the batch has {sorted(batch)}")
         # padding (tasks.batching.pad) is already int64; the cast only guards a caller that built its own batch
         feeds = {name: np.ascontiguousarray(batch[name], dtype=np.int64) for name in self.input_names}
-        return self.session.run([OUTPUT_NAME], feeds)[0]
+        logits: np.ndarray = self.session.run([OUTPUT_NAME], feeds)[0]
+        return logits
 
 
 def save_optimized(src: str | Path, dst: str | Path) -> str:

@@ -34,7 +34,7 @@ STRATEGIES = {True: "longest_first", "longest_first": "longest_first", "only_fir
 IGNORED = frozenset({"return_token_type_ids", "return_attention_mask"})
 
 
-class Encoded(dict):
+class Encoded(dict[str, list[list[int]]]):
     """What a call returns: ``input_ids``, ``token_type_ids``, ``attention_mask`` per row, and ``word_ids(i)``."""
 
     def __init__(self, encodings: list[Any]) -> None:
@@ -44,7 +44,8 @@ class Encoded(dict):
 
     def word_ids(self, index: int) -> list[int | None]:
         """The word each token of row ``index`` comes from (None for special tokens), as transformers gives it."""
-        return self._encodings[index].word_ids
+        word_ids: list[int | None] = self._encodings[index].word_ids
+        return word_ids
 
 
 class ServingTokenizer:

@@ -60,7 +60,8 @@ class TorchRunner:
         # .to() of a tensor already on the device is the tensor itself: the CPU path copies nothing more than before
         inputs = {name: torch.from_numpy(batch[name]).to(self.device) for name in self.input_names}
         with torch.inference_mode():
-            return self.model(**inputs).logits.float().cpu().numpy()
+            logits: np.ndarray = self.model(**inputs).logits.float().cpu().numpy()
+        return logits
 
 
 def on_device(runner: TorchRunner, device: str, precision: str, keep: bool = False) -> TorchRunner:

@@ -10,8 +10,8 @@ from typing import Sequence
 
 import numpy as np
 
-from tasks.features import IGNORE_INDEX, Feature
 from tasks.families import PAD_BOX, Family
+from tasks.features import IGNORE_INDEX, Feature
 
 
 def plan_batches(lengths: Sequence[int], max_batch_size: int, max_tokens: int) -> list[list[int]]:

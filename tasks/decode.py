@@ -19,11 +19,13 @@ Prediction = dict[str, Any]
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+    probs: np.ndarray = e / e.sum(axis=-1, keepdims=True)
+    return probs
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-logits))
+    probs: np.ndarray = 1.0 / (1.0 + np.exp(-logits))
+    return probs
 
 
 def _scores(spec: TaskSpec, probs: np.ndarray) -> dict[str, float]:
@@ -106,7 +108,9 @@ def decode_ner(spec: TaskSpec, records: Sequence[Record], features: Sequence[Fea
     preds = []
     for r, record in enumerate(records):
         words = split_words(record.text)
-        labels, probas, rows = [], [], []
+        labels: list[str] = []
+        probas: list[float] = []
+        rows: list[np.ndarray | None] = []
         for w in range(len(words)):
             if w in best[r]:
                 probs = softmax(best[r][w][1])

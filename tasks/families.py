@@ -2,7 +2,9 @@
 
 Every difference between BERT, DistilBERT, RoBERTa, Longformer and LayoutLM that the encoder, the runtimes or
 the ONNX export must know lives here; nothing else in the code base compares ``model_type`` strings (the
-archive asks ``family_for(...).onnx_fusion`` which graphs ONNX Runtime can fuse).
+archive asks ``family_for(...).onnx_fusion`` which graphs ONNX Runtime can fuse). One table lives elsewhere on
+purpose: the launcher, which imports no model code and knows only the model's name, guesses the family from that
+name to choose GPU batch sizes (``launcher/images.py``).
 """
 from __future__ import annotations
 

@@ -45,6 +45,11 @@ class Feature:
         return len(self.input_ids)
 
 
+def target_of(record: Record, target: Target | None) -> Any:
+    """The training target of ``record``: None when serving (no ``target``) or when the record has no label."""
+    return target(record.label) if target is not None and record.label is not None else None
+
+
 def _tokenize_words(tokenizer: Any, word_lists: list[list[str]]) -> list[tuple[list[int], list[int]]]:
     """Sub-token ids and their word index, for each record, without special tokens."""
     if not word_lists:
@@ -82,7 +87,7 @@ def _word_features(spec: TaskSpec, tokenizer: Any, records: list[Record], target
     for r, (record, (ids, word_of)) in enumerate(zip(records, _tokenize_words(tokenizer, words_per_record))):
         is_first = [i == 0 or word_of[i] != word_of[i - 1] for i in range(len(ids))]
         spans = _windows(len(ids), size, spec.stride) if per_word else [(0, min(len(ids), size))]
-        goal = target(record.label) if target is not None and record.label is not None else None
+        goal = target_of(record, target)
         for start, end in spans:
             first = [None] + [word_of[i] if is_first[i] else None for i in range(start, end)] + [None]
             n = end - start
@@ -112,5 +117,5 @@ def sequence_features(spec: TaskSpec, tokenizer: Any, records: list[Record], tar
         return _word_features(spec, tokenizer, records, target, per_word=False)
     enc = tokenizer([r.text for r in records], truncation=True, max_length=spec.max_seq_length)
     return [Feature(record=r, input_ids=list(ids),
-                    labels=target(records[r].label) if target is not None and records[r].label is not None else None)
+                    labels=target_of(records[r], target))
             for r, ids in enumerate(enc["input_ids"])]

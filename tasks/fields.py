@@ -7,12 +7,12 @@ parsing is each task's own (``tasks/kinds/``); this module knows nothing about t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from tasks.errors import RecordError
 
 Box = tuple[int, int, int, int]
-Label = Union[str, list[str], float]
+Label = str | list[str] | float
 
 
 @dataclass
@@ -28,6 +28,13 @@ class Record:
     def inputs(self) -> dict[str, str]:
         """The record's texts by field name, as a request would send them (``text``, and ``text_pair`` if set)."""
         return {"text": self.text, **({"text_pair": self.text_pair} if self.text_pair is not None else {})}
+
+
+def label_list(label: Label) -> list[str]:
+    """A label that is a list of names (NER's tags, multilabel's classes): those tasks' parsers only make lists."""
+    if not isinstance(label, list):
+        raise TypeError(f"expected a list of label names, got {label!r}")
+    return list(label)
 
 
 def split_words(text: str) -> list[str]:

@@ -10,13 +10,15 @@ from typing import Any, Sequence
 import numpy as np
 
 Metrics = dict[str, Any]
+#: the answers the decode step gives, one per record
+Predictions = Sequence[dict[str, Any]]
 
 
-def _none_if_nan(value: float) -> float | None:
+def _none_if_nan(value: float | None) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
-def score_classif(labels: Sequence[str], gold: Sequence[str], preds: Sequence[dict]) -> Metrics:
+def score_classif(labels: Sequence[str], gold: Sequence[str], preds: Predictions) -> Metrics:
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
     y_pred = [p["pred"] for p in preds]
@@ -43,7 +45,7 @@ def _multi_hot(labels: Sequence[str], sets: Sequence[Sequence[str]]) -> np.ndarr
     return hot
 
 
-def score_multilabel(labels: Sequence[str], gold: Sequence[Sequence[str]], preds: Sequence[dict]) -> Metrics:
+def score_multilabel(labels: Sequence[str], gold: Sequence[Sequence[str]], preds: Predictions) -> Metrics:
     from sklearn.metrics import f1_score
 
     y_true, y_pred = _multi_hot(labels, gold), _multi_hot(labels, [p["pred"] for p in preds])
@@ -56,7 +58,7 @@ def score_multilabel(labels: Sequence[str], gold: Sequence[Sequence[str]], preds
     }
 
 
-def score_regression(labels: Sequence[str], gold: Sequence[float], preds: Sequence[dict]) -> Metrics:
+def score_regression(labels: Sequence[str], gold: Sequence[float], preds: Predictions) -> Metrics:
     from scipy.stats import pearsonr, spearmanr
 
     y_true = np.asarray(gold, dtype=np.float64)
@@ -71,7 +73,7 @@ def score_regression(labels: Sequence[str], gold: Sequence[float], preds: Sequen
     }
 
 
-def score_ner(labels: Sequence[str], gold: Sequence[Sequence[str]], preds: Sequence[dict]) -> Metrics:
+def score_ner(labels: Sequence[str], gold: Sequence[Sequence[str]], preds: Predictions) -> Metrics:
     from seqeval.metrics import accuracy_score, classification_report, f1_score, precision_score, recall_score
 
     y_true, y_pred = [list(g) for g in gold], [list(p["pred"]) for p in preds]

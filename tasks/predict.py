@@ -1,7 +1,7 @@
 """The one prediction path: encode -> micro-batch -> run -> decode. Training evaluation and serving call it."""
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -26,11 +26,11 @@ def run_features(spec: TaskSpec, runner: Runner, features: Sequence[Feature], pa
         logits = np.asarray(runner(pad([features[i] for i in group], family, pad_token_id)))
         for row, i in enumerate(group):
             outputs[i] = logits[row, : len(features[i])] if token_head else logits[row]
-    return outputs  # type: ignore[return-value]
+    return outputs  # type: ignore[return-value]  # no None left: plan_batches puts every index in one batch
 
 
-def predict(spec: TaskSpec, tokenizer, runner: Runner, records: Sequence[Record], all_scores: bool = False,
-            max_batch_size: int = 32, max_tokens: int = 16384) -> list[dict]:
+def predict(spec: TaskSpec, tokenizer: Any, runner: Runner, records: Sequence[Record], all_scores: bool = False,
+            max_batch_size: int = 32, max_tokens: int = 16384) -> list[dict[str, Any]]:
     """One prediction per record, in order."""
     if not records:
         return []

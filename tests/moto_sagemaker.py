@@ -21,11 +21,11 @@ from typing import Any, Callable, Iterator
 import requests
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.responses import ActionResult
-from moto.server import ThreadedMotoServer
 from moto.s3.models import s3_backends
 from moto.sagemaker.models import sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemakerruntime.models import sagemakerruntime_backends
+from moto.server import ThreadedMotoServer
 
 from moto import mock_aws
 
@@ -48,7 +48,8 @@ def offline_account(monkeypatch: Any, tmp_path: Any, region: str) -> Iterator[Cl
 
 @contextmanager
 def in_process_moto_server() -> Iterator[str]:
-    """A fresh moto server in this process, on 127.0.0.1 and a port the OS picks; yields its URL (for AWS_ENDPOINT_URL)."""
+    """A fresh moto server in this process, on 127.0.0.1 and a port the OS picks; yields its URL (for
+    AWS_ENDPOINT_URL)."""
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from archive.build import ArchiveSettings, RuntimeOptions, build
-from entrypoints.torchserve import TorchServe, TorchServeConfig, free_port  # noqa: F401 -- the tests' import
+from entrypoints.torchserve import TorchServe, TorchServeConfig, free_port
 from training.config import TrainConfig
 from training.run import train
 
@@ -37,8 +37,12 @@ class Served:
     extracted: Path  # model.tar.gz unpacked, as SageMaker lays it out
 
 
+#: the archives the serving tests build batch up to 8 requests, waiting at most 50 ms for them
+SMALL_BATCHES = ArchiveSettings(batch_size=8, max_batch_delay_ms=50)
+
+
 def train_and_archive(name: str, arch: str, task: str, data: Path, use_bbox: bool, base: Path, root: Path,
-                      settings: ArchiveSettings = ArchiveSettings(batch_size=8, max_batch_delay_ms=50)) -> Served:
+                      settings: ArchiveSettings = SMALL_BATCHES) -> Served:
     config = TrainConfig.from_hyperparameters({
         "task_name": task, "model_name": str(base), "use_bbox": str(use_bbox).lower(), "max_steps": "6",
         "per_device_train_batch_size": "8", "max_seq_length": "32", "stride": "8", "learning_rate": "1e-3"})
@@ -68,7 +72,7 @@ def http(method: str, url: str, body: bytes | None = None, headers: dict | None 
     """(status, content type, body) of one request; HTTP errors are answers, not exceptions."""
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 -- loopback test server
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.headers.get("Content-Type", ""), resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.headers.get("Content-Type", ""), exc.read()
@@ -118,8 +122,8 @@ class Serve:
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log.read_text()[-3000:]
             try:
-                if http("GET", self.url + "/ping", timeout=2)[0] == 200 and "model ready" in self.log.read_text() \
-                        or "multi-model" in self.log.read_text() and http("GET", self.url + "/ping", timeout=2)[0] == 200:
+                loaded = any(line in self.log.read_text() for line in ("model ready", "multi-model"))
+                if loaded and http("GET", self.url + "/ping", timeout=2)[0] == 200:
                     return
             except OSError:
                 pass

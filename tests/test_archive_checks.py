@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from archive.build import CODE_PACKAGES, ArchiveSettings, RuntimeOptions, build, safe_name
-from handler_fixtures import trained  # noqa: F401
+from handler_fixtures import trained  # noqa: F401 -- pytest fixtures
 from handlers.service import InferenceService, Request
 from runtimes.checkpoint import CheckpointError, check_checkpoint
 from runtimes.torch_runtime import read_spec

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 pytest.register_assert_rewrite("docker_fixtures")  # before the import below: its asserts explain failures
-from docker_fixtures import DOCKER, ROOT, VARIANT
+from docker_fixtures import DOCKER, ROOT, VARIANT  # noqa: E402 -- after register_assert_rewrite, as it requires
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 # a plugin, not an import, so that the session's engine and build are shared with test_docker_sagemaker.py

@@ -133,7 +133,7 @@ class _Upstream(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(answer)
 
-    do_GET = do_POST = do_DELETE = do_PUT = _echo
+    do_GET = do_POST = do_DELETE = do_PUT = _echo  # noqa: N815 -- http.server's method names
 
 
 @pytest.fixture
@@ -227,7 +227,7 @@ class _Closing(_Upstream):
         super()._echo()
         self.close_connection = True
 
-    do_GET = do_POST = _echo
+    do_GET = do_POST = _echo  # noqa: N815 -- http.server's method names
 
 
 def test_gate_replaces_a_stale_upstream_connection(root):

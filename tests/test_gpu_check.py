@@ -21,8 +21,9 @@ def test_without_cuda_it_skips_in_one_line_and_exits_0():
     proc = subprocess.run([sys.executable, "-m", "bench.gpu_check", "--tasks", "classif"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == [f"gpu-check: skipped: no CUDA GPU visible (torch {torch.__version__} is "
-                                        f"{'a CPU build' if torch.version.cuda is None else 'a CUDA ' + torch.version.cuda + ' build'})"]
+    build = "a CPU build" if torch.version.cuda is None else f"a CUDA {torch.version.cuda} build"
+    expected = f"gpu-check: skipped: no CUDA GPU visible (torch {torch.__version__} is {build})"
+    assert proc.stdout.splitlines() == [expected]
     assert set((ROOT / "bench" / "results").glob("gpu-check-*.json")) == before
 
 

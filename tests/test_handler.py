@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from ts.protocol.otf_message_handler import create_predict_response
 
-from handler_fixtures import WireRequest, make_context, read_response_frame, trained, ts_batch  # noqa: F401
+from handler_fixtures import WireRequest, make_context, read_response_frame, trained, ts_batch  # noqa: F401 -- pytest fixtures
 from handlers import codecs
 from handlers.codecs import JSON, JSONLINES
 from handlers.environment import VARIABLES, WorkerContext
@@ -442,7 +442,7 @@ def test_parsed_and_raw_bodies_from_torchserve_answer_the_same(serve, services, 
 
 def test_nan_is_refused_whether_or_not_torchserve_parsed_the_body(serve, monkeypatch):
     handler = serve("classif")
-    body = ('{"data": [{"text": "%s", "weight": NaN}]}' % TEXTS[0]).encode()
+    body = ('{"data": [{"text": "' + TEXTS[0] + '", "weight": NaN}]}').encode()
     statuses = []
     for ts_decodes in ("false", "true"):
         monkeypatch.setenv("TS_DECODE_INPUT_REQUEST", ts_decodes)

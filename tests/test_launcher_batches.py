@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from launcher.batches import Batch, Oversized, check_output, read_lines, split_batches
 from launcher.content_types import CODECS, JSON, JSONLINES, codec
-from launcher.errors import SettingError, ResponseError
+from launcher.errors import ResponseError, SettingError
 
 
 def test_payloads_never_exceed_the_limit_and_keep_input_order() -> None:

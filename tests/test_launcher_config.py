@@ -135,7 +135,7 @@ def test_bad_hyperparameters_are_named_with_their_value(field: str, value: objec
 
 
 @pytest.mark.parametrize("overrides, field", [
-    ({"role_arn": "SageMakerRole"}, "role_arn"), ({"data_uri": "/tmp/data"}, "data_uri"),
+    ({"role_arn": "SageMakerRole"}, "role_arn"), ({"data_uri": "/tmp/data"}, "data_uri"),  # noqa: S108 -- refused, never used
     ({"instance_type": "g4dn.xlarge"}, "instance_type"), ({"instance_count": 0}, "instance_count"),
     ({"spot": True}, "checkpoint_uri"),
     ({"spot": True, "checkpoint_uri": "s3://bucket/ckpt", "max_wait_s": 10}, "max_wait_s"),
@@ -233,7 +233,8 @@ def test_train_has_one_flag_per_training_config_field_with_its_doc_and_bounds() 
 
 def test_a_bad_role_or_image_is_refused_with_the_same_words_everywhere() -> None:
     messages = set()
-    for make in (lambda **kw: _config(**kw), lambda **kw: ServingConfig(**{"image_uri": IMAGE, "role_arn": ROLE, **kw})):
+    for make in (lambda **kw: _config(**kw),
+                 lambda **kw: ServingConfig(**{"image_uri": IMAGE, "role_arn": ROLE, **kw})):
         for field, bad in (("role_arn", "SageMakerRole"), ("image_uri", "my image")):
             with pytest.raises(SettingError) as err:
                 make(**{field: bad})

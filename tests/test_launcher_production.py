@@ -146,7 +146,7 @@ def test_async_deploy_then_invoke_async_uploads_waits_and_prints_the_answer(
                    "SAGEMAKER_TS_RESPONSE_TIMEOUT": "3600"}
 
     requests.post(ASYNC_RESULTS, json={"region": REGION, "results": [
-        {"data": '{"pred": "positive"}\n'}, {"is_failure": True, "data": "record 1: no text"}]})
+        {"data": '{"pred": "positive"}\n'}, {"is_failure": True, "data": "record 1: no text"}]}, timeout=30)
     records = tmp_path / "big.jsonl"
     records.write_text('{"text": "great"}\n', encoding="utf-8")
     status, out, _ = _run(capsys, "invoke-async", name, "--input", str(records), "--wait")

@@ -15,14 +15,14 @@ from moto.sagemakerruntime.models import sagemakerruntime_backends
 from launcher.aws import AwsSettings, Clients
 from launcher.cleanup import delete_endpoint, delete_model, list_resources
 from launcher.deploy import ServingConfig, create_model, deploy, wait_for_endpoint
-from launcher.errors import SettingError, JobFailed, ResponseError
+from launcher.errors import JobFailed, ResponseError, SettingError
 from launcher.hyperparameters import Hyperparameters
 from launcher.invoke import invoke, read_records
 from launcher.multimodel import add_model, deploy_multi_model, list_target_models
-from moto_sagemaker import answer_invocations, write_transform_output
 from launcher.training import TrainingConfig, start_training_job
 from launcher.transform import TransformConfig, run_transform, start_transform_job, wait_for_transform
 from launcher.waiting import Poller
+from moto_sagemaker import answer_invocations, write_transform_output
 
 REGION = "eu-west-1"
 BUCKET = "smtx-serving-test"

@@ -19,9 +19,9 @@ from launcher.follow import follow_training_job
 from launcher.hyperparameters import Hyperparameters
 from launcher.logs import LogTail
 from launcher.metrics import metric_definitions
-from moto_sagemaker import Step, TrainingJobDriver
 from launcher.training import TrainingConfig, start_training_job, stop_training_job
 from launcher.waiting import Poller
+from moto_sagemaker import Step, TrainingJobDriver
 from training.data import DataError
 
 REGION = "eu-west-1"

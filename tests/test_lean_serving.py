@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from archive.build import Built, RuntimeOptions, build
-from handler_fixtures import trained  # noqa: F401
+from handler_fixtures import trained  # noqa: F401 -- pytest fixtures
 from handlers.service import InferenceService, Request
 from runtimes.checkpoint import CheckpointError, check_checkpoint
 from runtimes.parity import CHECK_FILE

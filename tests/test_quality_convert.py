@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import zipfile
-from pathlib import Path
 
 import pytest
 
@@ -12,7 +11,8 @@ from quality.report import aggregate, markdown
 from quality.sources import Source, SourceError, fetch, members
 from training.data import load_dataset
 
-CONLL = "Empire\tB-facility\nState\tI-facility\nis\tO\ntall\tO\n\n@bob\tO\nsaw\tO\nPepsi\tB-company\n\n\nin\tO\nNYC\tB-geo-loc\n"
+CONLL = ("Empire\tB-facility\nState\tI-facility\nis\tO\ntall\tO\n\n@bob\tO\nsaw\tO\nPepsi\tB-company\n\n\n"
+         "in\tO\nNYC\tB-geo-loc\n")
 
 
 def test_read_conll_sentences_words_and_tags():
@@ -39,7 +39,8 @@ def test_entity_type_rows_lists_each_type_once_or_none():
 
 
 def test_folder_docs_label_by_folder_and_flatten_text():
-    files = {"p/data/tech/001.txt": b"Title\n\nBody\twith tab", "p/data/sport/002.txt": "Caf\xe9 \xa35".encode("latin-1"),
+    files = {"p/data/tech/001.txt": b"Title\n\nBody\twith tab",
+             "p/data/sport/002.txt": "Caf\xe9 \xa35".encode("latin-1"),
              "p/data/__init__.py": b"", "p/transform.py": b""}
     rows = convert.folder_docs(files, "p/data/")
     assert {(r.text, r.labels) for r in rows} == {("Title Body with tab", "tech"), ("Caf\u00e9 \u00a35", "sport")}

@@ -93,7 +93,7 @@ CASES = [
          error="nested deeper than 64 levels"),
     Case("nested 100000 deep", "classif", b"[" * 100_000 + b"]" * 100_000, error="nested too deeply"),
     Case("nested objects 5000 deep", "classif", b'{"a":' * 5000 + b"1" + b"}" * 5000, error="nested"),
-    # -- JSON of the wrong shape ----------------------------------------------------------------------------------------
+    # -- JSON of the wrong shape ---------------------------------------------------------------------------------------
     Case("data empty list", "classif", doc({"data": []}), error="no records"),
     Case("data a string", "classif", doc({"data": "x" + MARK}), error="'data' must be a list of records, got str"),
     Case("data null", "classif", doc({"data": None}), error="got NoneType"),
@@ -123,7 +123,7 @@ CASES = [
          outputs=1),
     Case("control chars, emoji, RTL (accepted)", "ner",
          doc({"text": f"\x00 \x07 \U0001f600 \u05e9\u05dc\u05d5\u05dd \u200b {MARK}"}), status=200, outputs=1),
-    # -- sizes ----------------------------------------------------------------------------------------------------------
+    # -- sizes ---------------------------------------------------------------------------------------------------------
     Case("text of several MB", "classif", _huge_text, status=413,
          error=f"characters; the limit is {LIMITS.max_text_chars}"),
     Case("text one char over the limit", "classif",
@@ -138,7 +138,7 @@ CASES = [
          headers=dict(JSONL_CT), status=200, outputs=LIMITS.max_records),
     Case("over TorchServe max_request_size", "classif", lambda: b'{"text": "' + b"a" * (TS_MAX_REQUEST + 1024) + b'"}',
          status=413, error=None),
-    # -- jsonlines ------------------------------------------------------------------------------------------------------
+    # -- jsonlines -----------------------------------------------------------------------------------------------------
     Case("jsonlines CRLF (accepted)", "ner", lines({"text": text()}, {"text": text("a b")}).replace(b"\n", b"\r\n"),
          headers=dict(JSONL_CT), status=200, outputs=2, answer_type="application/jsonlines"),
     Case("jsonlines trailing blank lines (accepted)", "ner", lines({"text": text()}) + b"\n\r\n  \n",
@@ -162,7 +162,7 @@ CASES = [
          error="body is not valid UTF-8"),
     Case("jsonlines a JSON document", "ner", doc({"data": [{"text": text()}]}), headers=dict(JSONL_CT),
          error="record 0: text is missing"),
-    # -- LayoutLM boxes -------------------------------------------------------------------------------------------------
+    # -- LayoutLM boxes ------------------------------------------------------------------------------------------------
     Case("bbox good (accepted)", "layoutlm", doc({"text": text("alice met"), "bbox": BOXES_3}), status=200,
          outputs=1),
     Case("bbox string form (accepted)", "layoutlm",
@@ -190,7 +190,7 @@ CASES = [
     Case("bbox a number", "layoutlm", doc({"text": text("alice met"), "bbox": 7}), error="bbox must be a list"),
     Case("bbox bad string", "layoutlm", doc({"text": text("alice met"), "bbox": "1 2 3 x"}),
          error="is not four integers"),
-    # -- content types and Accept ---------------------------------------------------------------------------------------
+    # -- content types and Accept --------------------------------------------------------------------------------------
     Case("content type parameters and casing", "classif", doc({"text": text()}),
          headers={"Content-Type": "Application/JSON ; Charset=UTF-8"}, status=200, outputs=1,
          answer_type="application/json"),
@@ -224,7 +224,7 @@ CASES = [
          answer_type="application/jsonlines"),
     Case("Accept unknown and bad body: 406 first", "classif", b"not json",
          headers={**JSON_CT, "Accept": "image/png"}, status=406, error="cannot answer in 'image/png'"),
-    # -- routes ---------------------------------------------------------------------------------------------------------
+    # -- routes --------------------------------------------------------------------------------------------------------
     Case("unknown model", "no-such-model", doc({"text": text()}), status=404, error=None),
 ]
 

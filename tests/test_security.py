@@ -330,7 +330,8 @@ def multi_model(archive, tmp_path_factory):
     server = Serve(base, SAGEMAKER_MULTI_MODEL="true", SAGEMAKER_MODEL_SERVER_TIMEOUT="30")
     try:
         server.wait_ping()
-        status, _, body = post_json(server.url + "/models", {"model_name": "good", "url": str(models / "good" / "model")})
+        good = {"model_name": "good", "url": str(models / "good" / "model")}
+        status, _, body = post_json(server.url + "/models", good)
         assert status == 200, body
         yield {"server": server, "models": models, "outside": outside, "canary": root / "canary",
                "hostile": hostile, "code_ran": root / "code-ran"}

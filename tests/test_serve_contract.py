@@ -6,18 +6,14 @@ that cannot load, a bad environment value, and SIGTERM during traffic -- a real 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
 from launcher.local_transform import run_local_transform
 from serving_fixtures import Serve, batch_transform_input, http, post_json, train_and_archive, wait_invocable
 
@@ -134,7 +130,8 @@ def test_batch_transform_one_line_per_input_line_with_a_bad_line(tmp_path, archi
         answers = [json.loads(line) for line in out[:-1]]
         assert len(answers) == len(lines)
         first = answers[bad[0]]  # record indices count within the payload SageMaker sent
-        assert first == {"error": f"record {first['record']}: text must be a string, got int", "record": first["record"]}
+        record = first["record"]
+        assert first == {"error": f"record {record}: text must be a string, got int", "record": record}
         assert "error" in answers[bad[1]] and "not valid JSON" in answers[bad[1]]["error"]
         assert all("pred" in a for i, a in enumerate(answers) if i not in bad)
     finally:

@@ -56,8 +56,8 @@ def test_server_predictions_equal_training_predictions(served, name):
         if model.task == "regression":
             assert g["pred"] == pytest.approx(e["pred"], abs=1e-5)
         if model.task == "ner":
-            assert g["entities"] == e["entities"] or all(
-                a["start_word"] == b["start_word"] and a["type"] == b["type"] for a, b in zip(g["entities"], e["entities"]))
+            assert g["entities"] == e["entities"] or all(a["start_word"] == b["start_word"] and a["type"] == b["type"]
+                                                         for a, b in zip(g["entities"], e["entities"]))
 
 
 @pytest.mark.parametrize("name", [m[0] for m in MODELS])

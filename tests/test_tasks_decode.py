@@ -6,13 +6,12 @@ import math
 import numpy as np
 import pytest
 
-from tasks.decode import (decode_classif, decode_multilabel, decode_ner, decode_regression, entities, sigmoid,
-                          softmax)
+from tasks.decode import decode_classif, decode_multilabel, decode_ner, decode_regression, entities, sigmoid, softmax
 from tasks.encode import Feature
 from tasks.predict import predict, run_features
 from tasks.records import Record, make_record
 from tasks.spec import TaskSpec
-from tests.fixtures_tokenizers import tokenizers  # noqa: F401  (pytest fixture)
+from tests.fixtures_tokenizers import tokenizers  # noqa: F401 -- pytest fixtures
 
 CLASSIF = TaskSpec(task="classif", model_type="bert", labels=("neg", "pos"))
 MULTI = TaskSpec(task="multilabel-classif", model_type="bert", labels=("a", "b", "c"))

@@ -12,11 +12,11 @@ import pytest
 from tasks.batching import pad, plan_batches
 from tasks.decode import decode_ner
 from tasks.encode import IGNORE_INDEX, Feature, encode
-from tasks.features import _windows
 from tasks.families import CLS_BOX, PAD_BOX, SEP_BOX, family_for
+from tasks.features import _windows
 from tasks.records import make_record
 from tasks.spec import TaskSpec
-from tests.fixtures_tokenizers import minilm, tiny_model_path, tokenizers  # noqa: F401  (pytest fixtures)
+from tests.fixtures_tokenizers import minilm, tiny_model_path, tokenizers  # noqa: F401 -- pytest fixtures
 
 NER_LABELS = ("O", "B-PER", "I-PER")
 TWELVE = "the a an of in on to and or is was were"  # twelve words, one WordPiece token each in the tiny vocab
@@ -179,7 +179,8 @@ def test_layoutlm_sequence_task_is_one_truncated_feature_with_boxes(tokenizers):
     spec = TaskSpec(task="classif", model_type="layoutlm", labels=("a", "b"), max_seq_length=8, stride=0,
                     use_bbox=True)
     boxes = [[i, i, i, i] for i in range(12)]
-    [f] = encode(spec, tokenizers["layoutlm"], [make_record("classif", True, {"text": TWELVE, "bbox": boxes}, "b")], True)
+    record = make_record("classif", True, {"text": TWELVE, "bbox": boxes}, "b")
+    [f] = encode(spec, tokenizers["layoutlm"], [record], True)
     assert f.input_ids == [2, 130, 5, 10, 94, 61, 98, 3]
     assert f.bbox == [CLS_BOX, *[(i, i, i, i) for i in range(6)], SEP_BOX]
     assert (f.labels, f.first_of_word, f.context) == (1, [], [])

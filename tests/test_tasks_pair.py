@@ -15,7 +15,7 @@ from tasks.errors import RecordError, SpecError
 from tasks.families import family_for
 from tasks.records import Record, make_record
 from tasks.spec import TaskSpec
-from tests.fixtures_tokenizers import minilm, tiny_model_path, tokenizers  # noqa: F401  (pytest fixtures)
+from tests.fixtures_tokenizers import minilm, tiny_model_path, tokenizers  # noqa: F401 -- pytest fixtures
 from training.data import DataError, load_dataset
 
 TASK = "pair-classif"

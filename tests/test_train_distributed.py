@@ -20,9 +20,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_train_contract import make_opt_ml
 
 from conftest import ROOT
-from test_train_contract import make_opt_ml
 
 pytestmark = pytest.mark.slow
 

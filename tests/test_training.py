@@ -58,7 +58,8 @@ def test_train_save_reload_predicts_the_same(arch, task, folder, use_bbox, tiny_
 def test_ner_long_texts_use_windows_in_training_and_evaluation(tiny_model_dir, small_data, tmp_path):
     """max_seq_length far below the text length: nothing is dropped, every word still gets a prediction."""
     data = small_data("ner")
-    config = TrainConfig.from_hyperparameters(_hps("ner", tiny_model_dir("bert"), False, max_seq_length="8", stride="2"))
+    hps = _hps("ner", tiny_model_dir("bert"), False, max_seq_length="8", stride="2")
+    config = TrainConfig.from_hyperparameters(hps)
     out = train(config, data, tmp_path / "model").output
     rows = [json.loads(line) for line in (out / "test_predictions.jsonl").read_text().splitlines()]
     assert all(len(r["pred"]) == len(r["text"].split()) == len(r["proba"]) for r in rows)
@@ -109,5 +110,5 @@ def test_best_weights_are_kept_in_memory_unless_a_run_can_resume(tiny_model_dir,
     assert len(evals) == 8 and in_memory.metrics["dev"]["accuracy"] == pytest.approx(max(evals)), evals
     print("dev accuracy per evaluation:", evals)
     assert in_memory.metrics["dev"] == on_disk.metrics["dev"]
-    rows = [(in_memory.output / "test_predictions.jsonl").read_text(), (on_disk.output / "test_predictions.jsonl").read_text()]
+    rows = [(run.output / "test_predictions.jsonl").read_text() for run in (in_memory, on_disk)]
     assert rows[0] == rows[1]

@@ -22,7 +22,7 @@ from tasks.families import family_for
 from tasks.kinds import TASKS, task_kind
 from tasks.predict import predict
 from tasks.spec import TaskSpec
-from tests.fixtures_tokenizers import tokenizers  # noqa: F401  (pytest fixture)
+from tests.fixtures_tokenizers import tokenizers  # noqa: F401 -- pytest fixtures
 from training.callbacks import MetricLines
 from training.data import load_dataset
 from training.metric_lines import format_metric, metric_lines, parse_metric_lines

@@ -29,7 +29,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        where = self.file + (f", line {self.line}" if self.line else "") + (f", column {self.column}" if self.column else "")
+        where = self.file + (f", line {self.line}" if self.line else "")
+        where += f", column {self.column}" if self.column else ""
         return f"{where}: {self.message}"
 
 

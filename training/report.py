@@ -110,6 +110,7 @@ def model_card(spec: dict[str, Any], info: dict[str, Any], metrics: dict[str, An
     hps = "\n".join(f"| {k} | `{v}` |" for k, v in info["hyperparameters"].items())
     labels = ", ".join(f"`{label}`" for label in spec["labels"]) or "(regression: one number)"
     images = "\n".join(f"![{p}]({PLOTS_DIR}/{p})" for p in plots)
+    sizes = info["data_sizes"]
     return f"""---
 library_name: transformers
 pipeline_tag: {kind.pipeline_tag}
@@ -122,7 +123,7 @@ tags: [smtx, {task}]
 - **Task:** `{task}` ({spec["model_type"]} architecture, max {spec["max_seq_length"]} tokens per window,
   stride {spec["stride"]}, boxes {"used" if spec["use_bbox"] else "not used"})
 - **Labels:** {labels}
-- **Data:** {info["data_sizes"]["train"]} train, {info["data_sizes"]["dev"]} dev, {info["data_sizes"]["test"]} test records
+- **Data:** {sizes["train"]} train, {sizes["dev"]} dev, {sizes["test"]} test records
 - **Training:** {info["train_seconds"]:.1f} s, {info["train_samples_per_second"]:.1f} samples/s
 
 ## Test metrics

@@ -15,7 +15,7 @@ Encoder = Callable[["TaskSpec", Any, list[Record], "Target | None"], list[Featur
 #: (spec, records, features, outputs, all_scores) -> one prediction per record
 Decoder = Callable[..., list[dict[str, Any]]]
 #: (label names, gold labels, predictions) -> metrics (scalars and per-label tables)
-Scorer = Callable[[Sequence[str], Sequence[Any], Sequence[dict]], dict[str, Any]]
+Scorer = Callable[[Sequence[str], Sequence[Any], Sequence[dict[str, Any]]], dict[str, Any]]
 
 
 def _no_check(record: Record) -> None:
@@ -61,7 +61,7 @@ class TaskKind:
     order_labels: Callable[[set[str]], tuple[str, ...]] = lambda names: tuple(sorted(names))
     #: after training: (spec, dev gold labels, dev predictions with every score) -> the spec serving uses
     #: (multilabel tunes its per-label thresholds); None: nothing to tune
-    tune: Callable[["TaskSpec", Sequence[Any], Sequence[dict]], "TaskSpec"] | None = None
+    tune: Callable[["TaskSpec", Sequence[Any], Sequence[dict[str, Any]]], "TaskSpec"] | None = None
     #: whether a training row (its columns by name) is unmistakably this task's, so that a file whose every row
     #: fits it, loaded for another task, is refused as "is the task right?" (NER: one BIO tag per word)
     fits_row: Callable[[Mapping[str, str]], bool] | None = None

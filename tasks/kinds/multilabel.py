@@ -11,7 +11,7 @@ import numpy as np
 from tasks import decode, metrics
 from tasks.errors import RecordError
 from tasks.features import sequence_features
-from tasks.fields import Label
+from tasks.fields import Label, label_list
 from tasks.kinds.base import TaskKind
 
 if TYPE_CHECKING:
@@ -34,12 +34,12 @@ def parse_label(raw: str) -> list[str]:
 def target(labels: Sequence[str], label: Label) -> list[float]:
     index = {name: i for i, name in enumerate(labels)}
     hot = [0.0] * len(labels)
-    for name in label:
+    for name in label_list(label):
         hot[index[name]] = 1.0
     return hot
 
 
-def tune(spec: TaskSpec, gold: Sequence[Any], preds: Sequence[dict]) -> TaskSpec:
+def tune(spec: TaskSpec, gold: Sequence[Any], preds: Sequence[dict[str, Any]]) -> TaskSpec:
     """The spec with per-label thresholds that maximise each label's dev F1."""
     probs = np.asarray([[p["scores"][label] for label in spec.labels] for p in preds])
     return replace(spec, thresholds=metrics.tune_thresholds(spec.labels, gold, probs))
@@ -47,7 +47,7 @@ def tune(spec: TaskSpec, gold: Sequence[Any], preds: Sequence[dict]) -> TaskSpec
 
 KIND = TaskKind(
     name="multilabel-classif", head="sequence", problem_type="multi_label_classification", inputs=("text",),
-    parse_label=parse_label, label_names=list, target=target,
+    parse_label=parse_label, label_names=label_list, target=target,
     encode=sequence_features, decode=decode.decode_multilabel, score=metrics.score_multilabel,
     metric_names=("f1_micro", "f1_macro", "subset_accuracy"), primary_metric="f1_micro", greater_is_better=True,
     min_labels=1, tune=tune, plot="per_label_f1",

@@ -6,7 +6,7 @@ from typing import Mapping, Sequence
 from tasks import decode, metrics
 from tasks.errors import RecordError
 from tasks.features import word_windows
-from tasks.fields import Label, Record, split_words
+from tasks.fields import Label, Record, label_list, split_words
 from tasks.kinds.base import TaskKind
 
 
@@ -19,7 +19,7 @@ def parse_label(raw: str) -> list[str]:
 
 
 def check_label(record: Record) -> None:
-    n_words, n_labels = len(split_words(record.text)), len(record.label or [])
+    n_words, n_labels = len(split_words(record.text)), len(label_list(record.label or []))
     if n_labels != n_words:
         raise RecordError("labels", f"{n_labels} labels for {n_words} words; expected one BIO label per word")
 
@@ -39,12 +39,12 @@ def order_labels(names: set[str]) -> tuple[str, ...]:
 
 def target(labels: Sequence[str], label: Label) -> list[int]:
     index = {name: i for i, name in enumerate(labels)}
-    return [index[name] for name in label]
+    return [index[name] for name in label_list(label)]
 
 
 KIND = TaskKind(
     name="ner", head="token", problem_type=None, inputs=("text",),
-    parse_label=parse_label, label_names=list, target=target,
+    parse_label=parse_label, label_names=label_list, target=target,
     encode=word_windows, decode=decode.decode_ner, score=metrics.score_ner,
     metric_names=("precision", "recall", "f1", "word_accuracy"), primary_metric="f1", greater_is_better=True,
     implicit_labels=("O",), check_label=check_label, order_labels=order_labels, fits_row=fits_row,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tasks import decode, metrics
-from tasks.features import Feature, Target
+from tasks.features import Feature, Target, target_of
 from tasks.fields import Record, check_text
 from tasks.kinds import classif
 from tasks.kinds.base import TaskKind
@@ -23,10 +23,11 @@ if TYPE_CHECKING:
 
 def pair_features(spec: TaskSpec, tokenizer: Any, records: list[Record], target: Target | None) -> list[Feature]:
     """One feature per record: the two texts as one pair, truncated ``longest_first`` to ``max_seq_length``."""
-    enc = tokenizer([r.text for r in records], [check_text(r.text_pair, "text_pair") for r in records], truncation="longest_first",
-                    max_length=spec.max_seq_length, return_token_type_ids=True)
+    pairs = [check_text(r.text_pair, "text_pair") for r in records]
+    enc = tokenizer([r.text for r in records], pairs, truncation="longest_first", max_length=spec.max_seq_length,
+                    return_token_type_ids=True)
     return [Feature(record=i, input_ids=list(ids), token_type_ids=list(enc["token_type_ids"][i]),
-                    labels=target(records[i].label) if target is not None and records[i].label is not None else None)
+                    labels=target_of(records[i], target))
             for i, ids in enumerate(enc["input_ids"])]
 
 

@@ -22,7 +22,9 @@ def parse_label(raw: str) -> float:
 
 
 def target(labels: Sequence[str], label: Label) -> float:
-    return float(label)  # type: ignore[arg-type]
+    if isinstance(label, list):  # parse_label only makes numbers
+        raise TypeError(f"expected a number, got {label!r}")
+    return float(label)
 
 
 KIND = TaskKind(
