@@ -20,7 +20,7 @@ from runtimes.device import ServePlan, batch_budget
 from runtimes.load import load_runner
 from tasks.errors import RecordError
 from tasks.kinds import task_kind
-from tasks.predict import Runner, predict
+from tasks.predict import predict
 from tasks.records import Record, make_record
 
 log = logging.getLogger(__name__)

@@ -8,17 +8,18 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from runtimes.checkpoint import check_output_width, has_weights, onnx_file, read_serving
 from runtimes.device import ServePlan, choose, probe
+from tasks.predict import Runner
 from tasks.spec import TaskSpec
 
 log = logging.getLogger(__name__)
 
 
 def load_runner(model_dir: Path, spec: TaskSpec, threads: int | None = None, gpu_id: int | None = None
-                ) -> tuple[Any, Callable, ServePlan]:
+                ) -> tuple[Any, Runner, ServePlan]:
     """Tokenizer, runner and the plan that says where and how they serve (``runtimes.device``), logged in one line.
 
     ``gpu_id``: the GPU TorchServe assigned the worker (None: the CPU, as serving.json says; torch when absent).
@@ -36,7 +37,7 @@ def load_runner(model_dir: Path, spec: TaskSpec, threads: int | None = None, gpu
     return tokenizer, runner, plan
 
 
-def _load_onnx(model_dir: Path, spec: TaskSpec, serving: dict, threads: int | None) -> tuple[Any, Callable]:
+def _load_onnx(model_dir: Path, spec: TaskSpec, serving: dict[str, Any], threads: int | None) -> tuple[Any, Runner]:
     graph = onnx_file(model_dir, serving)
     assert graph is not None, "choose() picks onnx only where serving.json names a graph"
     started = time.perf_counter()
@@ -54,8 +55,8 @@ def _load_onnx(model_dir: Path, spec: TaskSpec, serving: dict, threads: int | No
     return tokenizer, runner
 
 
-def _load_torch(model_dir: Path, spec: TaskSpec, serving: dict, threads: int | None, plan: ServePlan
-                ) -> tuple[Any, Callable, ServePlan]:
+def _load_torch(model_dir: Path, spec: TaskSpec, serving: dict[str, Any], threads: int | None, plan: ServePlan
+                ) -> tuple[Any, Runner, ServePlan]:
     started = time.perf_counter()
     from runtimes.torch_runtime import load_checkpoint, place, set_threads
 

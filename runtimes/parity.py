@@ -32,12 +32,12 @@ CHECK_FILE = "parity_check.jsonl"
 MAX_CHECK_RECORDS = 64
 
 
-def run_check(spec: TaskSpec, tokenizer: Any, runner: Runner, records: Sequence[Record]) -> list[dict]:
+def run_check(spec: TaskSpec, tokenizer: Any, runner: Runner, records: Sequence[Record]) -> list[dict[str, Any]]:
     """Predictions with every class's score, through the serving path, in small micro-batches."""
     return predict(spec, tokenizer, runner, records, all_scores=True, max_batch_size=CHECK_BATCH_SIZE)
 
 
-def _numbers(task: str, pred: dict) -> list[float]:
+def _numbers(task: str, pred: dict[str, Any]) -> list[float]:
     """Every probability of one prediction (the predicted value for a task without labels: regression)."""
     if not task_kind(task).has_labels:
         return [float(pred["pred"])]
@@ -46,7 +46,8 @@ def _numbers(task: str, pred: dict) -> list[float]:
     return [p for row in rows if row for p in row.values()]
 
 
-def parity(spec: TaskSpec, expected: Sequence[dict], got: Sequence[dict], tolerance: float) -> dict[str, Any]:
+def parity(spec: TaskSpec, expected: Sequence[dict[str, Any]], got: Sequence[dict[str, Any]],
+           tolerance: float) -> dict[str, Any]:
     """Figures of ``got`` against ``expected``: label agreement and the largest difference."""
     regression = not task_kind(spec.task).has_labels  # a value, compared within tolerance, not a label
     same, worst = 0, 0.0
@@ -70,7 +71,7 @@ def record_fields(record: Record) -> dict[str, Any]:
     return fields
 
 
-def write_check_set(path: Path, records: Sequence[Record], expected: Sequence[dict]) -> int:
+def write_check_set(path: Path, records: Sequence[Record], expected: Sequence[dict[str, Any]]) -> int:
     """Write the first ``MAX_CHECK_RECORDS`` records with their expected predictions; returns how many."""
     if len(records) != len(expected):
         raise ValueError(f"{len(records)} records but {len(expected)} expected predictions")
@@ -83,7 +84,7 @@ class CheckSetError(ValueError):
     """The archive's check set cannot be read; the message names the file and the line."""
 
 
-def read_check_set(model_dir: Path, spec: TaskSpec) -> tuple[list[Record], list[dict]] | None:
+def read_check_set(model_dir: Path, spec: TaskSpec) -> tuple[list[Record], list[dict[str, Any]]] | None:
     """The archive's check records and their fp32 predictions, or None where it carries none (older archives,
     ONNX-only archives, or no test data at archive time)."""
     path = model_dir / CHECK_FILE

@@ -78,7 +78,7 @@ def on_device(runner: TorchRunner, device: str, precision: str, keep: bool = Fal
     return TorchRunner(model, runner.input_names, device)
 
 
-def place(model_dir: Path, spec: TaskSpec, serving: dict, tokenizer: Any, runner: TorchRunner, plan: ServePlan
+def place(model_dir: Path, spec: TaskSpec, serving: dict[str, Any], tokenizer: Any, runner: TorchRunner, plan: ServePlan
           ) -> tuple[TorchRunner, ServePlan]:
     """``runner``'s model on the plan's GPU: fp16 where it passes the parity gate against the archive's fp32
     answers (``runtimes.parity``'s check set, run here on this device), fp32 otherwise; and the plan, gated."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import requests
+from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.responses import ActionResult
 from moto.s3.models import s3_backends
@@ -26,8 +27,6 @@ from moto.sagemaker.models import sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemakerruntime.models import sagemakerruntime_backends
 from moto.server import ThreadedMotoServer
-
-from moto import mock_aws
 
 from launcher.aws import TRAINING_LOG_GROUP, AwsSettings, Clients
 

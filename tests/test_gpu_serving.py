@@ -10,8 +10,17 @@ from entrypoints.serve import visible_gpus, with_default_workers
 from handlers.environment import ServeConfig
 from handlers.service import Settings, for_device
 from handlers.ts_handler import batch_fields_named
-from runtimes.device import (FP16_TOLERANCE, GPU_MAX_BATCH_SIZE, GPU_MAX_TOKENS, ServePlan, ServingFacts, choose,
-                             gate_precision, probe, torch_needed)
+from runtimes.device import (
+    FP16_TOLERANCE,
+    GPU_MAX_BATCH_SIZE,
+    GPU_MAX_TOKENS,
+    ServePlan,
+    ServingFacts,
+    choose,
+    gate_precision,
+    probe,
+    torch_needed,
+)
 from runtimes.parity import CheckSetError, parity, read_check_set
 from tasks.batching import plan_batches
 from tasks.spec import TaskSpec
