@@ -25,10 +25,11 @@ SERVERLESS_MAX_CONCURRENCY = 200
 #: serverless limits: a 4 MB request and response, 60 s per invocation
 SERVERLESS_PAYLOAD_MB = 4
 SERVERLESS_TIMEOUT_S = 60
-#: the smallest serverless memory each runtime (serving.json's ``runtime``) starts and answers in, in MB:
-#: serve's peak resident memory for the example MiniLM archives rounded up to SageMaker's next 1 GB step, with
-#: room for TorchServe's frontend. Placeholders until the measured figures (README, Performance) replace them.
-SERVERLESS_MIN_MEMORY_MB: dict[str, int] = {"onnx": 2048, "torch": 3072}
+#: the smallest serverless memory each runtime (serving.json's ``runtime``) starts and answers in, in MB. Measured
+#: (bench/cold_start.py, the MiniLM-L6 classifier): all of serve -- entrypoint, frontend, worker -- peaks at
+#: 450 MB with an ONNX archive and 735 MB with a torch one; a 4 MB request adds up to ~250 MB (one 2M-character
+#: slice through the tokenizer, its records and answer). Rounded up to SageMaker's 1 GB steps with that room.
+SERVERLESS_MIN_MEMORY_MB: dict[str, int] = {"onnx": 1024, "torch": 2048}
 #: archives larger than this are not scanned for serving.json (the torch minimum, the larger, applies)
 MAX_SCAN_BYTES = 2 * 1024**3
 #: asynchronous inference: SageMaker's limits are a 1 GB payload and 1 hour of processing per request

@@ -114,15 +114,17 @@ def test_bad_serverless_flags_exit_2_and_create_nothing(aws: Clients, capsys: py
 
 def test_serverless_memory_below_the_archives_runtime_is_refused_naming_the_minimum(
         aws: Clients, capsys: pytest.CaptureFixture[str]) -> None:
-    status, _, err = _run(capsys, "deploy", "--model-data", TORCH, "--serverless", "--memory-mb", "2048",
+    status, _, err = _run(capsys, "deploy", "--model-data", TORCH, "--serverless", "--memory-mb", "1024",
                           "--max-concurrency", "1")
-    assert status == 2 and "memory_mb=2048: expected at least 3072 MB for a torch archive" in err, err
+    assert status == 2 and "memory_mb=1024: expected at least 2048 MB for a torch archive" in err, err
     aws.s3.put_object(Bucket=BUCKET, Key="models/odd/model.tar.gz", Body=b"not a tarball")
     status, _, err = _run(capsys, "deploy", "--model-data", f"s3://{BUCKET}/models/odd/model.tar.gz",
                           "--serverless", "--memory-mb", "1024", "--max-concurrency", "1")
-    assert status == 2 and "at least 3072 MB for an archive whose runtime could not be read" in err, err
+    assert status == 2 and "at least 2048 MB for an archive whose runtime could not be read" in err, err
     assert _nothing_created(aws)
-    assert _run(capsys, "deploy", "--model-data", TORCH, "--serverless", "--memory-mb", "3072",
+    assert _run(capsys, "deploy", "--model-data", ONNX, "--serverless", "--memory-mb", "1024",
+                "--max-concurrency", "1")[0] == 0
+    assert _run(capsys, "deploy", "--model-data", TORCH, "--serverless", "--memory-mb", "2048",
                 "--max-concurrency", "1")[0] == 0
 
 
