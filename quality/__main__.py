@@ -39,6 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-seq-length", type=int, default=settings.MAX_SEQ_LENGTH,
                         help=f"tokens per sequence for every variant (default {settings.MAX_SEQ_LENGTH}); a short one "
                              "makes truncation drop NER test words, which our windows still label")
+    parser.add_argument("--variants", nargs="+", choices=("ours", *recipe.VARIANTS), default=None,
+                        help="which variants (default: all; `--variants ours --seeds 1` checks the served archive "
+                             "alone)")
     parser.add_argument("--work", type=Path, default=WORK, help="download and corpus cache (default quality/work)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON and markdown go")
     args = parser.parse_args(argv)
@@ -58,8 +61,8 @@ def _settings(args: argparse.Namespace) -> tuple[list[Setting], dict[str, int] |
             settings.QUICK_SIZES if quick else None)
 
 
-def measure_corpus(name: str, runs_of: list[Setting], sizes: dict[str, int] | None, work: Path
-                   ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def measure_corpus(name: str, runs_of: list[Setting], sizes: dict[str, int] | None, work: Path,
+                   variants: tuple[str, ...] = ("ours", *recipe.VARIANTS)) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Prepare one corpus and run every variant and seed on it."""
     from transformers import AutoTokenizer
 
@@ -79,10 +82,12 @@ def measure_corpus(name: str, runs_of: list[Setting], sizes: dict[str, int] | No
             "test_words_beyond_max_seq_length": beyond, "files_sha256": sums}
     runs = []
     for setting in runs_of:
-        for variant in ("ours", *recipe.VARIANTS):
+        for variant in variants:
             log.info("%s: %s, seed %d, %d steps", name, variant, setting.seed, setting.steps)
-            outcome = ours.run(corpus.task, folder, data, setting) if variant == "ours" else \
-                recipe.run(corpus.task, data, setting, variant, model_path)
+            outcome = ours.run(corpus.task, folder, data, setting, check_served=setting is runs_of[0]) \
+                if variant == "ours" else recipe.run(corpus.task, data, setting, variant, model_path)
+            if outcome.served is not None:
+                info["served"] = outcome.served
             runs.append({"corpus": name, "task": corpus.task, "variant": variant, "seed": setting.seed,
                          **asdict(outcome)})
     return info, runs
@@ -95,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     corpora, runs = {}, []
     try:
         for name in args.corpora:
-            corpora[name], found = measure_corpus(name, runs_of, sizes, args.work)
+            corpora[name], found = measure_corpus(name, runs_of, sizes, args.work,
+                                                  tuple(args.variants or ("ours", *recipe.VARIANTS)))
             runs += found
     except (SourceError, ours.TrainingFailed, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from quality.recipe import Outcome
+from quality.served import served_check
 from quality.settings import Setting
 from tasks.kinds import task_kind
 from training.data import Dataset
@@ -31,8 +32,9 @@ def command(task: str, data_dir: Path, out: Path, setting: Setting) -> list[str]
             f"seed={setting.seed}"]
 
 
-def run(task: str, data_dir: Path, data: Dataset, setting: Setting) -> Outcome:
-    """Train in a fresh process, then score its test predictions (what serving would answer)."""
+def run(task: str, data_dir: Path, data: Dataset, setting: Setting, check_served: bool = False) -> Outcome:
+    """Train in a fresh process, then score its test predictions (what serving would answer); ``check_served``:
+    also archive and serve the checkpoint and score what the server answers (quality/served.py)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     scratch = Path(tempfile.mkdtemp(prefix="quality-ours-"))
     try:
@@ -47,9 +49,12 @@ def run(task: str, data_dir: Path, data: Dataset, setting: Setting) -> Outcome:
         info = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["info"]
         labels = json.loads((out / "config.json").read_text(encoding="utf-8"))["id2label"]
         rows = [json.loads(line) for line in (out / "test_predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+        names = [labels[str(i)] for i in range(len(labels))]
+        preds: list[dict[str, Any]] = [{"pred": row["pred"]} for row in rows]
+        gold = [r.label for r in data.test]
+        metrics = task_kind(task).score(names, gold, preds)
+        served = served_check(task, out, data_dir, gold, names, metrics, data.test) if check_served else None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)  # ~90 MB of weights per run: keep only the figures
-    names = [labels[str(i)] for i in range(len(labels))]
-    preds: list[dict[str, Any]] = [{"pred": row["pred"]} for row in rows]
-    metrics = task_kind(task).score(names, [r.label for r in data.test], preds)
-    return Outcome(metrics=metrics, dropped_words=0, train_seconds=float(info["train_seconds"]), wall_seconds=wall)
+    return Outcome(metrics=metrics, dropped_words=0, train_seconds=float(info["train_seconds"]), wall_seconds=wall,
+                   served=served)

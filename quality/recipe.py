@@ -35,6 +35,8 @@ class Outcome:
     dropped_words: int
     train_seconds: float
     wall_seconds: float
+    #: ours only, first seed: the served answers' scores against training's (quality/served.py)
+    served: dict[str, Any] | None = None
 
 
 def _encode_ner(tokenizer: Any, words: list[list[str]], tags: list[list[int]] | None, max_len: int) -> list[dict]:

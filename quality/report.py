@@ -62,7 +62,14 @@ def markdown(summary: dict[str, dict[str, Any]], corpora: dict[str, dict[str, An
     for corpus, entry in summary.items():
         if "ours" in entry:
             lines += [_diff_row(corpus, m, entry) for m in METRICS[corpora[corpus]["task"]]]
-    lines += ["", "** the difference is larger than the spread (std) between seeds of either side.", "",
+    lines += ["", "** the difference is larger than the spread (std) between seeds of either side.", ""]
+    for corpus, info in corpora.items():
+        served = info.get("served")
+        if served is not None:
+            verdict = "the same scores" if served["equal"] else f"DIFFERENT: {served.get('differing') or served}"
+            lines.append(f"- {corpus}: the test split sent through `/invocations` of the served archive "
+                         f"({served['runtime']}) scores {verdict} as training's evaluation.")
+    lines += ["",
               "| corpus | variant | metric | mean ± std (min–max) | train s | wall s | test words dropped |",
               "|---|---|---|---|---|---|---|"]
     for corpus, entry in summary.items():

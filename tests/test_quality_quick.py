@@ -28,4 +28,6 @@ def test_quick_run_writes_every_corpus_and_variant(tmp_path):
         headline = {"ner": "f1", "classif": "accuracy", "multilabel-classif": "f1_micro"}[run["task"]]
         assert 0.0 <= run["metrics"][headline] <= 1.0 and run["train_seconds"] > 0
     assert result["corpora"]["bbc-news"]["test_words_beyond_max_seq_length"] > 0  # news articles are long
+    # the served archive, sent the test split through /invocations, scores what training's evaluation scored
+    assert all(info["served"]["equal"] for info in result["corpora"].values()), result["corpora"]
     assert found.with_suffix(".md").read_text(encoding="utf-8").startswith("Steps 2,")
