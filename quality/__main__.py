@@ -62,7 +62,8 @@ def _settings(args: argparse.Namespace) -> tuple[list[Setting], dict[str, int] |
 
 
 def measure_corpus(name: str, runs_of: list[Setting], sizes: dict[str, int] | None, work: Path,
-                   variants: tuple[str, ...] = ("ours", *recipe.VARIANTS)) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+                   variants: tuple[str, ...] = ("ours", *recipe.VARIANTS)
+                   ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Prepare one corpus and run every variant and seed on it."""
     from transformers import AutoTokenizer
 
