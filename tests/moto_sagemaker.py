@@ -45,6 +45,17 @@ def offline_account(monkeypatch: Any, tmp_path: Any, region: str) -> Iterator[Cl
         yield Clients(AwsSettings(region=region))
 
 
+def run_cli(capsys: Any, env: dict[str, str], *argv: str, timeout_s: int = 5) -> tuple[int, str, str]:
+    """``python -m launcher ARGV`` in this process (no polling delay): exit status, stdout, stderr; a user never
+    sees a traceback."""
+    from launcher.cli import main
+
+    status = main(["--poll-s", "0", "--timeout-s", str(timeout_s), *argv], env=env)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return status, out, err
+
+
 @contextmanager
 def in_process_moto_server() -> Iterator[str]:
     """A fresh moto server in this process, on 127.0.0.1 and a port the OS picks; yields its URL (for

@@ -16,7 +16,7 @@ import requests
 from launcher.aws import Clients
 from launcher.cli import main
 from launcher.invoke import read_records
-from moto_sagemaker import offline_account
+from moto_sagemaker import offline_account, run_cli
 
 REGION = "eu-west-1"
 BUCKET = "smtx-defects"
@@ -40,10 +40,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Clients]:
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    status = main(["--poll-s", "0", "--timeout-s", "10", *argv], env=ENV)
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return status, out, err
+    return run_cli(capsys, ENV, *argv, timeout_s=10)
 
 
 def _nothing_created(clients: Clients) -> bool:

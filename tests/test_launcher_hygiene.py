@@ -17,7 +17,7 @@ from launcher.errors import SettingError
 from launcher.images import default_batch_sizes, family_of, tagged_cpu
 from launcher.placement import Placement, has_local_storage
 from launcher.s3_cleanup import confirm
-from moto_sagemaker import accept_transform_stops, offline_account, simulate_sagemaker, write_log_lines
+from moto_sagemaker import accept_transform_stops, offline_account, run_cli, simulate_sagemaker, write_log_lines
 
 REGION = "eu-west-1"
 BUCKET = "smtx-hygiene"
@@ -43,10 +43,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Clients]:
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    status = main(["--poll-s", "0", "--timeout-s", "5", *argv], env=ENV)
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return status, out, err
+    return run_cli(capsys, ENV, *argv)
 
 
 def _tags(clients: Clients, arn: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ from moto.sagemaker.models import sagemaker_backends
 
 from launcher.aws import Clients
 from launcher.cli import main
-from moto_sagemaker import UPDATE_FAILURES, accept_endpoint_updates, offline_account
+from moto_sagemaker import UPDATE_FAILURES, accept_endpoint_updates, offline_account, run_cli
 
 REGION = "eu-west-1"
 BUCKET = "smtx-production"
@@ -55,10 +55,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Clients]:
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    status = main(["--poll-s", "0", "--timeout-s", "5", *argv], env=ENV)
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return status, out, err
+    return run_cli(capsys, ENV, *argv)
 
 
 def _endpoint(out: str) -> str:
