@@ -63,7 +63,7 @@ def markdown(results: dict) -> str:
         served_run = runs.get(f"{task}/served/onnx", runs.get(f"{task}/served/torch", {}))
         served = served_run.get("latency_sequential", {}).get("p50_ms")
         rows.append((f"{task}: /invocations p50 overhead over the direct call",
-                     f"{served - direct:.1f} ms" if served and direct else "n/a", "<= 5 ms"))
+                     f"{served - direct:.1f} ms" if served and direct else "n/a", "<= 3 ms"))
         ping = runs.get(f"{task}/served/onnx", runs.get(f"{task}/served/torch", {})).get("ping", {}).get("p50_ms")
         rows.append((f"{task}: of which TorchServe's own /ping round trip (p50)",
                      f"{ping:.1f} ms" if ping else "n/a", ""))
