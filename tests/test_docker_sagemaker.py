@@ -251,7 +251,8 @@ def test_sigterm_during_traffic_answers_in_flight_requests(tmp_path, containers,
 
     def send() -> None:
         try:
-            status = post_json(server.url + "/invocations", {"data": [{"text": long_text}] * 4})[0]
+            # enough work that the requests outlast the pause below even on a fast, quiet machine
+            status = post_json(server.url + "/invocations", {"data": [{"text": long_text}] * 16})[0]
             results.append((status, time.monotonic()))
         except OSError as exc:
             results.append((exc, time.monotonic()))
@@ -259,7 +260,7 @@ def test_sigterm_during_traffic_answers_in_flight_requests(tmp_path, containers,
     threads = [threading.Thread(target=send) for _ in range(4)]
     for thread in threads:
         thread.start()
-    time.sleep(1.0)  # requests are queued or running
+    time.sleep(0.5)  # requests are queued or running
     stopped = time.monotonic()
     stop = docker("stop", "--time", str(SIGTERM_GRACE_S), server.name, timeout=SIGTERM_GRACE_S + 30)
     took = time.monotonic() - stopped
