@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from dataclasses import replace
 from typing import Any, Mapping
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -44,15 +43,19 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         max_tokens=config.max_batch_tokens,
         # AssembleWith=Line appends a newline to every response: a final one of ours would be a blank line
         terminated_lines=not (config.batch_transform and config.assemble_with == "Line"),
+        named=_batch_fields_named(config),
     )
+
+
+def _batch_fields_named(config: ServeConfig) -> frozenset[str]:
+    fields = (("max_batch_size", "micro_batch_size"), ("max_tokens", "max_batch_tokens"))
+    return frozenset(field for field, var in fields if VARIABLES[var].name in config.named)
 
 
 def batch_fields_named(env: Mapping[str, str]) -> frozenset[str]:
     """The micro-batch ``Settings`` fields the environment named: they win over the device's own budget
     (``handlers.service.for_device``)."""
-    named = ServeConfig.from_env(env).named
-    fields = (("max_batch_size", "micro_batch_size"), ("max_tokens", "max_batch_tokens"))
-    return frozenset(field for field, var in fields if VARIABLES[var].name in named)
+    return _batch_fields_named(ServeConfig.from_env(env))
 
 
 def check_allowed(model_dir: str, allowed_root: str | None) -> None:
@@ -81,7 +84,7 @@ def initialize(context: Any) -> None:  # context: TorchServe's ts.context.Contex
     # the GPU TorchServe assigned this worker (None on the CPU): the device is decided once, in the service
     gpu_id = context.system_properties.get("gpu_id")
     try:
-        settings = replace(settings_from_env(env), named=batch_fields_named(env))
+        settings = settings_from_env(env)
         # before any runtime is imported: torch (and OpenMP) read it once; torch's own threads are set where torch
         # serves (runtimes.load.load_runner), so an ONNX worker never imports torch
         os.environ.setdefault("OMP_NUM_THREADS", str(settings.threads))
