@@ -1,8 +1,9 @@
 """``python -m quality [--quick]``: our ``make train`` defaults against the plain transformers recipe.
 
-For each corpus and seed, three runs with the same steps, batch size, sequence length and learning rate: ours
-(``python -m training``), the recipe as the examples run it (10 % warm-up, weight decay 0.01), and the recipe with
-TrainingArguments' own defaults. Results go to ``bench/results/quality-<date>.json`` and a markdown table beside it.
+For each corpus and seed, three runs with the same steps, batch size, sequence length and learning rate (each
+corpus has its own steps and sequence length, ``quality/corpora.py``): ours (``python -m training``), the recipe as
+the examples run it (10 % warm-up, weight decay 0.01), and the recipe with TrainingArguments' own defaults. Runs go
+side by side (``--jobs``). Results go to ``bench/results/quality-<date>.json`` and a markdown table beside it.
 """
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ import argparse
 import datetime as dt
 import json
 import logging
+import os
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from quality import ours, recipe, settings
-from quality.corpora import CORPORA, prepare
+from quality import jobs, ours, recipe, settings
+from quality.corpora import CORPORA, Corpus, prepare
 from quality.report import aggregate, markdown
 from quality.settings import Setting
 from quality.sources import SourceError
@@ -34,11 +35,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"smoke run: {settings.QUICK_STEPS} steps, one seed, a tiny subset of each corpus")
     parser.add_argument("--corpora", nargs="+", choices=sorted(CORPORA), default=list(CORPORA),
                         help="which corpora (default: all)")
-    parser.add_argument("--steps", type=int, help=f"optimizer steps (default {settings.STEPS})")
+    parser.add_argument("--steps", type=int,
+                        help="optimizer steps for every corpus (default: each corpus's own, in quality/corpora.py)")
     parser.add_argument("--seeds", type=int, nargs="+", help=f"seeds (default {list(settings.SEEDS)})")
-    parser.add_argument("--max-seq-length", type=int, default=settings.MAX_SEQ_LENGTH,
-                        help=f"tokens per sequence for every variant (default {settings.MAX_SEQ_LENGTH}); a short one "
-                             "makes truncation drop NER test words, which our windows still label")
+    parser.add_argument("--max-seq-length", type=int,
+                        help="tokens per sequence for every corpus (default: each corpus's own); a short one makes "
+                             "truncation drop NER test words, which our windows still label")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                        help="runs side by side, each with its share of the cores (default: 2 where there are 2 "
+                             "cores or more)")
     parser.add_argument("--variants", nargs="+", choices=("ours", *recipe.VARIANTS), default=None,
                         help="which variants (default: all; `--variants ours --seeds 1` checks the served archive "
                              "alone)")
@@ -47,68 +52,69 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.steps is not None and args.steps < 1:
         parser.error(f"--steps {args.steps}: expected a positive number of steps")
-    if args.max_seq_length < 8:
+    if args.jobs < 1:
+        parser.error(f"--jobs {args.jobs}: expected at least 1")
+    if args.max_seq_length is not None and args.max_seq_length < 8:
         parser.error(f"--max-seq-length {args.max_seq_length}: expected at least 8")
     return args
 
 
-def _settings(args: argparse.Namespace) -> tuple[list[Setting], dict[str, int] | None]:
+def _seed_settings(args: argparse.Namespace, corpus: Corpus) -> tuple[list[Setting], dict[str, int] | None]:
+    """One Setting per seed: the corpus's own steps and sequence length unless the command line sets them."""
     quick = args.quick
-    steps = args.steps or (settings.QUICK_STEPS if quick else settings.STEPS)
+    steps = args.steps or (settings.QUICK_STEPS if quick else corpus.steps)
+    seq = args.max_seq_length or corpus.max_seq_length
     seeds = args.seeds or (settings.QUICK_SEEDS if quick else settings.SEEDS)
     batch = settings.QUICK_BATCH_SIZE if quick else settings.BATCH_SIZE
-    return ([Setting(steps, batch, args.max_seq_length, settings.LEARNING_RATE, s) for s in seeds],
+    return ([Setting(steps, batch, seq, settings.LEARNING_RATE, s) for s in seeds],
             settings.QUICK_SIZES if quick else None)
 
 
-def measure_corpus(name: str, runs_of: list[Setting], sizes: dict[str, int] | None, work: Path,
-                   variants: tuple[str, ...] = ("ours", *recipe.VARIANTS)
-                   ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Prepare one corpus and run every variant and seed on it."""
+def describe_corpus(corpus: Corpus, folder: Path, sums: dict[str, str], setting: Setting) -> dict[str, Any]:
+    """What the report says of a corpus: source, licence, sizes, its setting and the words truncation drops."""
     from transformers import AutoTokenizer
 
     from training.config import EMBEDDED_MODEL
     from training.data import load_dataset
     from training.run import resolve_model
 
-    corpus = CORPORA[name]
-    folder, sums = prepare(corpus, work, sizes)
     data = load_dataset(folder, corpus.task)
-    model_path = resolve_model(EMBEDDED_MODEL)
-    beyond = recipe.words_beyond(AutoTokenizer.from_pretrained(model_path), data.test, runs_of[0].max_seq_length)
-    info = {"task": corpus.task, "about": corpus.about, "package": f"{corpus.source.package}=={corpus.source.version}",
-            "wheel_sha256": corpus.source.sha256, "licence": corpus.source.licence, "origin": corpus.source.origin,
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(EMBEDDED_MODEL))
+    return {"task": corpus.task, "about": corpus.about,
+            "package": f"{corpus.source.package}=={corpus.source.version}", "wheel_sha256": corpus.source.sha256,
+            "licence": corpus.source.licence, "origin": corpus.source.origin,
+            "setting": {"steps": setting.steps, "max_seq_length": setting.max_seq_length},
             "sizes": {"train": len(data.train), "dev": len(data.dev), "test": len(data.test)},
             "test_words": sum(len(r.text.split()) for r in data.test),
-            "test_words_beyond_max_seq_length": beyond, "files_sha256": sums}
-    runs = []
-    for setting in runs_of:
-        for variant in variants:
-            log.info("%s: %s, seed %d, %d steps", name, variant, setting.seed, setting.steps)
-            outcome = ours.run(corpus.task, folder, data, setting, check_served=setting is runs_of[0]) \
-                if variant == "ours" else recipe.run(corpus.task, data, setting, variant, model_path)
-            if outcome.served is not None:
-                info["served"] = outcome.served
-            runs.append({"corpus": name, "task": corpus.task, "variant": variant, "seed": setting.seed,
-                         **asdict(outcome)})
-    return info, runs
+            "test_words_beyond_max_seq_length": recipe.words_beyond(tokenizer, data.test, setting.max_seq_length),
+            "files_sha256": sums}
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parse_args(argv)
-    runs_of, sizes = _settings(args)
-    corpora, runs = {}, []
+    variants = tuple(args.variants or ("ours", *recipe.VARIANTS))
+    corpora: dict[str, dict[str, Any]] = {}
+    planned: list[jobs.Job] = []
     try:
         for name in args.corpora:
-            corpora[name], found = measure_corpus(name, runs_of, sizes, args.work,
-                                                  tuple(args.variants or ("ours", *recipe.VARIANTS)))
-            runs += found
+            corpus = CORPORA[name]
+            seed_settings, sizes = _seed_settings(args, corpus)
+            folder, sums = prepare(corpus, args.work, sizes)
+            corpora[name] = describe_corpus(corpus, folder, sums, seed_settings[0])
+            planned += jobs.plan(name, corpus.task, folder, seed_settings, variants)
+        runs = jobs.run_all(planned, args.jobs)
     except (SourceError, ours.TrainingFailed, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, (SourceError, ValueError)) else 1
-    shared = {**asdict(runs_of[0]), "seeds": [s.seed for s in runs_of]}
-    shared.pop("seed")
+    for run in runs:
+        served = run.pop("served", None)
+        if served is not None:
+            corpora[run["corpus"]]["served"] = served
+    first = planned[0].setting
+    shared = {"batch_size": first.batch_size, "learning_rate": first.learning_rate,
+              "seeds": sorted({job.setting.seed for job in planned}), "jobs": args.jobs,
+              "threads_per_job": jobs.threads_per_job(args.jobs)}
     summary = aggregate(runs)
     table = markdown(summary, corpora, shared)
     stamp = dt.datetime.now().strftime("%Y-%m-%d-%H%M%S") + ("-quick" if args.quick else "")

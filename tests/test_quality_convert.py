@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -93,8 +94,23 @@ def test_report_puts_differences_first_and_flags_those_beyond_the_spread():
     runs = [{"corpus": "c", "task": "classif", "variant": v, "seed": s, "train_seconds": 1.0, "wall_seconds": 2.0,
              "metrics": {"accuracy": acc + s / 1000, "f1_macro": acc}}
             for v, acc in (("ours", 0.90), ("recipe", 0.80), ("recipe-defaults", 0.90)) for s in (1, 2, 3)]
-    table = markdown(aggregate(runs), {"c": {"task": "classif", "test_words_beyond_max_seq_length": 7}},
-                     {"steps": 1, "batch_size": 1, "max_seq_length": 8, "learning_rate": 1e-5, "seeds": [1, 2, 3]})
+    corpora = {"c": {"task": "classif", "test_words_beyond_max_seq_length": 7,
+                     "setting": {"steps": 1, "max_seq_length": 8}}}
+    table = markdown(aggregate(runs), corpora, {"batch_size": 1, "learning_rate": 1e-5, "seeds": [1, 2, 3],
+                                                "jobs": 2, "threads_per_job": 1})
+    assert table.startswith("Batch 1, learning rate 1e-05, seeds [1, 2, 3]; c 1 steps at sequence 8; 2 run(s)")
     diff_line = next(line for line in table.splitlines() if line.startswith("| c | accuracy |"))
     assert "+10.00 **" in diff_line and "| +0.00 |" in diff_line
     assert table.index("ours − recipe") < table.index("mean ± std")
+
+
+def test_jobs_run_the_variants_of_one_seed_side_by_side_and_share_the_cores(monkeypatch):
+    from quality import jobs
+    from quality.settings import Setting
+
+    settings = [Setting(5, 2, 16, 1e-5, seed) for seed in (1, 2)]
+    planned = jobs.plan("c", "classif", Path("x"), settings, ("ours", "recipe"))
+    assert [(j.setting.seed, j.variant, j.check_served) for j in planned] == [
+        (1, "ours", True), (1, "recipe", False), (2, "ours", False), (2, "recipe", False)]
+    monkeypatch.setattr(jobs.os, "cpu_count", lambda: 2)
+    assert (jobs.threads_per_job(1), jobs.threads_per_job(2), jobs.threads_per_job(4)) == (2, 1, 1)

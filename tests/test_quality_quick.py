@@ -30,4 +30,7 @@ def test_quick_run_writes_every_corpus_and_variant(tmp_path):
     assert result["corpora"]["bbc-news"]["test_words_beyond_max_seq_length"] > 0  # news articles are long
     # the served archive, sent the test split through /invocations, scores what training's evaluation scored
     assert all(info["served"]["equal"] for info in result["corpora"].values()), result["corpora"]
-    assert found.with_suffix(".md").read_text(encoding="utf-8").startswith("Steps 2,")
+    assert found.with_suffix(".md").read_text(encoding="utf-8").startswith("Batch 8,")
+    assert all(info["setting"]["steps"] == 2 for info in result["corpora"].values())
+    # two runs side by side on a machine with two cores or more (the default), each with its share of the cores
+    assert result["setting"]["jobs"] == min(2, os.cpu_count() or 1)
