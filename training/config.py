@@ -31,7 +31,8 @@ class ConfigError(ValueError):
 
 
 def _meta(doc: str, **limits: Any) -> dict[str, Any]:
-    """A field's metadata: ``doc`` for people, and ``min`` / ``max`` / ``choices`` that __post_init__ enforces."""
+    """A field's metadata: ``doc`` for people, and ``min`` / ``max`` / ``above`` / ``choices`` that __post_init__
+    enforces."""
     return {"doc": doc, **limits}
 
 
@@ -55,6 +56,10 @@ class TrainConfig:
     warmup_ratio: float = field(default=0.1, metadata=_meta("fraction of steps with linear warm-up", min=0.0,
                                                             max=0.999))
     weight_decay: float = field(default=0.01, metadata=_meta("AdamW weight decay", min=0.0))
+    # 10: the new head no longer spends the first quarter of a short run predicting only O (see make quality)
+    head_learning_rate_ratio: float = field(default=10.0, metadata=_meta(
+        "the new head's peak learning rate as a multiple of learning_rate (the pretrained weights keep "
+        "learning_rate); 1 trains every weight alike, 0 would leave the head as initialised", above=0.0))
     max_seq_length: int = field(default=128, metadata=_meta("tokens per window, special tokens included", min=8))
     stride: int = field(default=32, metadata=_meta(
         "tokens shared by consecutive NER windows, at most (max_seq_length - 2) // 2; when not given, 32 or a "
@@ -88,6 +93,8 @@ class TrainConfig:
                 raise ConfigError(f"{f.name}={value!r} is not valid; expected a finite number")
             if "min" in meta and value < meta["min"] and not (f.name == "max_steps" and value == -1):
                 raise ConfigError(f"{f.name}={value!r} is too small; expected at least {meta['min']}")
+            if "above" in meta and value <= meta["above"]:
+                raise ConfigError(f"{f.name}={value!r} is too small; expected above {meta['above']}")
             if "max" in meta and value > meta["max"]:
                 raise ConfigError(f"{f.name}={value!r} is too large; expected at most {meta['max']}")
 
@@ -164,6 +171,8 @@ class Hyperparameter:
     doc: str
     minimum: float | None = None
     maximum: float | None = None
+    #: an exclusive lower bound (a ratio that must be positive)
+    above: float | None = None
     choices: tuple[str, ...] | None = None
 
     @property
@@ -175,6 +184,7 @@ class Hyperparameter:
         """The doc followed by what is allowed and the default: one line of ``--help`` or of the README."""
         limits = [f"one of {', '.join(self.choices)}"] if self.choices else []
         limits += [f"at least {self.minimum:g}"] if self.minimum is not None else []
+        limits += [f"above {self.above:g}"] if self.above is not None else []
         limits += [f"at most {self.maximum:g}"] if self.maximum is not None else []
         limits += ["required"] if self.required else [f"default {_to_string(self.default)}"]
         return f"{self.doc} ({'; '.join(limits)})"
@@ -188,7 +198,7 @@ def hyperparameters() -> tuple[Hyperparameter, ...]:
         meta = f.metadata
         found.append(Hyperparameter(
             name=f.name, kind=kind, default=None if f.default is MISSING else f.default, doc=meta["doc"],
-            minimum=meta.get("min"), maximum=meta.get("max"), choices=meta.get("choices")))
+            minimum=meta.get("min"), maximum=meta.get("max"), above=meta.get("above"), choices=meta.get("choices")))
     return tuple(found)
 
 

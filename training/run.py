@@ -47,7 +47,9 @@ def build_spec(config: TrainConfig, model_type: str, data: Dataset) -> TaskSpec:
                     max_seq_length=config.max_seq_length, stride=config.stride, use_bbox=config.use_bbox)
 
 
-def load_base(config: TrainConfig, data: Dataset) -> tuple[TaskSpec, Any, Any]:
+def load_base(config: TrainConfig, data: Dataset) -> tuple[TaskSpec, Any, Any, frozenset[str]]:
+    """The spec, tokenizer and model to fine-tune, and the names of the weights the checkpoint did not have (the
+    new head, initialised here from the seed)."""
     from transformers import AutoConfig, set_seed
 
     # the new head's initial weights come from the global generators: seeded, one seed gives one model
@@ -58,13 +60,13 @@ def load_base(config: TrainConfig, data: Dataset) -> tuple[TaskSpec, Any, Any]:
     kind = task_kind(spec.task)
     labels = spec.labels
     extra = {} if kind.problem_type is None else {"problem_type": kind.problem_type}
-    model = model_class(spec.task).from_pretrained(
-        path, num_labels=spec.num_outputs,
+    model, loading = model_class(spec.task).from_pretrained(
+        path, num_labels=spec.num_outputs, output_loading_info=True,
         id2label={i: n for i, n in enumerate(labels)} if labels else {0: "value"},
         label2id={n: i for i, n in enumerate(labels)} if labels else {"value": 0},
         **extra,
     )
-    return spec, load_tokenizer(path, model_type), model
+    return spec, load_tokenizer(path, model_type), model, frozenset(loading["missing_keys"])
 
 
 def log_scores(split: str, scores: dict[str, Any]) -> None:
@@ -119,11 +121,11 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, che
     scratch = Path(checkpoint_dir) if checkpoint_dir else Path(tempfile.mkdtemp(prefix="smtx-checkpoints-"))
     is_main = True
     try:
-        spec, tokenizer, model = load_base(config, data)
+        spec, tokenizer, model, head_names = load_base(config, data)
         stop.check()
         # checkpoints are written only where a run can resume from them (a checkpoint folder that outlives it)
         fitted = fit(config, spec, tokenizer, model, data, str(scratch), device,
-                     (MetricLines(), StopOnRequest(stop)), persist=checkpoint_dir is not None)
+                     (MetricLines(), StopOnRequest(stop)), persist=checkpoint_dir is not None, head_names=head_names)
         stop.check()
         is_main = fitted.is_main
         if not is_main:  # rank 0 alone evaluates and writes

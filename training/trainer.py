@@ -166,18 +166,49 @@ def keep_best(metric: str, greater_is_better: bool) -> Any:
     return KeepBest()
 
 
-def fit(config: TrainConfig, spec: TaskSpec, tokenizer: Any, model: Any, data: Dataset, output_dir: str,
-        device: TrainDevice, callbacks: Sequence[Any] = (), persist: bool = True) -> Fitted:
-    """Train; the returned model is the best by the dev metric. ``persist``: see ``training_arguments``."""
+def head_groups(param_groups: list[dict[str, Any]], head: set[int], ratio: float) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups with the head's parameters (``head``: their ids) moved to groups of their
+    own at ``ratio`` times the learning rate, keeping each group's weight decay. The scheduler, made after the
+    optimizer, scales every group's rate by the same warm-up and decay."""
+    body, heads = [], []
+    for group in param_groups:
+        rest = {k: v for k, v in group.items() if k != "params"}
+        body.append({**rest, "params": [p for p in group["params"] if id(p) not in head]})
+        mine = [p for p in group["params"] if id(p) in head]
+        if mine:
+            heads.append({**rest, "params": mine, "lr": group["lr"] * ratio})
+    return [g for g in body if g["params"]] + heads
+
+
+def _trainer_class(head_names: frozenset[str], ratio: float) -> Any:
+    """The Trainer, with the new head's parameters learning at ``ratio`` times the learning rate."""
     from transformers import Trainer
 
+    class HeadRateTrainer(Trainer):
+        def create_optimizer(self, model: Any = None) -> Any:
+            if self.optimizer is None and ratio != 1.0 and head_names:
+                optimizer = super().create_optimizer(model)
+                head = {id(p) for n, p in (model or self.model).named_parameters() if n in head_names}
+                optimizer.param_groups[:] = head_groups(optimizer.param_groups, head, ratio)
+                return optimizer
+            return super().create_optimizer(model)
+
+    return HeadRateTrainer
+
+
+def fit(config: TrainConfig, spec: TaskSpec, tokenizer: Any, model: Any, data: Dataset, output_dir: str,
+        device: TrainDevice, callbacks: Sequence[Any] = (), persist: bool = True,
+        head_names: frozenset[str] = frozenset()) -> Fitted:
+    """Train; the returned model is the best by the dev metric. ``persist``: see ``training_arguments``.
+    ``head_names``: the parameters the base checkpoint did not have (the new head); they learn at
+    ``config.head_learning_rate_ratio`` times the learning rate."""
     kind = task_kind(spec.task)
     train_features = encode(spec, tokenizer, data.train, with_labels=True)
     dev_features = encode(spec, tokenizer, data.dev, with_labels=True)
     log.info("features: train %d (from %d records), dev %d", len(train_features), len(data.train), len(dev_features))
     args = training_arguments(config, kind, output_dir, device, persist)
     callbacks = list(callbacks) + ([] if persist else [keep_best(kind.primary_metric, kind.greater_is_better)])
-    trainer = Trainer(
+    trainer = _trainer_class(head_names, config.head_learning_rate_ratio)(
         model=model, args=args, train_dataset=FeatureDataset(train_features),
         eval_dataset=FeatureDataset(dev_features), data_collator=Collator(spec, tokenizer.pad_token_id),
         compute_metrics=_metric_fn(spec, data.dev, dev_features), callbacks=callbacks,
