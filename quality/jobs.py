@@ -72,6 +72,8 @@ def run_job(job: Job) -> dict[str, Any]:
         outcome = ours.run(job.task, job.folder, data, job.setting, check_served=job.check_served)
     else:
         outcome = recipe.run(job.task, data, job.setting, job.variant, resolve_model(EMBEDDED_MODEL))
+    scores = ", ".join(f"{k} {100 * v:.2f}" for k, v in outcome.metrics.items() if isinstance(v, float))
+    log.info("%s: %s, seed %d: %s (%.0f s)", job.corpus, job.variant, job.setting.seed, scores, outcome.wall_seconds)
     return {"corpus": job.corpus, "task": job.task, "variant": job.variant, "seed": job.setting.seed,
             "steps": job.setting.steps, "max_seq_length": job.setting.max_seq_length, **asdict(outcome)}
 
