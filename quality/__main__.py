@@ -91,7 +91,7 @@ def describe_corpus(corpus: Corpus, folder: Path, sums: dict[str, str], setting:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format=jobs.LOG_FORMAT)
     args = parse_args(argv)
     variants = tuple(args.variants or ("ours", *recipe.VARIANTS))
     corpora: dict[str, dict[str, Any]] = {}

@@ -18,6 +18,8 @@ from typing import Any, Iterable
 from quality.settings import Setting
 
 log = logging.getLogger("quality")
+#: the log lines of the measurement and of its worker processes
+LOG_FORMAT = "%(asctime)s %(name)s %(message)s"
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ def _limit_threads(threads: int) -> None:
 
 
 def _start_worker(threads: int) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     _limit_threads(threads)
 
 

@@ -56,10 +56,10 @@ def _diff_row(corpus: str, metric: str, entry: dict[str, Any]) -> str:
 def markdown(summary: dict[str, dict[str, Any]], corpora: dict[str, dict[str, Any]], setting: dict[str, Any]) -> str:
     """The report: differences and ratios (ours vs each recipe), then every variant's mean ± std and times."""
     each = ", ".join(f"{name} {info['setting']['steps']} steps at sequence {info['setting']['max_seq_length']}"
-                     for name, info in corpora.items() if "setting" in info)
+                     for name, info in corpora.items())
     lines = [f"Batch {setting['batch_size']}, learning rate {setting['learning_rate']}, seeds {setting['seeds']}; "
-             f"{each}; {setting.get('jobs', 1)} run(s) at a time, {setting.get('threads_per_job', '?')} thread(s) "
-             "each; test metrics in points.", "",
+             f"{each}; {setting['jobs']} run(s) at a time, {setting['threads_per_job']} thread(s) each; test "
+             "metrics in points.", "",
              "| corpus | metric | ours − recipe | ours / recipe | ours − recipe defaults | ours / recipe defaults "
              "| ours std |", "|---|---|---|---|---|---|---|"]
     for corpus, entry in summary.items():

@@ -186,12 +186,12 @@ def _trainer_class(head_names: frozenset[str], ratio: float) -> Any:
 
     class HeadRateTrainer(Trainer):
         def create_optimizer(self, model: Any = None) -> Any:
-            if self.optimizer is None and ratio != 1.0 and head_names:
-                optimizer = super().create_optimizer(model)
+            made_here = self.optimizer is None  # an optimizer made before (or passed in) is left as it is
+            optimizer = super().create_optimizer(model)
+            if made_here and ratio != 1.0 and head_names:
                 head = {id(p) for n, p in (model or self.model).named_parameters() if n in head_names}
                 optimizer.param_groups[:] = head_groups(optimizer.param_groups, head, ratio)
-                return optimizer
-            return super().create_optimizer(model)
+            return optimizer
 
     return HeadRateTrainer
 
