@@ -57,8 +57,8 @@ def export_onnx(model: Any, spec: TaskSpec, tokenizer: Any, sample: Sequence[Rec
     import torch
 
     family = family_for(spec.model_type)
-    names, token_head = family.input_names(), task_kind(spec.task).head == "token"
-    batch = pad(encode(spec, tokenizer, list(sample)), family, tokenizer.pad_token_id)
+    names, token_head = spec.inputs, task_kind(spec.task).head == "token"
+    batch = pad(encode(spec, tokenizer, list(sample)), names, tokenizer.pad_token_id)
     args = tuple(torch.from_numpy(batch[name]) for name in names)
     if family.onnx_fusion is None:
         _trace(model, names, args, token_head, dst)

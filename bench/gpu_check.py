@@ -176,7 +176,6 @@ def gpu_rows(task: str, checkpoint: Path, n: int, peak: dict[str, float]) -> dic
     from bench.stats import latency_summary
     from bench.texts import corpus
     from runtimes.torch_runtime import load_checkpoint
-    from tasks.families import family_for
     from tasks.predict import predict
     from tasks.records import Record
 
@@ -184,7 +183,7 @@ def gpu_rows(task: str, checkpoint: Path, n: int, peak: dict[str, float]) -> dic
     flops = flops_per_record(checkpoint, n)["sorted"]
     for precision in ("fp32", "fp16"):
         spec, tokenizer, cpu_runner = load_checkpoint(checkpoint)
-        runner = CudaRunner(cpu_runner.model, family_for(spec.model_type).input_names(), precision == "fp16")
+        runner = CudaRunner(cpu_runner.model, spec.inputs, precision == "fp16")
         seconds = _best_seconds(partial(predict, spec, tokenizer, runner, records, max_batch_size=64))
         samples = []
         for _ in range(300):

@@ -19,7 +19,7 @@ def flops_per_record(checkpoint: Path, n: int) -> dict:
     config = json.loads((checkpoint / "config.json").read_text())
     layers, hidden, inter = config["num_hidden_layers"], config["hidden_size"], config["intermediate_size"]
     weights = layers * (4 * hidden * hidden + 2 * hidden * inter)
-    tokenizer = load_tokenizer(checkpoint, spec.model_type)
+    tokenizer = load_tokenizer(checkpoint, spec.prefix_space)
     features = encode(spec, tokenizer, [Record(text=t) for t in corpus(n)])
     lengths = [len(f) for f in features]
 

@@ -72,11 +72,10 @@ def _padded_run(spec, tokenizer, runner, records) -> None:
     """Batches of 32 in arrival order, every input padded to max_seq_length (what many serving stacks do)."""
     from tasks.batching import pad
     from tasks.encode import encode
-    from tasks.families import family_for
 
-    features, family = encode(spec, tokenizer, records), family_for(spec.model_type)
+    features = encode(spec, tokenizer, records)
     for i in range(0, len(features), 32):
-        batch = pad(features[i:i + 32], family, tokenizer.pad_token_id)
+        batch = pad(features[i:i + 32], spec.inputs, tokenizer.pad_token_id)
         extra = spec.max_seq_length - batch["input_ids"].shape[1]
         runner({k: np.pad(v, [(0, 0), (0, extra)] + [(0, 0)] * (v.ndim - 2)) for k, v in batch.items()})
 

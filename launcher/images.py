@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from launcher.errors import SettingError
-from tasks.families import FAMILIES
+from tasks.families import FAMILIES, family_of_name
 
 GPU_FAMILIES = ("ml.g", "ml.p")
 _CPU_TAG = re.compile(r"(^|[-._])cpu($|[-._])")
@@ -70,17 +70,12 @@ def check_gpu_image(image: str, instance_type: str, configured_cpu: str | None =
 #: ``per_device_train_batch_size`` / ``per_device_eval_batch_size`` on a GPU instance, per architecture: the
 #: family table's (tasks/families.py, pure: no model code is imported)
 GPU_BATCH_SIZES: dict[str, int] = {name: f.gpu_batch_size for name, f in FAMILIES.items() if f.gpu_batch_size}
-#: model name fragments -> family, most specific first (distilbert and roberta contain bert); the embedded
-#: MiniLM is a BERT; RoBERTa has no row in the table, so its batch sizes stay the training defaults
-_NAME_FAMILIES: tuple[tuple[str, str | None], ...] = (
-    ("longformer", "longformer"), ("layoutlm", "layoutlm"), ("distilbert", "distilbert"), ("roberta", None),
-    ("minilm", "bert"), ("bert", "bert"))
 
 
 def family_of(model_name: str) -> str | None:
-    """The architecture a model name suggests (``allenai/longformer-base-4096`` -> longformer), else None."""
-    lowered = model_name.lower()
-    return next((family for fragment, family in _NAME_FAMILIES if fragment in lowered), None)
+    """The architecture a model name suggests (``allenai/longformer-base-4096`` -> longformer), else None: the
+    family table's name hints, so a new row is guessed too."""
+    return family_of_name(model_name)
 
 
 def default_batch_sizes(model_name: str, instance_type: str) -> dict[str, int]:

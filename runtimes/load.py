@@ -48,7 +48,7 @@ def _load_onnx(model_dir: Path, spec: TaskSpec, serving: dict[str, Any], threads
     runner = OnnxRunner(graph, intra_op_threads=threads, optimized=serving.get("graph_optimization"))
     check_output_width(runner.output_width, spec, graph)
     session = time.perf_counter()
-    tokenizer = load_serving_tokenizer(model_dir, spec.model_type)
+    tokenizer = load_serving_tokenizer(model_dir, spec.prefix_space)
     # the cold-start benchmark (bench/cold_start.py) reads these figures from the log
     log.info("load steps: imports %.3f s, session %.3f s, tokenizer %.3f s", imported - started,
              session - imported, time.perf_counter() - session)

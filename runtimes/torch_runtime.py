@@ -13,16 +13,45 @@ import numpy as np
 
 from runtimes.device import FP16_TOLERANCE, ServePlan, gate_precision
 from runtimes.parity import parity, read_check_set, run_check
-from tasks.families import family_for
+from runtimes.tokenizer import add_prefix_space, pre_tokenizer_of, word_start
+from tasks.families import longest_input, model_inputs
 from tasks.kinds import task_kind
 from tasks.spec import TASK_SPEC_FILE, TaskSpec
 
 
-def load_tokenizer(path: str | Path, model_type: str) -> Any:
+def load_tokenizer(path: str | Path, prefix_space: bool) -> Any:
+    """transformers' tokenizer of ``path`` as training used it: ``prefix_space`` is ``TaskSpec.add_prefix_space``
+    (what ``load_base_tokenizer`` decided), so serving tokenises exactly as training did."""
     from transformers import AutoTokenizer
 
-    kwargs = {"add_prefix_space": True} if family_for(model_type).add_prefix_space else {}
-    return AutoTokenizer.from_pretrained(str(path), **kwargs)
+    # the classes that rebuild their pre-tokenizer from the option (RoBERTa's) want it at load
+    tokenizer = AutoTokenizer.from_pretrained(str(path), **({"add_prefix_space": True} if prefix_space else {}))
+    if prefix_space and word_start(pre_tokenizer_of(tokenizer.backend_tokenizer)).missing:
+        add_prefix_space(tokenizer.backend_tokenizer)  # the others (a plain fast tokenizer's) ignore it
+    return tokenizer
+
+
+def load_base_tokenizer(path: str | Path) -> tuple[Any, bool]:
+    """The base model's tokenizer for training, and whether pre-split words needed a prefix space: decided from
+    the tokenizer's own pre-tokenizer (``runtimes.tokenizer.word_start``), never from the model type."""
+    from transformers import AutoTokenizer
+
+    plain = AutoTokenizer.from_pretrained(str(path))
+    if not word_start(pre_tokenizer_of(plain.backend_tokenizer)).missing:
+        return plain, False
+    return load_tokenizer(path, True), True
+
+
+def model_facts(model: Any) -> tuple[tuple[str, ...], int | None]:
+    """The inputs ``model``'s forward takes and its longest input, derived from the model itself (see
+    ``tasks.families``): the forward's parameters and config, and the position ids its embeddings reserve."""
+    import inspect
+
+    config = model.config.to_dict()
+    inputs = model_inputs(model.config.model_type, config, inspect.signature(model.forward).parameters)
+    positions = getattr(getattr(model.base_model, "embeddings", None), "position_embeddings", None)
+    padding_idx = getattr(positions, "padding_idx", None)
+    return inputs, longest_input(config, 0 if padding_idx is None else padding_idx + 1)
 
 
 def model_class(task: str) -> Any:
@@ -109,6 +138,6 @@ def load_checkpoint(checkpoint: str | Path, spec: TaskSpec | None = None) -> tup
     """Spec, tokenizer and a torch runner from a self-describing checkpoint (safetensors weights only);
     ``spec``: the one the caller already read, so that task_spec.json is not read twice."""
     spec = spec or read_spec(checkpoint)
-    tokenizer = load_tokenizer(checkpoint, spec.model_type)
+    tokenizer = load_tokenizer(checkpoint, spec.prefix_space)
     model = model_class(spec.task).from_pretrained(str(checkpoint), use_safetensors=True)
-    return spec, tokenizer, TorchRunner(model, family_for(spec.model_type).input_names())
+    return spec, tokenizer, TorchRunner(model, spec.inputs)

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from tasks.families import PAD_BOX, Family
+from tasks.families import PAD_BOX
 from tasks.features import IGNORE_INDEX, Feature
 
 
@@ -30,9 +30,10 @@ def plan_batches(lengths: Sequence[int], max_batch_size: int, max_tokens: int) -
     return batches
 
 
-def pad(features: Sequence[Feature], family: Family, pad_token_id: int, with_labels: bool = False
+def pad(features: Sequence[Feature], inputs: Sequence[str], pad_token_id: int, with_labels: bool = False
         ) -> dict[str, np.ndarray]:
-    """The model inputs of ``features`` as int64 arrays padded to the longest; float/int labels when asked."""
+    """The model ``inputs`` (``TaskSpec.inputs``) of ``features`` as int64 arrays padded to the longest;
+    float/int labels when asked."""
     n, width = len(features), max(len(f) for f in features)
     input_ids = np.full((n, width), pad_token_id, dtype=np.int64)
     mask = np.zeros((n, width), dtype=np.int64)
@@ -40,19 +41,19 @@ def pad(features: Sequence[Feature], family: Family, pad_token_id: int, with_lab
         input_ids[i, : len(f)] = f.input_ids
         mask[i, : len(f)] = 1
     batch = {"input_ids": input_ids, "attention_mask": mask}
-    if family.token_type_ids:
+    if "token_type_ids" in inputs:
         types = np.zeros((n, width), dtype=np.int64)  # one segment unless a feature says otherwise (pairs)
         for i, f in enumerate(features):
             if f.token_type_ids is not None:
                 types[i, : len(f)] = f.token_type_ids
         batch["token_type_ids"] = types
-    if family.bbox:
+    if "bbox" in inputs:
         boxes = np.tile(np.asarray(PAD_BOX, dtype=np.int64), (n, width, 1))
         for i, f in enumerate(features):
             if f.bbox is not None:
                 boxes[i, : len(f)] = f.bbox
         batch["bbox"] = boxes
-    if family.global_attention_first:
+    if "global_attention_mask" in inputs:
         glob = np.zeros((n, width), dtype=np.int64)
         glob[:, 0] = 1
         batch["global_attention_mask"] = glob

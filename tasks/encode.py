@@ -4,7 +4,6 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from tasks.families import family_for
 from tasks.features import IGNORE_INDEX, Feature
 from tasks.fields import Record
 from tasks.kinds import task_kind
@@ -15,7 +14,6 @@ __all__ = ["IGNORE_INDEX", "Feature", "encode"]
 
 def encode(spec: TaskSpec, tokenizer: Any, records: list[Record], with_labels: bool = False) -> list[Feature]:
     """Model features for ``records``, in record order (a record's windows are consecutive)."""
-    family_for(spec.model_type)  # fail early on an unsupported architecture
     kind = task_kind(spec.task)
     target = partial(kind.target, spec.labels) if with_labels else None
     return kind.encode(spec, tokenizer, records, target)

@@ -61,6 +61,21 @@ def _tokenize_words(tokenizer: Any, word_lists: list[list[str]]) -> list[tuple[l
     return out
 
 
+def label_positions(ids: list[int], word_of: list[int], word_start_ids: tuple[int, ...]) -> list[bool]:
+    """For each token, whether it carries its word's label: the word's first token, unless that token is only a
+    word-start marker (SentencePiece's lone "▁", ``TaskSpec.word_start_ids``) and the word has another token --
+    the marker is the same token for every such word, so the piece after it is the one that says which word it
+    is. A word that is all markers keeps its first."""
+    chosen: dict[int, int] = {}
+    for i, (token, word) in enumerate(zip(ids, word_of)):
+        if word not in chosen or (ids[chosen[word]] in word_start_ids and token not in word_start_ids):
+            chosen[word] = i
+    positions = [False] * len(ids)
+    for i in chosen.values():
+        positions[i] = True
+    return positions
+
+
 def _windows(n_tokens: int, size: int, stride: int) -> list[tuple[int, int]]:
     """[start, end) token spans of length <= size, overlapping by ``stride`` tokens, covering every token."""
     if n_tokens <= size:
@@ -85,7 +100,7 @@ def _word_features(spec: TaskSpec, tokenizer: Any, records: list[Record], target
     words_per_record = [split_words(r.text) for r in records]
     features: list[Feature] = []
     for r, (record, (ids, word_of)) in enumerate(zip(records, _tokenize_words(tokenizer, words_per_record))):
-        is_first = [i == 0 or word_of[i] != word_of[i - 1] for i in range(len(ids))]
+        is_first = label_positions(ids, word_of, spec.word_start_ids)
         spans = _windows(len(ids), size, spec.stride) if per_word else [(0, min(len(ids), size))]
         goal = target_of(record, target)
         for start, end in spans:

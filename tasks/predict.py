@@ -7,7 +7,6 @@ import numpy as np
 
 from tasks.batching import pad, plan_batches
 from tasks.encode import Feature, encode
-from tasks.families import family_for
 from tasks.kinds import task_kind
 from tasks.records import Record
 from tasks.spec import TaskSpec
@@ -19,11 +18,10 @@ Runner = Callable[[dict[str, np.ndarray]], np.ndarray]
 def run_features(spec: TaskSpec, runner: Runner, features: Sequence[Feature], pad_token_id: int,
                  max_batch_size: int = 32, max_tokens: int = 16384) -> list[np.ndarray]:
     """The runner's output for each feature (unpadded for token heads), in feature order."""
-    family = family_for(spec.model_type)
     token_head = task_kind(spec.task).head == "token"
     outputs: list[np.ndarray | None] = [None] * len(features)
     for group in plan_batches([len(f) for f in features], max_batch_size, max_tokens):
-        logits = np.asarray(runner(pad([features[i] for i in group], family, pad_token_id)))
+        logits = np.asarray(runner(pad([features[i] for i in group], spec.inputs, pad_token_id)))
         for row, i in enumerate(group):
             outputs[i] = logits[row, : len(features[i])] if token_head else logits[row]
     return outputs  # type: ignore[return-value]  # no None left: plan_batches puts every index in one batch

@@ -8,10 +8,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tasks.errors import SpecError
-from tasks.families import family_for
+from tasks.families import KNOWN_INPUTS, family_for
 from tasks.kinds import TASKS, task_kind
 
-SCHEMA_VERSION = 1
+#: 2 added the facts derived from the base model (``model_inputs``, ``add_prefix_space``, ``word_start_ids``)
+SCHEMA_VERSION = 2
+#: the versions this code reads: a version-1 spec (the five families of the old closed table) gets its facts
+#: from ``V1_FACTS``
+READS = (1, 2)
+#: what version 1 left implicit, per family it allowed: (takes token_type_ids, needs a prefix space)
+V1_FACTS = {"bert": (True, False), "distilbert": (False, False), "roberta": (False, True),
+            "longformer": (False, True), "layoutlm": (True, False)}
 TASK_SPEC_FILE = "task_spec.json"
 #: the task names, in the table's order (the table is ``tasks.kinds.TASKS``; this is a view of it)
 TASK_NAMES = tuple(TASKS)
@@ -29,12 +36,30 @@ class TaskSpec:
     use_bbox: bool = False
     #: per-label decision thresholds (tuned on dev by tasks that tune them: multilabel-classif)
     thresholds: dict[str, float] = field(default_factory=dict)
+    #: the inputs the model's forward takes (``tasks.families.model_inputs``); None: version 1's for the family
+    model_inputs: tuple[str, ...] | None = None
+    #: pre-split words are given a prefix space at tokenizer load (``runtimes.tokenizer.word_start``), as
+    #: training's tokenizer was; None: version 1's for the family
+    add_prefix_space: bool | None = None
+    #: ids of tokens that are only a word-start marker (SentencePiece's lone "▁"): a word's label goes on its
+    #: first other token, the one that says which word it is
+    word_start_ids: tuple[int, ...] = ()
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
         kind = task_kind(self.task)
-        family = family_for(self.model_type)
-        if self.use_bbox and not family.bbox:
+        types, prefix = V1_FACTS.get(self.model_type, (False, False))
+        if self.model_inputs is None:
+            extra = family_for(self.model_type).extra_inputs()
+            object.__setattr__(self, "model_inputs",
+                               ("input_ids", "attention_mask", *(("token_type_ids",) if types else ()), *extra))
+        if self.add_prefix_space is None:
+            object.__setattr__(self, "add_prefix_space", prefix)
+        unknown_inputs = [n for n in self.inputs if n not in KNOWN_INPUTS]
+        if unknown_inputs or self.inputs[:2] != ("input_ids", "attention_mask"):
+            raise SpecError(f"model_inputs {list(self.inputs)} are not valid: expected input_ids, attention_mask, "
+                            f"then any of {list(KNOWN_INPUTS[2:])}")
+        if self.use_bbox and "bbox" not in self.inputs:
             raise SpecError(f"use_bbox is true but model_type {self.model_type!r} takes no boxes (use LayoutLM)")
         if self.use_bbox and not kind.takes_bbox:
             raise SpecError(f"use_bbox is true but task {self.task!r} reads no word boxes")
@@ -59,6 +84,17 @@ class TaskSpec:
             raise SpecError("thresholds must lie in [0, 1]")
 
     @property
+    def inputs(self) -> tuple[str, ...]:
+        """The model inputs, in the order runtimes pass them (never None once the spec is built)."""
+        assert self.model_inputs is not None  # filled in __post_init__
+        return self.model_inputs
+
+    @property
+    def prefix_space(self) -> bool:
+        """Whether the tokenizer is loaded giving pre-split words a prefix space (never None once built)."""
+        return bool(self.add_prefix_space)
+
+    @property
     def num_outputs(self) -> int:
         return len(self.labels) if task_kind(self.task).has_labels else 1
 
@@ -68,6 +104,7 @@ class TaskSpec:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["labels"] = list(self.labels)
+        data["model_inputs"], data["word_start_ids"] = list(self.inputs), list(self.word_start_ids)
         return data
 
     @classmethod
@@ -75,9 +112,12 @@ class TaskSpec:
         if not isinstance(data, dict):
             raise SpecError("a task spec must be a JSON object")
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise SpecError(f"task spec schema_version {version!r} is not supported (this code reads {SCHEMA_VERSION})")
+        if isinstance(version, bool) or version not in READS:
+            raise SpecError(f"task spec schema_version {version!r} is not supported (this code reads "
+                            f"{' and '.join(map(str, READS))})")
         known = {f for f in cls.__dataclass_fields__}
+        if version == 1:
+            known -= {"model_inputs", "add_prefix_space", "word_start_ids"}
         unknown = set(data) - known
         if unknown:
             raise SpecError(f"task spec has unknown fields {sorted(unknown)}")
@@ -95,6 +135,16 @@ class TaskSpec:
         except (TypeError, ValueError):
             raise SpecError(f"task spec thresholds must map labels to numbers, got {thresholds!r}") from None
         values["labels"] = tuple(labels)
+        for name in ("model_inputs", "word_start_ids"):
+            items, kind = values.get(name), str if name == "model_inputs" else int
+            if items is None:
+                continue
+            if not isinstance(items, list) or not all(isinstance(v, kind) and not isinstance(v, bool) for v in items):
+                raise SpecError(f"task spec {name} must be a list of {kind.__name__}s, got {items!r}")
+            values[name] = tuple(items)
+        if not isinstance(values.get("add_prefix_space", False), bool):
+            raise SpecError(f"task spec add_prefix_space must be true or false, got {values['add_prefix_space']!r}")
+        values["schema_version"] = SCHEMA_VERSION  # read, the spec is this version's (a v1 file gets its facts)
         try:
             return cls(**values)
         except TypeError as exc:

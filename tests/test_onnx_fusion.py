@@ -14,13 +14,14 @@ from archive.onnx_export import export_onnx
 from archive.parity import length_probes, parity, run_check
 from archive.quantize import quantize_int8
 from runtimes.onnx_runtime import OnnxRunner
-from runtimes.torch_runtime import TorchRunner, load_tokenizer
+from runtimes.torch_runtime import TorchRunner, load_base_tokenizer
 from tasks.batching import pad
 from tasks.encode import encode
 from tasks.families import family_for
 from tasks.predict import predict
 from tasks.records import Record
 from tasks.spec import TaskSpec
+from tests.fixtures_tokenizers import inputs_of
 
 TOLERANCE = 1e-5
 TEXTS = ["the team won", "alice martin joined acme corp last year and opened a new office in paris",
@@ -39,7 +40,7 @@ def model_and_spec(tiny_model_dir, arch: str, task: str):
     labels = ("O", "B-ORG", "I-ORG") if task == "ner" else ("a", "b", "c")
     spec = TaskSpec(task=task, model_type=arch, labels=labels, max_seq_length=32, stride=8,
                     use_bbox=family_for(arch).bbox)
-    return model, load_tokenizer(folder, arch), spec
+    return model, load_base_tokenizer(folder)[0], spec
 
 
 def records(spec: TaskSpec) -> list[Record]:
@@ -58,7 +59,7 @@ def test_bert_style_graphs_are_fused_and_answer_what_torch_answers(tiny_model_di
     model, tokenizer, spec = model_and_spec(tiny_model_dir, arch, task)
     recs = records(spec)
     probes = length_probes(spec, recs)
-    torch_runner = TorchRunner(model, family_for(arch).input_names())
+    torch_runner = TorchRunner(model, inputs_of(arch))
     expected = run_check(spec, tokenizer, torch_runner, [*recs, *probes])
     implementation = model.config._attn_implementation
     graph = export_onnx(model, spec, tokenizer, probes, tmp_path / "model.onnx")
@@ -68,7 +69,7 @@ def test_bert_style_graphs_are_fused_and_answer_what_torch_answers(tiny_model_di
     assert FUSED_OPS <= ops, ops
     assert not ops & {"FastGelu", "GemmFastGelu", "Softmax"}, ops  # exact Gelu; no unfused attention left
     runner = OnnxRunner(tmp_path / "model.onnx", intra_op_threads=1)
-    assert runner.input_names == family_for(arch).input_names()
+    assert runner.input_names == inputs_of(arch)
     assert parity(spec, expected, run_check(spec, tokenizer, runner, [*recs, *probes]), TOLERANCE)["passed"]
     # dynamic batch and sequence axes with padding: one record at a time, odd sizes, all in one batch
     for size in (1, 3, 32):
@@ -83,7 +84,7 @@ def test_the_int8_model_is_quantized_from_the_fused_graph(tiny_model_dir, tmp_pa
     quantize_int8(tmp_path / "model.onnx", tmp_path / "model.int8.onnx")
     ops = op_types(tmp_path / "model.int8.onnx")
     assert {"QAttention", "MatMulInteger"} <= ops and "Attention" not in ops, ops
-    batch = pad(encode(spec, tokenizer, records(spec)), family_for("bert"), tokenizer.pad_token_id)
+    batch = pad(encode(spec, tokenizer, records(spec)), inputs_of("bert"), tokenizer.pad_token_id)
     assert OnnxRunner(tmp_path / "model.int8.onnx")(batch).shape == (len(TEXTS), 3)
 
 
@@ -104,7 +105,7 @@ def test_a_failed_fusion_keeps_the_plain_graph_and_says_why(tiny_model_dir, tmp_
     model, tokenizer, spec = model_and_spec(tiny_model_dir, "bert", "classif")
     recs = records(spec)
     probes = length_probes(spec, recs)
-    expected = run_check(spec, tokenizer, TorchRunner(model, family_for("bert").input_names()), [*recs, *probes])
+    expected = run_check(spec, tokenizer, TorchRunner(model, inputs_of("bert")), [*recs, *probes])
     graph = export_onnx(model, spec, tokenizer, probes, tmp_path / "model.onnx")
     assert graph == {"fused": False, "reason": "fusion failed, the plain graph is kept: RuntimeError: the optimizer "
                                                "fused 0 of 2 attention layers"}

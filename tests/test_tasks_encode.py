@@ -12,11 +12,11 @@ import pytest
 from tasks.batching import pad, plan_batches
 from tasks.decode import decode_ner
 from tasks.encode import IGNORE_INDEX, Feature, encode
-from tasks.families import CLS_BOX, PAD_BOX, SEP_BOX, family_for
+from tasks.families import CLS_BOX, PAD_BOX, SEP_BOX
 from tasks.features import _windows
 from tasks.records import make_record
 from tasks.spec import TaskSpec
-from tests.fixtures_tokenizers import minilm, tiny_model_path, tokenizers  # noqa: F401 -- pytest fixtures
+from tests.fixtures_tokenizers import inputs_of, minilm, tiny_model_path, tokenizers  # noqa: F401 -- pytest fixtures
 
 NER_LABELS = ("O", "B-PER", "I-PER")
 TWELVE = "the a an of in on to and or is was were"  # twelve words, one WordPiece token each in the tiny vocab
@@ -190,7 +190,6 @@ def test_layoutlm_sequence_task_is_one_truncated_feature_with_boxes(tokenizers):
 
 def test_longformer_tokenizer_adds_the_prefix_space_to_pre_split_words(tokenizers):
     tok = tokenizers["longformer"]
-    assert family_for("longformer").add_prefix_space and tok.add_prefix_space is True
     [f] = encode(_ner_spec("longformer"), tok, [make_record("ner", False, {"text": "Alice Martin joined"})])
     # pre-split words are encoded exactly as the running text (each word with its leading "Ġ")
     assert f.input_ids == tok("Alice Martin joined")["input_ids"] == [0, 299, 489, 308, 521, 363, 542, 2]
@@ -202,7 +201,7 @@ def test_longformer_padding_puts_global_attention_on_the_first_token(tokenizers)
     tok = tokenizers["longformer"]
     spec = TaskSpec(task="classif", model_type="longformer", labels=("a", "b"))
     features = encode(spec, tok, [make_record("classif", False, {"text": t}) for t in ("Alice joined", "Alice")])
-    batch = pad(features, family_for("longformer"), tok.pad_token_id)
+    batch = pad(features, inputs_of("longformer"), tok.pad_token_id)
     assert sorted(batch) == ["attention_mask", "global_attention_mask", "input_ids"]
     assert batch["global_attention_mask"].tolist() == [[1] + [0] * (len(features[0]) - 1)] * 2
     assert batch["input_ids"][1].tolist()[-1] == 1  # <pad> is 1 in RoBERTa vocabularies
@@ -212,7 +211,7 @@ def test_distilbert_batches_have_no_token_type_ids(tokenizers):
     tok = tokenizers["distilbert"]
     spec = TaskSpec(task="regression", model_type="distilbert")
     features = encode(spec, tok, [make_record("regression", False, {"text": "good hotel"}, "4")], True)
-    batch = pad(features, family_for("distilbert"), tok.pad_token_id, with_labels=True)
+    batch = pad(features, inputs_of("distilbert"), tok.pad_token_id, with_labels=True)
     assert sorted(batch) == ["attention_mask", "input_ids", "labels"]
 
 
@@ -226,8 +225,8 @@ def test_padded_batch_is_what_the_model_forward_takes(tokenizers, model_type):
     records = [make_record("ner", use_bbox, {"text": t, "bbox": [[0, 0, 10, 10]] * len(t.split())})
                for t in ("Alice joined acme corp", "hi")]
     tok = tokenizers[model_type]
-    batch = pad(encode(spec, tok, records), family_for(model_type), tok.pad_token_id)
-    assert tuple(batch) == family_for(model_type).input_names()
+    batch = pad(encode(spec, tok, records), inputs_of(model_type), tok.pad_token_id)
+    assert tuple(batch) == inputs_of(model_type)
     model = AutoModel.from_pretrained(str(tiny_model_path(model_type))).eval()
     with torch.inference_mode():
         hidden = model(**{k: torch.from_numpy(v) for k, v in batch.items()}).last_hidden_state
@@ -295,7 +294,7 @@ def test_plan_batches_respects_both_bounds_and_places_every_feature_once():
 
 def test_pad_bert_inputs():
     features = [Feature(record=0, input_ids=[2, 5, 3]), Feature(record=1, input_ids=[2, 3])]
-    batch = pad(features, family_for("bert"), pad_token_id=0)
+    batch = pad(features, inputs_of("bert"), pad_token_id=0)
     assert batch["input_ids"].tolist() == [[2, 5, 3], [2, 3, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
     assert batch["token_type_ids"].tolist() == [[0, 0, 0], [0, 0, 0]]
@@ -306,7 +305,7 @@ def test_pad_bert_inputs():
 def test_pad_layoutlm_boxes_with_the_pad_box():
     features = [Feature(record=0, input_ids=[2, 5, 3], bbox=[CLS_BOX, (1, 2, 3, 4), SEP_BOX]),
                 Feature(record=1, input_ids=[2, 3], bbox=[CLS_BOX, SEP_BOX])]
-    boxes = pad(features, family_for("layoutlm"), 0)["bbox"]
+    boxes = pad(features, inputs_of("layoutlm"), 0)["bbox"]
     assert boxes.shape == (2, 3, 4) and boxes.dtype == np.int64
     assert boxes.tolist() == [[list(CLS_BOX), [1, 2, 3, 4], list(SEP_BOX)],
                               [list(CLS_BOX), list(SEP_BOX), list(PAD_BOX)]]
@@ -322,6 +321,6 @@ def test_pad_layoutlm_boxes_with_the_pad_box():
 def test_pad_labels(labels, expected, dtype):
     features = [Feature(record=0, input_ids=[2, 5, 3], labels=labels[0]),
                 Feature(record=1, input_ids=[2, 3], labels=labels[1])]
-    out = pad(features, family_for("distilbert"), 0, with_labels=True)["labels"]
+    out = pad(features, inputs_of("distilbert"), 0, with_labels=True)["labels"]
     assert out.dtype == dtype
     assert out.tolist() == expected

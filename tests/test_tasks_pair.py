@@ -12,10 +12,9 @@ import pytest
 from tasks.batching import pad
 from tasks.encode import encode
 from tasks.errors import RecordError, SpecError
-from tasks.families import family_for
 from tasks.records import Record, make_record
 from tasks.spec import TaskSpec
-from tests.fixtures_tokenizers import minilm, tiny_model_path, tokenizers  # noqa: F401 -- pytest fixtures
+from tests.fixtures_tokenizers import inputs_of, minilm, tiny_model_path, tokenizers  # noqa: F401 -- pytest fixtures
 from training.data import DataError, load_dataset
 
 TASK = "pair-classif"
@@ -86,7 +85,7 @@ def test_padding_keeps_each_pairs_segment_ids(tokenizers):
     records = [make_record(TASK, False, {"text": "the team", "text_pair": "won"}),
                make_record(TASK, False, {"text": "the", "text_pair": "a"})]
     features = encode(_spec(), tokenizers["bert"], records)
-    batch = pad(features, family_for("bert"), tokenizers["bert"].pad_token_id)
+    batch = pad(features, inputs_of("bert"), tokenizers["bert"].pad_token_id)
     assert batch["token_type_ids"].tolist() == [[0, 0, 0, 0, 1, 1], [0, 0, 0, 1, 1, 0]]
     assert batch["attention_mask"].tolist() == [[1] * 6, [1] * 5 + [0]]
 
@@ -95,7 +94,7 @@ def test_padding_keeps_each_pairs_segment_ids(tokenizers):
 def test_families_without_segment_ids_get_the_pair_as_one_sequence(tokenizers, model_type):
     tok = tokenizers[model_type]
     [f] = encode(_spec(model_type), tok, [make_record(TASK, False, {"text": "the team", "text_pair": "won"})])
-    batch = pad([f], family_for(model_type), tok.pad_token_id)
+    batch = pad([f], inputs_of(model_type), tok.pad_token_id)
     assert "token_type_ids" not in batch
     assert f.input_ids.count(tok.sep_token_id) >= 2  # the two texts stay apart
 
@@ -106,7 +105,7 @@ def test_the_tiny_bert_runs_on_a_padded_pair_batch(tokenizers):
 
     records = [make_record(TASK, False, {"text": "the team won", "text_pair": "fans"}),
                make_record(TASK, False, {"text": "a", "text_pair": "b"})]
-    batch = pad(encode(_spec(), tokenizers["bert"], records), family_for("bert"), tokenizers["bert"].pad_token_id)
+    batch = pad(encode(_spec(), tokenizers["bert"], records), inputs_of("bert"), tokenizers["bert"].pad_token_id)
     model = AutoModel.from_pretrained(str(tiny_model_path("bert"))).eval()
     with torch.inference_mode():
         hidden = model(**{k: torch.from_numpy(v) for k, v in batch.items()}).last_hidden_state

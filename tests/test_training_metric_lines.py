@@ -18,11 +18,10 @@ import pytest
 from launcher.metrics import format_metrics, metric_definitions, parse_metrics
 from tasks.batching import pad
 from tasks.encode import encode
-from tasks.families import family_for
 from tasks.kinds import TASKS, task_kind
 from tasks.predict import predict
 from tasks.spec import TaskSpec
-from tests.fixtures_tokenizers import tokenizers  # noqa: F401 -- pytest fixtures
+from tests.fixtures_tokenizers import inputs_of, tokenizers  # noqa: F401 -- pytest fixtures
 from training.callbacks import MetricLines
 from training.data import load_dataset
 from training.metric_lines import format_metric, metric_lines, parse_metric_lines
@@ -47,7 +46,7 @@ def _logged_lines(task: str, small_data, tokenizer, caplog) -> list[str]:
     spec = TaskSpec(task=task, model_type="bert", labels=data.labels, max_seq_length=32, stride=8)
     runner = _random_runner(spec)
     features = encode(spec, tokenizer, data.dev, with_labels=True)
-    logits = runner(pad(features, family_for("bert"), tokenizer.pad_token_id))
+    logits = runner(pad(features, inputs_of("bert"), tokenizer.pad_token_id))
     dev_scores = _metric_fn(spec, data.dev, features)(SimpleNamespace(predictions=logits))
     state = SimpleNamespace(is_world_process_zero=True, global_step=4)
     caplog.clear()

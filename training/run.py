@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runtimes.torch_runtime import TorchRunner, load_tokenizer, model_class
-from tasks.families import family_for
+from runtimes.tokenizer import word_start_ids
+from runtimes.torch_runtime import TorchRunner, load_base_tokenizer, model_class, model_facts
 from tasks.kinds import task_kind
 from tasks.predict import predict
 from tasks.spec import TASK_SPEC_FILE, TaskSpec
 from training.callbacks import MetricLines, StopOnRequest, StopRequest
-from training.config import EMBEDDED_MODEL, TrainConfig
+from training.config import EMBEDDED_MODEL, ConfigError, TrainConfig
 from training.data import Dataset, load_dataset
 from training.device import DeviceFacts, choose, probe
 from training.metric_lines import metric_lines
@@ -42,31 +42,41 @@ def resolve_model(name: str) -> str:
     return name
 
 
-def build_spec(config: TrainConfig, model_type: str, data: Dataset) -> TaskSpec:
+def build_spec(config: TrainConfig, model_type: str, data: Dataset, **derived: Any) -> TaskSpec:
+    """The checkpoint's spec; ``derived``: the facts read from the base model and its tokenizer."""
     return TaskSpec(task=config.task_name, model_type=model_type, labels=data.labels,
-                    max_seq_length=config.max_seq_length, stride=config.stride, use_bbox=config.use_bbox)
+                    max_seq_length=config.max_seq_length, stride=config.stride, use_bbox=config.use_bbox, **derived)
 
 
 def load_base(config: TrainConfig, data: Dataset) -> tuple[TaskSpec, Any, Any, frozenset[str]]:
     """The spec, tokenizer and model to fine-tune, and the names of the weights the checkpoint did not have (the
-    new head, initialised here from the seed)."""
+    new head, initialised here from the seed). The family facts (inputs, prefix space, longest input) are read
+    from the model and its tokenizer here, once, and carried in the spec."""
     from transformers import AutoConfig, set_seed
 
     # the new head's initial weights come from the global generators: seeded, one seed gives one model
     set_seed(config.seed)
     path = resolve_model(config.model_name)
     model_type = AutoConfig.from_pretrained(path).model_type
-    spec = build_spec(config, model_type, data)
-    kind = task_kind(spec.task)
-    labels = spec.labels
+    kind = task_kind(config.task_name)
+    labels = data.labels
     extra = {} if kind.problem_type is None else {"problem_type": kind.problem_type}
-    model, loading = model_class(spec.task).from_pretrained(
-        path, num_labels=spec.num_outputs, output_loading_info=True,
+    model, loading = model_class(config.task_name).from_pretrained(
+        path, num_labels=len(labels) if kind.has_labels else 1, output_loading_info=True,
         id2label={i: n for i, n in enumerate(labels)} if labels else {0: "value"},
         label2id={n: i for i, n in enumerate(labels)} if labels else {"value": 0},
         **extra,
     )
-    return spec, load_tokenizer(path, model_type), model, frozenset(loading["missing_keys"])
+    inputs, longest = model_facts(model)
+    if longest is not None and config.max_seq_length > longest:
+        raise ConfigError(f"max_seq_length={config.max_seq_length} is more than {config.model_name} takes: its "
+                          f"longest input is {longest} tokens; expected at most {longest}")
+    tokenizer, prefix_space = load_base_tokenizer(path)
+    spec = build_spec(config, model_type, data, model_inputs=inputs, add_prefix_space=prefix_space,
+                      word_start_ids=word_start_ids(tokenizer.backend_tokenizer))
+    log.info("model %s (%s): inputs %s, longest input %s tokens, pre-split words %s", config.model_name,
+             model_type, list(inputs), longest, "given a prefix space" if prefix_space else "as the tokenizer splits")
+    return spec, tokenizer, model, frozenset(loading["missing_keys"])
 
 
 def log_scores(split: str, scores: dict[str, Any]) -> None:
@@ -133,7 +143,7 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, che
             return RunResult(None, {})
         # scored on the CPU in fp32, as the CPU endpoint and the archive's parity gate run it (the weights are
         # fp32 under mixed precision; only the autocast regions computed in half precision)
-        runner = TorchRunner(fitted.model.to("cpu").float(), family_for(spec.model_type).input_names())
+        runner = TorchRunner(fitted.model.to("cpu").float(), spec.inputs)
         spec = with_tuned_thresholds(spec, runner, tokenizer, data.dev, config.per_device_eval_batch_size)
         started = time.perf_counter()
         metrics, test_rows = _evaluate(spec, tokenizer, runner, data, config.per_device_eval_batch_size)

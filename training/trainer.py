@@ -13,7 +13,6 @@ from typing import Any, Sequence
 
 from tasks.batching import pad
 from tasks.encode import Feature, encode
-from tasks.families import family_for
 from tasks.kinds import task_kind
 from tasks.predict import predict
 from tasks.records import Record
@@ -42,13 +41,13 @@ class Collator:
     """Pads a batch with the same code serving uses, and hands torch tensors to the model."""
 
     def __init__(self, spec: TaskSpec, pad_token_id: int) -> None:
-        self.family = family_for(spec.model_type)
+        self.inputs = spec.inputs
         self.pad_token_id = pad_token_id
 
     def __call__(self, features: list[Feature]) -> dict[str, Any]:
         import torch
 
-        return {k: torch.from_numpy(v) for k, v in pad(features, self.family, self.pad_token_id, True).items()}
+        return {k: torch.from_numpy(v) for k, v in pad(features, self.inputs, self.pad_token_id, True).items()}
 
 
 @dataclass
