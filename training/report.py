@@ -122,6 +122,8 @@ tags: [smtx, {task}]
 
 - **Task:** `{task}` ({spec["model_type"]} architecture, max {spec["max_seq_length"]} tokens per window,
   stride {spec["stride"]}, boxes {"used" if spec["use_bbox"] else "not used"})
+- **Inputs:** {", ".join(f"`{n}`" for n in spec.get("model_inputs") or [])}; pre-split words
+  {"given a prefix space" if spec.get("add_prefix_space") else "tokenised as the tokenizer splits them"}
 - **Labels:** {labels}
 - **Data:** {sizes["train"]} train, {sizes["dev"]} dev, {sizes["test"]} test records
 - **Training:** {info["train_seconds"]:.1f} s, {info["train_samples_per_second"]:.1f} samples/s

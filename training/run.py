@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runtimes.tokenizer import word_start_ids
 from runtimes.torch_runtime import TorchRunner, load_base_tokenizer, model_class, model_facts
+from runtimes.word_start import word_start_ids
 from tasks.kinds import task_kind
 from tasks.predict import predict
 from tasks.spec import TASK_SPEC_FILE, TaskSpec
