@@ -20,8 +20,8 @@ from archive.onnx_fusion import fuse
 from tasks.batching import pad
 from tasks.encode import encode
 from tasks.families import family_for
+from tasks.fields import Record
 from tasks.kinds import task_kind
-from tasks.records import Record
 from tasks.spec import TaskSpec
 
 log = logging.getLogger(__name__)

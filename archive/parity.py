@@ -24,8 +24,9 @@ from typing import Any, Sequence
 from runtimes.device import FP16_TOLERANCE
 from runtimes.parity import CHECK_BATCH_SIZE, CHECK_FILE, parity, run_check, write_check_set
 from tasks.errors import RecordError
+from tasks.fields import Record, split_words
 from tasks.kinds import task_kind
-from tasks.records import Record, make_record, split_words
+from tasks.records import make_record
 from tasks.spec import TaskSpec
 
 __all__ = ["CHECK_BATCH_SIZE", "CheckSets", "NoCheckData", "check_sets", "gpu_entry", "length_probes", "parity",

@@ -13,8 +13,8 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
+from tasks.fields import Record
 from tasks.kinds import task_kind
-from tasks.records import Record
 from tasks.spec import TaskSpec
 
 

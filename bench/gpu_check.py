@@ -176,8 +176,8 @@ def gpu_rows(task: str, checkpoint: Path, n: int, peak: dict[str, float]) -> dic
     from bench.stats import latency_summary
     from bench.texts import corpus
     from runtimes.torch_runtime import load_checkpoint
+    from tasks.fields import Record
     from tasks.predict import predict
-    from tasks.records import Record
 
     records, rows = [Record(text=t) for t in corpus(n)], {}
     flops = flops_per_record(checkpoint, n)["sorted"]

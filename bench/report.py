@@ -13,7 +13,7 @@ def flops_per_record(checkpoint: Path, n: int) -> dict:
     from runtimes.torch_runtime import load_tokenizer, read_spec
     from tasks.batching import plan_batches
     from tasks.encode import encode
-    from tasks.records import Record
+    from tasks.fields import Record
 
     spec = read_spec(checkpoint)
     config = json.loads((checkpoint / "config.json").read_text())

@@ -26,7 +26,7 @@ def _peak_rss_mb() -> float:
 
 
 def _records(job: dict) -> list:
-    from tasks.records import Record
+    from tasks.fields import Record
 
     return [Record(text=t) for t in corpus(job["n"], seed=job.get("seed", 0))]
 
@@ -103,8 +103,8 @@ def latency(job: dict) -> dict:
     import torch
 
     torch.set_num_threads(job.get("threads", 2))
+    from tasks.fields import Record
     from tasks.predict import predict
-    from tasks.records import Record
 
     spec, tokenizer, runner = _runner(job)
     record = [Record(text="The team won the final match on Monday.")]

@@ -14,14 +14,15 @@ from typing import Any, Iterator
 
 from handlers import codecs
 from handlers.environment import VARIABLES
-from handlers.errors import BadRequest, OutOfResources, PayloadTooLarge, RequestError, ServerError
+from handlers.errors import BadRequest, OutOfResources, PayloadTooLarge, RequestError, ServerError, is_out_of_memory
 from runtimes.checkpoint import SERVING_FILE, check_checkpoint
 from runtimes.device import ServePlan, batch_budget
 from runtimes.load import load_runner
 from tasks.errors import RecordError
+from tasks.fields import Record
 from tasks.kinds import task_kind
 from tasks.predict import predict
-from tasks.records import Record, make_record
+from tasks.records import make_record
 
 log = logging.getLogger(__name__)
 __all__ = ["SERVING_FILE", "InferenceService", "Request", "Response", "Settings", "for_device", "load_runner"]
@@ -70,7 +71,7 @@ class Response:
 @dataclass
 class _Parsed:
     answer_type: str
-    records: list[Record | RequestError | object]  # object: _TAKEN
+    records: list[Record | RequestError]
     all_scores: list[bool]
 
 
@@ -128,7 +129,7 @@ class InferenceService:
             raise BadRequest("no records: send at least one {\"text\": ...}")
         if len(raws) > self.settings.max_records:
             raise PayloadTooLarge(f"{len(raws)} records; the limit is {self.settings.max_records} per request")
-        records: list[Record | RequestError | object] = []
+        records: list[Record | RequestError] = []
         for index, raw in enumerate(raws):
             try:
                 records.append(self._record(index, raw))
@@ -156,44 +157,39 @@ class InferenceService:
             except RequestError as exc:
                 parsed.append(exc)
         answers = _Answers(parsed, self.settings.terminated_lines)
-        todo = [(i, j) for i, p in enumerate(parsed) if isinstance(p, _Parsed)
-                for j, r in enumerate(p.records) if isinstance(r, Record)]
+        todo = [(i, j, r) for i, p in answers.requests.items() for j, r in enumerate(p.records)
+                if isinstance(r, Record)]
         try:
-            for chunk in self._slices(todo, parsed):
-                records = [answers.take(i, j) for i, j in chunk]
+            for chunk in self._slices(todo):
+                records = [record for _, _, record in chunk]
                 preds = predict(self.spec, self.tokenizer, self.runner, records, all_scores=True,
                                 max_batch_size=self.settings.max_batch_size, max_tokens=self.settings.max_tokens)
-                for (i, j), pred in zip(chunk, preds):
+                for (i, j, _), pred in zip(chunk, preds):
                     answers.put(i, j, pred)
         except Exception as exc:  # broad on purpose: the model failing is our fault, never the caller's
             log.exception("prediction failed")
-            failed: RequestError = OutOfResources("out of memory on this batch") if isinstance(exc, MemoryError) \
+            failed: RequestError = OutOfResources("out of memory on this batch") if is_out_of_memory(exc) \
                 else ServerError("prediction failed; see the server log")
             # only the requests that sent records to the model failed; all-invalid ones keep their answers
-            for i in {i for i, _ in todo}:
+            for i in {i for i, _, _ in todo}:
                 parsed[i] = failed
         return [self._respond(p if isinstance(p, RequestError) else answers.finish(i), requests[i])
                 for i, p in enumerate(parsed)]
 
-    def _slices(self, todo: list[tuple[int, int]], parsed: list[_Parsed | RequestError]
-                ) -> Iterator[list[tuple[int, int]]]:
+    def _slices(self, todo: list[tuple[int, int, Record]]) -> Iterator[list[tuple[int, int, Record]]]:
         """The records in slices of at most ``stream_records`` records and ``stream_chars`` characters.
 
         The tokenizer's memory grows with the characters it is given (about 110 bytes a character for long texts,
         most of it the truncated tail) and is kept for reuse: slicing bounds what a huge request (asynchronous
-        inference, hundreds of MB) costs to what one slice costs, and the request holds its encoded answers only."""
-        chunk: list[tuple[int, int]] = []
+        inference, hundreds of MB) costs to what one slice costs."""
+        chunk: list[tuple[int, int, Record]] = []
         chars = 0
-        for i, j in todo:
-            request = parsed[i]
-            assert isinstance(request, _Parsed)
-            record = request.records[j]
-            assert isinstance(record, Record)
+        for i, j, record in todo:
             size = sum(len(text) for text in record.inputs().values())
             if chunk and (len(chunk) >= self.settings.stream_records or chars + size > self.settings.stream_chars):
                 yield chunk
                 chunk, chars = [], 0
-            chunk.append((i, j))
+            chunk.append((i, j, record))
             chars += size
         if chunk:
             yield chunk
@@ -215,24 +211,15 @@ class _Answers:
     error in its place); a request whose answer cannot be encoded becomes a ServerError."""
 
     def __init__(self, parsed: list[_Parsed | RequestError], terminated: bool) -> None:
-        self.parsed = parsed
-        self.writers = {i: codecs.AnswerWriter(p.answer_type, terminated) for i, p in enumerate(parsed)
-                        if isinstance(p, _Parsed)}
+        #: the requests that parsed, by index, with their records as parsed (the others answer their error)
+        self.requests = {i: p for i, p in enumerate(parsed) if isinstance(p, _Parsed)}
+        self.writers = {i: codecs.AnswerWriter(p.answer_type, terminated) for i, p in self.requests.items()}
+        #: per request, how many of its records are answered (in input order, errors in their place)
         self.written = {i: 0 for i in self.writers}
         self.broken: dict[int, RequestError] = {}
 
-    def take(self, i: int, j: int) -> Record:
-        """Record ``j`` of request ``i``, let go of here (the answer is all that is kept of it)."""
-        parsed = self.parsed[i]
-        assert isinstance(parsed, _Parsed)
-        record = parsed.records[j]
-        assert isinstance(record, Record)
-        parsed.records[j] = _TAKEN
-        return record
-
     def put(self, i: int, j: int, pred: dict[str, Any]) -> None:
-        parsed = self.parsed[i]
-        assert isinstance(parsed, _Parsed)
+        parsed = self.requests[i]
         self._errors_before(i, j)
         if not parsed.all_scores[j]:
             pred = {k: v for k, v in pred.items() if k != "scores"}
@@ -240,16 +227,14 @@ class _Answers:
         self.written[i] = j + 1
 
     def finish(self, i: int) -> "Response | RequestError":
-        parsed = self.parsed[i]
-        assert isinstance(parsed, _Parsed)
+        parsed = self.requests[i]
         self._errors_before(i, len(parsed.records))
         if i in self.broken:
             return self.broken[i]
         return Response(200, self.writers[i].finish(), parsed.answer_type)
 
     def _errors_before(self, i: int, j: int) -> None:
-        parsed = self.parsed[i]
-        assert isinstance(parsed, _Parsed)
+        parsed = self.requests[i]
         for k in range(self.written[i], j):
             record = parsed.records[k]
             if isinstance(record, RequestError):
@@ -264,10 +249,6 @@ class _Answers:
         except ValueError:  # e.g. NaN from a broken model: the answer cannot be JSON, and that is ours
             log.exception("answer could not be encoded")
             self.broken[i] = ServerError("the model produced an answer that cannot be encoded")
-
-
-#: stands in for a record once it went to the model (see _Answers.take)
-_TAKEN = object()
 
 
 def _error_media(request: Request) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.errors import SpecError
+from tasks.kinds import check_spec, task_kind
 from tasks.spec import TASK_SPEC_FILE, TaskSpec
 
 #: pickle-based weight formats: loading one can run arbitrary code, so they are refused outright
@@ -48,7 +49,7 @@ def check_checkpoint(path: str | Path) -> TaskSpec:
     if graph is None and not weights:
         raise CheckpointError(f"checkpoint {path} has no .safetensors weights")
     try:
-        spec = TaskSpec.from_dict(json.loads((path / TASK_SPEC_FILE).read_text(encoding="utf-8")))
+        spec = check_spec(TaskSpec.from_dict(json.loads((path / TASK_SPEC_FILE).read_text(encoding="utf-8"))))
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {path} has no {TASK_SPEC_FILE}; was it written by our training?") from None
     except (ValueError, SpecError) as exc:
@@ -96,9 +97,9 @@ def onnx_file(path: Path, serving: dict[str, Any] | None = None) -> Path | None:
 
 def check_output_width(width: object, spec: TaskSpec, graph: Path) -> None:
     """The graph's logits are as wide as the task spec's outputs (a symbolic width is left to config.json)."""
-    if isinstance(width, int) and width != spec.num_outputs:
+    if isinstance(width, int) and width != task_kind(spec.task).num_outputs(spec.labels):
         raise CheckpointError(f"the ONNX model {graph.name} gives {width} outputs but the task spec needs "
-                              f"{spec.num_outputs} ({graph.parent})")
+                              f"{task_kind(spec.task).num_outputs(spec.labels)} ({graph.parent})")
 
 
 def _check_head(spec: TaskSpec, config: dict[str, Any], path: Path) -> None:
@@ -106,9 +107,9 @@ def _check_head(spec: TaskSpec, config: dict[str, Any], path: Path) -> None:
         raise CheckpointError(f"config.json model_type {config.get('model_type')!r} differs from the task spec's "
                               f"{spec.model_type!r}")
     id2label = config.get("id2label") or {}
-    if len(id2label) != spec.num_outputs:
+    if len(id2label) != task_kind(spec.task).num_outputs(spec.labels):
         raise CheckpointError(f"the model head has {len(id2label)} outputs but the task spec needs "
-                              f"{spec.num_outputs} ({path})")
+                              f"{task_kind(spec.task).num_outputs(spec.labels)} ({path})")
     if spec.labels and [id2label.get(str(i)) for i in range(len(spec.labels))] != list(spec.labels):
         raise CheckpointError(f"config.json id2label {id2label} does not match the task spec labels "
                               f"{list(spec.labels)}")

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tasks.errors import RecordError
+from tasks.fields import Record
 from tasks.kinds import task_kind
 from tasks.predict import Runner, predict
-from tasks.records import Record, make_record
+from tasks.records import make_record
 from tasks.spec import TaskSpec
 
 #: micro-batches of a parity check: small, so that it sees several batch sizes and padded widths

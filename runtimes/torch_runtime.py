@@ -15,7 +15,7 @@ from runtimes.device import FP16_TOLERANCE, ServePlan, gate_precision
 from runtimes.parity import parity, read_check_set, run_check
 from runtimes.word_start import add_prefix_space, pre_tokenizer_of, word_start
 from tasks.families import longest_input, model_inputs
-from tasks.kinds import task_kind
+from tasks.kinds import check_spec, task_kind
 from tasks.spec import TASK_SPEC_FILE, TaskSpec
 
 
@@ -63,7 +63,7 @@ def model_class(task: str) -> Any:
 
 
 def read_spec(checkpoint: str | Path) -> TaskSpec:
-    return TaskSpec.from_dict(json.loads((Path(checkpoint) / TASK_SPEC_FILE).read_text(encoding="utf-8")))
+    return check_spec(TaskSpec.from_dict(json.loads((Path(checkpoint) / TASK_SPEC_FILE).read_text(encoding="utf-8"))))
 
 
 #: serving precisions -> torch dtype names (runtimes.device.ServePlan.precision)

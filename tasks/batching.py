@@ -6,7 +6,7 @@ exhaust memory.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -30,10 +30,10 @@ def plan_batches(lengths: Sequence[int], max_batch_size: int, max_tokens: int) -
     return batches
 
 
-def pad(features: Sequence[Feature], inputs: Sequence[str], pad_token_id: int, with_labels: bool = False
-        ) -> dict[str, np.ndarray]:
-    """The model ``inputs`` (``TaskSpec.inputs``) of ``features`` as int64 arrays padded to the longest;
-    float/int labels when asked."""
+def pad(features: Sequence[Feature], inputs: Sequence[str], pad_token_id: int,
+        labels: Callable[[Sequence[Feature], int], np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """The model ``inputs`` (``TaskSpec.inputs``) of ``features`` as int64 arrays padded to the longest; the
+    training targets too, stacked by ``labels`` (the task row's ``label_batch``), when given."""
     n, width = len(features), max(len(f) for f in features)
     input_ids = np.full((n, width), pad_token_id, dtype=np.int64)
     mask = np.zeros((n, width), dtype=np.int64)
@@ -57,18 +57,24 @@ def pad(features: Sequence[Feature], inputs: Sequence[str], pad_token_id: int, w
         glob = np.zeros((n, width), dtype=np.int64)
         glob[:, 0] = 1
         batch["global_attention_mask"] = glob
-    if with_labels:
-        batch["labels"] = _pad_labels(features, width)
+    if labels is not None:
+        batch["labels"] = labels(features, width)
     return batch
 
 
-def _pad_labels(features: Sequence[Feature], width: int) -> np.ndarray:
-    first = features[0].labels
-    if isinstance(first, list) and isinstance(first[0], int):  # per-token class ids (NER)
-        labels = np.full((len(features), width), IGNORE_INDEX, dtype=np.int64)
-        for i, f in enumerate(features):
-            labels[i, : len(f.labels)] = f.labels
-        return labels
-    if isinstance(first, (list, float)):  # multi-hot or a regression target
-        return np.asarray([f.labels for f in features], dtype=np.float32)
+def token_labels(features: Sequence[Feature], width: int) -> np.ndarray:
+    """Per-token class ids (NER), padded with the index the loss skips."""
+    labels = np.full((len(features), width), IGNORE_INDEX, dtype=np.int64)
+    for i, f in enumerate(features):
+        labels[i, : len(f.labels)] = f.labels
+    return labels
+
+
+def class_labels(features: Sequence[Feature], width: int) -> np.ndarray:
+    """One class id per feature."""
     return np.asarray([f.labels for f in features], dtype=np.int64)
+
+
+def value_labels(features: Sequence[Feature], width: int) -> np.ndarray:
+    """Float targets per feature: a multi-hot row, or a regression value."""
+    return np.asarray([f.labels for f in features], dtype=np.float32)

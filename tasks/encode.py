@@ -4,12 +4,10 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from tasks.features import IGNORE_INDEX, Feature
+from tasks.features import Feature
 from tasks.fields import Record
 from tasks.kinds import task_kind
 from tasks.spec import TaskSpec
-
-__all__ = ["IGNORE_INDEX", "Feature", "encode"]
 
 
 def encode(spec: TaskSpec, tokenizer: Any, records: list[Record], with_labels: bool = False) -> list[Feature]:

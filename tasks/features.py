@@ -12,13 +12,11 @@ wanted.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from tasks.families import CLS_BOX, SEP_BOX
 from tasks.fields import Box, Label, Record, split_words
-
-if TYPE_CHECKING:
-    from tasks.spec import TaskSpec
+from tasks.spec import TaskSpec
 
 IGNORE_INDEX = -100  # label value that the loss skips (continuation sub-tokens, special tokens)
 #: a task's gold label -> what the loss reads (a class id, a multi-hot list, a float, per-word class ids)

@@ -6,9 +6,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from tasks.batching import pad, plan_batches
-from tasks.encode import Feature, encode
+from tasks.encode import encode
+from tasks.features import Feature
+from tasks.fields import Record
 from tasks.kinds import task_kind
-from tasks.records import Record
 from tasks.spec import TaskSpec
 
 #: a runtime: padded int64 inputs by name -> logits (batch, [tokens,] outputs). torch and ONNX Runtime both fit.

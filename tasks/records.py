@@ -8,10 +8,8 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from tasks.errors import RecordError
-from tasks.fields import Box, Label, Record, check_text, parse_bbox, split_words
+from tasks.fields import Label, Record, check_text, parse_bbox, split_words
 from tasks.kinds import task_kind
-
-__all__ = ["Box", "Label", "Record", "check_text", "make_record", "parse_bbox", "parse_label", "split_words"]
 
 
 def parse_label(task: str, raw: str) -> Label:

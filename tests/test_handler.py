@@ -22,7 +22,7 @@ from handlers import codecs
 from handlers.codecs import JSON, JSONLINES
 from handlers.environment import VARIABLES, WorkerContext
 from handlers.service import InferenceService, Request, Settings
-from tasks.decode import entities
+from tasks.kinds.ner import entities
 from tasks.predict import predict
 from tasks.records import make_record
 
@@ -334,6 +334,20 @@ def test_a_failing_model_is_500_for_requests_with_records_and_4xx_for_the_invali
         b'{"error": "record 0: text is empty", "record": 0}']
     [failure] = [r for r in caplog.records if r.getMessage() == "prediction failed"]
     assert failure.levelno == logging.ERROR and failure.exc_info[0] is RuntimeError
+
+
+@pytest.mark.parametrize("error", ["host", "cuda"])
+def test_running_out_of_memory_is_507_not_500(ckpt, error):
+    import torch
+
+    def out_of_memory(batch):
+        raise MemoryError() if error == "host" else torch.OutOfMemoryError("CUDA out of memory. Tried to allocate")
+
+    service = InferenceService(ckpt["classif"])
+    service.runner = out_of_memory  # fault injection: the allocator fails on this batch
+    [response] = service.handle([Request(json_body([{"text": TEXTS[0]}]), {"content-type": JSON})])
+    assert (response.status, response.reason) == (507, "Insufficient Storage")
+    assert json.loads(bytes(response.body)) == {"error": "out of memory on this batch"}
 
 
 def test_a_failing_model_does_not_fail_a_request_that_had_nothing_to_predict(ckpt):

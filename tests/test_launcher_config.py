@@ -23,8 +23,7 @@ from launcher.s3 import S3Uri
 from launcher.training import DATA_CHANNEL, TrainingConfig, training_job_request
 from launcher.transform import TransformConfig, transform_job_request
 from launcher.waiting import Poller
-from tasks.kinds import TASKS
-from tasks.spec import TASK_NAMES
+from tasks.kinds import TASK_NAMES, TASKS
 from training.config import TrainConfig, hyperparameters
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"

@@ -20,8 +20,8 @@ from handlers.service import InferenceService, Request
 from runtimes.onnx_runtime import OnnxRunner
 from runtimes.torch_runtime import load_checkpoint
 from tasks.families import family_for
+from tasks.fields import Record
 from tasks.predict import predict
-from tasks.records import Record
 from tasks.spec import TaskSpec
 from training.data import load_dataset
 

@@ -18,8 +18,8 @@ from runtimes.torch_runtime import TorchRunner, load_base_tokenizer
 from tasks.batching import pad
 from tasks.encode import encode
 from tasks.families import family_for
+from tasks.fields import Record
 from tasks.predict import predict
-from tasks.records import Record
 from tasks.spec import TaskSpec
 from tests.fixtures_tokenizers import inputs_of
 

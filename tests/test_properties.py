@@ -29,10 +29,11 @@ from handlers import codecs
 from handlers.errors import NotAcceptable, RequestError, UnsupportedMediaType
 from handlers.service import InferenceService, Request, Settings
 from tasks.batching import plan_batches
-from tasks.encode import Feature, encode
+from tasks.encode import encode
+from tasks.features import Feature
+from tasks.fields import Record, split_words
 from tasks.kinds import TASKS, task_kind
 from tasks.predict import predict
-from tasks.records import Record, split_words
 from tasks.spec import TASK_SPEC_FILE, TaskSpec
 
 PROPERTY = settings(max_examples=60, deadline=None, derandomize=True, database=None,
@@ -299,8 +300,9 @@ def test_a_lone_surrogate_fails_only_its_own_request_with_a_400(service):
 
 # -- properties of the task layer -------------------------------------------------------------------------------------
 def _outputs_for(spec: TaskSpec, features: list[Feature], rng: np.random.Generator, scale: float) -> list[np.ndarray]:
-    token_head = task_kind(spec.task).head == "token"
-    return [rng.normal(0, scale, size=(len(f), spec.num_outputs) if token_head else (spec.num_outputs,))
+    kind = task_kind(spec.task)
+    token_head, width = kind.head == "token", kind.num_outputs(spec.labels)
+    return [rng.normal(0, scale, size=(len(f), width) if token_head else (width,))
             for f in features]
 
 
@@ -364,7 +366,7 @@ def test_ner_gives_one_label_per_word_whatever_windows_cover(words, data):
        batch=st.integers(1, 5), tokens=st.integers(1, 200))
 def test_predict_with_any_micro_batching_gives_one_prediction_per_record(task, texts, batch, tokens):
     spec = TaskSpec(task=task, model_type="bert", labels=LABELS[task], max_seq_length=12, stride=3)
-    width = spec.num_outputs
+    width = task_kind(spec.task).num_outputs(spec.labels)
 
     def runner(inputs: dict[str, np.ndarray]) -> np.ndarray:
         n, length = inputs["input_ids"].shape

@@ -8,7 +8,7 @@ import pytest
 
 from fixtures_tokenizers import MODEL_TYPES, minilm_tokenizer, tiny_tokenizer
 from runtimes.tokenizer import SPECIAL_IDS_FILE, TOKENIZER_FILE, ServingTokenizer, write_serving_tokenizer
-from tasks.records import split_words
+from tasks.fields import split_words
 
 TEXTS = [
     "the team won the final match", "Alice Martin joined ACME Corp last year.", "sales grew, while Globex struggled!",

@@ -6,10 +6,15 @@ import math
 import numpy as np
 import pytest
 
-from tasks.decode import decode_classif, decode_multilabel, decode_ner, decode_regression, entities, sigmoid, softmax
-from tasks.encode import Feature
+from tasks.decode import decode_classif, sigmoid, softmax
+from tasks.features import Feature
+from tasks.fields import Record
+from tasks.kinds.multilabel import decode as decode_multilabel
+from tasks.kinds.ner import decode as decode_ner
+from tasks.kinds.ner import entities
+from tasks.kinds.regression import decode as decode_regression
 from tasks.predict import predict, run_features
-from tasks.records import Record, make_record
+from tasks.records import make_record
 from tasks.spec import TaskSpec
 from tests.fixtures_tokenizers import tokenizers  # noqa: F401 -- pytest fixtures
 

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from tasks.batching import pad, plan_batches
-from tasks.decode import decode_ner
-from tasks.encode import IGNORE_INDEX, Feature, encode
+from tasks.encode import encode
 from tasks.families import CLS_BOX, PAD_BOX, SEP_BOX
-from tasks.features import _windows
+from tasks.features import IGNORE_INDEX, Feature, _windows
+from tasks.kinds import task_kind
+from tasks.kinds.ner import decode as decode_ner
 from tasks.records import make_record
 from tasks.spec import TaskSpec
 from tests.fixtures_tokenizers import inputs_of, minilm, tiny_model_path, tokenizers  # noqa: F401 -- pytest fixtures
@@ -211,7 +212,7 @@ def test_distilbert_batches_have_no_token_type_ids(tokenizers):
     tok = tokenizers["distilbert"]
     spec = TaskSpec(task="regression", model_type="distilbert")
     features = encode(spec, tok, [make_record("regression", False, {"text": "good hotel"}, "4")], True)
-    batch = pad(features, inputs_of("distilbert"), tok.pad_token_id, with_labels=True)
+    batch = pad(features, inputs_of("distilbert"), tok.pad_token_id, labels=task_kind(spec.task).label_batch)
     assert sorted(batch) == ["attention_mask", "input_ids", "labels"]
 
 
@@ -311,16 +312,17 @@ def test_pad_layoutlm_boxes_with_the_pad_box():
                               [list(CLS_BOX), list(SEP_BOX), list(PAD_BOX)]]
 
 
-@pytest.mark.parametrize("labels, expected, dtype", [
-    ([[IGNORE_INDEX, 1, IGNORE_INDEX], [IGNORE_INDEX, IGNORE_INDEX]],
-     [[IGNORE_INDEX, 1, IGNORE_INDEX], [IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX]], np.int64),  # NER
-    ([1, 0], [1, 0], np.int64),  # classif
-    ([[1.0, 0.0], [0.0, 0.0]], [[1.0, 0.0], [0.0, 0.0]], np.float32),  # multilabel
-    ([2.5, -1.0], [2.5, -1.0], np.float32),  # regression
+@pytest.mark.parametrize("task, labels, expected, dtype", [
+    ("ner", [[IGNORE_INDEX, 1, IGNORE_INDEX], [IGNORE_INDEX, IGNORE_INDEX]],
+     [[IGNORE_INDEX, 1, IGNORE_INDEX], [IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX]], np.int64),
+    ("classif", [1, 0], [1, 0], np.int64),
+    ("pair-classif", [1, 0], [1, 0], np.int64),
+    ("multilabel-classif", [[1.0, 0.0], [0.0, 0.0]], [[1.0, 0.0], [0.0, 0.0]], np.float32),
+    ("regression", [2.5, -1.0], [2.5, -1.0], np.float32),
 ])
-def test_pad_labels(labels, expected, dtype):
+def test_the_task_row_says_how_its_labels_are_stacked(task, labels, expected, dtype):
     features = [Feature(record=0, input_ids=[2, 5, 3], labels=labels[0]),
                 Feature(record=1, input_ids=[2, 3], labels=labels[1])]
-    out = pad(features, inputs_of("distilbert"), 0, with_labels=True)["labels"]
+    out = pad(features, inputs_of("distilbert"), 0, labels=task_kind(task).label_batch)["labels"]
     assert out.dtype == dtype
     assert out.tolist() == expected

@@ -7,7 +7,11 @@ import warnings
 import numpy as np
 import pytest
 
-from tasks.metrics import score_classif, score_multilabel, score_ner, score_regression, tune_thresholds
+from tasks.kinds.multilabel import score as score_multilabel
+from tasks.kinds.multilabel import tune_thresholds
+from tasks.kinds.ner import score as score_ner
+from tasks.kinds.regression import score as score_regression
+from tasks.metrics import score_classif
 
 
 def _preds(values) -> list[dict]:

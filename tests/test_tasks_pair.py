@@ -12,7 +12,9 @@ import pytest
 from tasks.batching import pad
 from tasks.encode import encode
 from tasks.errors import RecordError, SpecError
-from tasks.records import Record, make_record
+from tasks.fields import Record
+from tasks.kinds import check_spec
+from tasks.records import make_record
 from tasks.spec import TaskSpec
 from tests.fixtures_tokenizers import inputs_of, minilm, tiny_model_path, tokenizers  # noqa: F401 -- pytest fixtures
 from training.data import DataError, load_dataset
@@ -59,7 +61,7 @@ def test_pair_labels_are_parsed_like_classif():
 
 def test_the_pair_task_reads_no_boxes():
     with pytest.raises(SpecError, match="task 'pair-classif' reads no word boxes"):
-        TaskSpec(task=TASK, model_type="layoutlm", labels=LABELS, use_bbox=True)
+        check_spec(TaskSpec(task=TASK, model_type="layoutlm", labels=LABELS, use_bbox=True))
 
 
 # ---- encoding ----------------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from tasks.errors import RecordError
-from tasks.records import Record, check_text, make_record, parse_bbox, parse_label, split_words
+from tasks.fields import Record, check_text, parse_bbox, split_words
+from tasks.records import make_record, parse_label
 
 
 def _error(fn, *args, **kwargs) -> RecordError:

@@ -6,22 +6,23 @@ import re
 
 import pytest
 
-from tasks import decode, metrics
+from tasks.decode import decode_classif
 from tasks.errors import SpecError
 from tasks.families import DEFAULT, FAMILIES, family_for, family_of_name, longest_input, model_inputs
-from tasks.kinds import TASKS, task_kind
-from tasks.spec import SCHEMA_VERSION, TASK_NAMES, TASK_SPEC_FILE, TaskSpec
+from tasks.kinds import TASK_NAMES, TASKS, check_spec, multilabel, ner, regression, task_kind
+from tasks.metrics import score_classif
+from tasks.spec import SCHEMA_VERSION, TASK_SPEC_FILE, TaskSpec
 
 
 def _spec_error(**kwargs) -> str:
     with pytest.raises(SpecError) as info:
-        TaskSpec(**kwargs)
+        check_spec(TaskSpec(**kwargs))  # what holds whatever the task, then what the task's row asks
     return str(info.value)
 
 
 def _from_dict_error(data) -> str:
     with pytest.raises(SpecError) as info:
-        TaskSpec.from_dict(data)
+        check_spec(TaskSpec.from_dict(data))
     return str(info.value)
 
 
@@ -36,13 +37,13 @@ def _valid(**overrides) -> dict:
 def test_defaults_and_derived_values():
     spec = TaskSpec(task="multilabel-classif", model_type="bert", labels=("a", "b"), thresholds={"b": 0.3})
     assert (spec.max_seq_length, spec.stride, spec.use_bbox, spec.schema_version) == (256, 32, False, 2)
-    assert spec.num_outputs == 2
+    assert task_kind(spec.task).num_outputs(spec.labels) == 2
     assert (spec.threshold("a"), spec.threshold("b")) == (0.5, 0.3)
     assert TASK_SPEC_FILE == "task_spec.json"
 
 
 def test_regression_has_one_output_and_no_labels():
-    assert TaskSpec(task="regression", model_type="distilbert").num_outputs == 1
+    assert task_kind("regression").num_outputs(TaskSpec(task="regression", model_type="distilbert").labels) == 1
 
 
 def test_to_dict_is_json_and_round_trips():
@@ -218,13 +219,13 @@ def test_task_table_rows():
     rows = {name: (k.head, k.problem_type, k.decode, k.score, k.primary_metric, k.greater_is_better)
             for name, k in TASKS.items()}
     assert rows == {
-        "ner": ("token", None, decode.decode_ner, metrics.score_ner, "f1", True),
-        "classif": ("sequence", "single_label_classification", decode.decode_classif, metrics.score_classif,
+        "ner": ("token", None, ner.decode, ner.score, "f1", True),
+        "classif": ("sequence", "single_label_classification", decode_classif, score_classif,
                     "f1_macro", True),
-        "multilabel-classif": ("sequence", "multi_label_classification", decode.decode_multilabel,
-                               metrics.score_multilabel, "f1_micro", True),
-        "regression": ("sequence", "regression", decode.decode_regression, metrics.score_regression, "mse", False),
-        "pair-classif": ("sequence", "single_label_classification", decode.decode_classif, metrics.score_classif,
+        "multilabel-classif": ("sequence", "multi_label_classification", multilabel.decode,
+                               multilabel.score, "f1_micro", True),
+        "regression": ("sequence", "regression", regression.decode, regression.score, "mse", False),
+        "pair-classif": ("sequence", "single_label_classification", decode_classif, score_classif,
                          "f1_macro", True),
     }
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import EXAMPLES, PAIRS
 from launcher.metrics import metric_definitions
 from runtimes.torch_runtime import load_checkpoint
-from tasks import predict
+from tasks.predict import predict
 from training.config import TrainConfig
 from training.data import load_dataset
 from training.metric_lines import parse_metric_lines

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.spec import TASK_NAMES
+from tasks.kinds import TASK_NAMES
 from training.config import EMBEDDED_MODEL, ConfigError, TrainConfig, hyperparameters, markdown_table
 
 VALID_NAMES = sorted(f.name for f in dataclasses.fields(TrainConfig))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.records import Record
+from tasks.fields import Record
 from training.data import MAX_PROBLEMS, DataError, Problem, load_dataset, sorted_labels
 
 ROOT = Path(__file__).resolve().parents[1]

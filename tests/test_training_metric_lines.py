@@ -31,11 +31,11 @@ from training.trainer import _metric_fn, score
 
 def _random_runner(spec: TaskSpec, seed: int = 0):
     rng = np.random.default_rng(seed)
-    token_head = task_kind(spec.task).head == "token"
+    token_head, outputs = task_kind(spec.task).head == "token", task_kind(spec.task).num_outputs(spec.labels)
 
     def run(batch: dict[str, np.ndarray]) -> np.ndarray:
         n, width = batch["input_ids"].shape
-        return rng.normal(size=(n, width, spec.num_outputs) if token_head else (n, spec.num_outputs))
+        return rng.normal(size=(n, width, outputs) if token_head else (n, outputs))
 
     return run
 

@@ -16,7 +16,7 @@ import math
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Mapping
 
-from tasks.spec import TASK_NAMES
+from tasks.kinds import TASK_NAMES
 
 #: names SageMaker adds itself; they are not ours to validate
 IGNORED_PREFIXES = ("sagemaker_",)

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.errors import RecordError
+from tasks.fields import Record
 from tasks.kinds import TASKS, TaskKind, task_kind
-from tasks.records import Record, make_record
+from tasks.records import make_record
 
 SPLITS = ("train", "dev", "test")
 MAX_PROBLEMS = 50

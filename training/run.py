@@ -12,7 +12,7 @@ from typing import Any
 
 from runtimes.torch_runtime import TorchRunner, load_base_tokenizer, model_class, model_facts
 from runtimes.word_start import word_start_ids
-from tasks.kinds import task_kind
+from tasks.kinds import check_spec, task_kind
 from tasks.predict import predict
 from tasks.spec import TASK_SPEC_FILE, TaskSpec
 from training.callbacks import MetricLines, StopOnRequest, StopRequest
@@ -44,8 +44,9 @@ def resolve_model(name: str) -> str:
 
 def build_spec(config: TrainConfig, model_type: str, data: Dataset, **derived: Any) -> TaskSpec:
     """The checkpoint's spec; ``derived``: the facts read from the base model and its tokenizer."""
-    return TaskSpec(task=config.task_name, model_type=model_type, labels=data.labels,
-                    max_seq_length=config.max_seq_length, stride=config.stride, use_bbox=config.use_bbox, **derived)
+    return check_spec(TaskSpec(task=config.task_name, model_type=model_type, labels=data.labels,
+                               max_seq_length=config.max_seq_length, stride=config.stride,
+                               use_bbox=config.use_bbox, **derived))
 
 
 def load_base(config: TrainConfig, data: Dataset) -> tuple[TaskSpec, Any, Any, frozenset[str]]:

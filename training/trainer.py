@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from tasks.batching import pad
-from tasks.encode import Feature, encode
+from tasks.encode import encode
+from tasks.features import Feature
+from tasks.fields import Record
 from tasks.kinds import task_kind
 from tasks.predict import predict
-from tasks.records import Record
 from tasks.spec import TaskSpec
 from training.config import TrainConfig
 from training.data import Dataset
@@ -41,13 +42,14 @@ class Collator:
     """Pads a batch with the same code serving uses, and hands torch tensors to the model."""
 
     def __init__(self, spec: TaskSpec, pad_token_id: int) -> None:
-        self.inputs = spec.inputs
+        self.inputs, self.labels = spec.inputs, task_kind(spec.task).label_batch
         self.pad_token_id = pad_token_id
 
     def __call__(self, features: list[Feature]) -> dict[str, Any]:
         import torch
 
-        return {k: torch.from_numpy(v) for k, v in pad(features, self.inputs, self.pad_token_id, True).items()}
+        batch = pad(features, self.inputs, self.pad_token_id, labels=self.labels)
+        return {k: torch.from_numpy(v) for k, v in batch.items()}
 
 
 @dataclass

@@ -4,7 +4,8 @@ Each task is a small module here that defines its ``KIND`` (a ``TaskKind`` row, 
 how its labels are parsed, validated, ordered and turned into training targets, how its records are encoded,
 how model outputs are decoded and scored, the metric names training logs (and SageMaker's MetricDefinitions
 match), its primary metric, any tuning after training, and the bits of its model card. Training, serving, the
-archive and the launcher ask the row; nothing outside this package compares a task name.
+archive and the launcher ask the row; nothing outside this package compares a task name. ``check_spec`` holds a
+task spec (plain data, ``tasks.spec``) against its row.
 
 Adding a task is one module here with its ``KIND`` and one line in ``TASKS`` below, plus its tests, docs and
 example data; shared building blocks (``tasks.features``, ``tasks.decode``, ``tasks.metrics``) are reused where
@@ -15,6 +16,7 @@ from __future__ import annotations
 from tasks.errors import SpecError
 from tasks.kinds import classif, multilabel, ner, pair_classif, regression
 from tasks.kinds.base import TaskKind
+from tasks.spec import TaskSpec
 
 TASKS: dict[str, TaskKind] = {kind.name: kind for kind in (
     ner.KIND,
@@ -23,6 +25,8 @@ TASKS: dict[str, TaskKind] = {kind.name: kind for kind in (
     regression.KIND,
     pair_classif.KIND,
 )}
+#: the task names, in the table's order
+TASK_NAMES = tuple(TASKS)
 
 
 def task_kind(name: str) -> TaskKind:
@@ -33,4 +37,16 @@ def task_kind(name: str) -> TaskKind:
         raise SpecError(f"task {name!r} is not one of {list(TASKS)}") from None
 
 
-__all__ = ["TASKS", "TaskKind", "task_kind"]
+def check_spec(spec: TaskSpec) -> TaskSpec:
+    """``spec`` once it is known to suit its task's row (labels, boxes); SpecError says what does not."""
+    kind = task_kind(spec.task)
+    if spec.use_bbox and not kind.takes_bbox:
+        raise SpecError(f"use_bbox is true but task {spec.task!r} reads no word boxes")
+    if kind.has_labels and len(spec.labels) < 1:
+        raise SpecError(f"task {spec.task!r} needs at least one label")
+    if not kind.has_labels and spec.labels:
+        raise SpecError(f"task {spec.task!r} takes no labels")
+    return spec
+
+
+__all__ = ["TASKS", "TASK_NAMES", "TaskKind", "check_spec", "task_kind"]

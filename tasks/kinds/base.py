@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
+
+from tasks.batching import class_labels
 from tasks.features import Feature, Target
 from tasks.fields import Label, Record
-
-if TYPE_CHECKING:
-    from tasks.spec import TaskSpec
+from tasks.spec import TaskSpec
 
 #: (spec, tokenizer, records, target or None) -> features
-Encoder = Callable[["TaskSpec", Any, list[Record], "Target | None"], list[Feature]]
+Encoder = Callable[[TaskSpec, Any, list[Record], "Target | None"], list[Feature]]
+#: (features, padded width) -> the training targets of one batch, as the loss reads them
+LabelBatch = Callable[[Sequence[Feature], int], np.ndarray]
 #: (spec, records, features, outputs, all_scores) -> one prediction per record
 Decoder = Callable[..., list[dict[str, Any]]]
 #: (label names, gold labels, predictions) -> metrics (scalars and per-label tables)
@@ -61,7 +64,7 @@ class TaskKind:
     order_labels: Callable[[set[str]], tuple[str, ...]] = lambda names: tuple(sorted(names))
     #: after training: (spec, dev gold labels, dev predictions with every score) -> the spec serving uses
     #: (multilabel tunes its per-label thresholds); None: nothing to tune
-    tune: Callable[["TaskSpec", Sequence[Any], Sequence[dict[str, Any]]], "TaskSpec"] | None = None
+    tune: Callable[[TaskSpec, Sequence[Any], Sequence[dict[str, Any]]], TaskSpec] | None = None
     #: whether a training row (its columns by name) is unmistakably this task's, so that a file whose every row
     #: fits it, loaded for another task, is refused as "is the task right?" (NER: one BIO tag per word)
     fits_row: Callable[[Mapping[str, str]], bool] | None = None
@@ -69,3 +72,9 @@ class TaskKind:
     pipeline_tag: str = "text-classification"
     plot: str = "confusion_matrix"
     example_answer: str = '{"pred": "sports", "proba": 0.97}'
+    #: how a batch's training targets are stacked (``tasks.batching``): class ids unless the row says otherwise
+    label_batch: LabelBatch = class_labels
+
+    def num_outputs(self, labels: Sequence[str]) -> int:
+        """The model's output width: one per label, or one number (regression)."""
+        return len(labels) if self.has_labels else 1

@@ -9,16 +9,15 @@ would fail outright on a first text that alone exceeds the limit). Boxes are not
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tasks import decode, metrics
+from tasks.decode import decode_classif
 from tasks.features import Feature, Target, target_of
 from tasks.fields import Record, check_text
 from tasks.kinds import classif
 from tasks.kinds.base import TaskKind
-
-if TYPE_CHECKING:
-    from tasks.spec import TaskSpec
+from tasks.metrics import score_classif
+from tasks.spec import TaskSpec
 
 
 def pair_features(spec: TaskSpec, tokenizer: Any, records: list[Record], target: Target | None) -> list[Feature]:
@@ -34,7 +33,7 @@ def pair_features(spec: TaskSpec, tokenizer: Any, records: list[Record], target:
 KIND = TaskKind(
     name="pair-classif", head="sequence", problem_type="single_label_classification", inputs=("text", "text_pair"),
     parse_label=classif.parse_label, label_names=classif.label_names, target=classif.target,
-    encode=pair_features, decode=decode.decode_classif, score=metrics.score_classif,
+    encode=pair_features, decode=decode_classif, score=score_classif,
     metric_names=("accuracy", "f1_macro", "f1_weighted"), primary_metric="f1_macro", greater_is_better=True,
     min_labels=2, takes_bbox=False, example_answer='{"pred": "entailment", "proba": 0.93}',
 )
