@@ -47,3 +47,13 @@ class OutOfResources(RequestError):
     """The worker ran out of memory on this batch: 507, as TorchServe itself answers."""
 
     status, reason = 507, "Insufficient Storage"
+
+
+#: out-of-memory errors that are not MemoryError: torch's CUDA allocator raises ``torch.OutOfMemoryError`` (a
+#: RuntimeError). Matched by class name, so that an ONNX worker never imports torch to ask.
+OUT_OF_MEMORY_NAMES = frozenset({"OutOfMemoryError"})
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says memory ran out (host or GPU): the batch failed for want of resources, not a bug."""
+    return isinstance(exc, MemoryError) or any(c.__name__ in OUT_OF_MEMORY_NAMES for c in type(exc).__mro__)
