@@ -39,7 +39,7 @@ def _ours(job: dict, data: Path) -> dict:
     samples = info["train_samples_per_second"] * info["train_seconds"]
     return {"train_samples_per_second": info["train_samples_per_second"], "wall_seconds": wall,
             "step_samples_per_second": samples / (info["train_seconds"] - evals), "eval_seconds": evals,
-            "test_accuracy": result.metrics["test"]["accuracy"]}
+            "test_accuracy": result.metrics["test"]["accuracy"], "base_model": info["base_model"]}
 
 
 class _Rows:
@@ -84,7 +84,7 @@ def _plain(job: dict, data: Path) -> dict:
         metrics = trainer.train().metrics
         wall = time.perf_counter() - started
     return {"train_samples_per_second": metrics["train_samples_per_second"], "wall_seconds": wall,
-            "step_samples_per_second": metrics["train_samples_per_second"]}
+            "step_samples_per_second": metrics["train_samples_per_second"], "base_model": model.name_or_path}
 
 
 def run(job: dict) -> dict:
