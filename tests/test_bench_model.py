@@ -156,3 +156,51 @@ def test_the_training_rows_train_the_model_named(tiny_model_dir):
                           "model": str(tiny_model_dir("bert"))})
         assert "error" not in result and result["train_samples_per_second"] > 0, result
         assert result["base_model"] == str(tiny_model_dir("bert"))  # what training itself says it loaded
+
+
+# make quality --model: the same folder rules, and the model reaches every variant
+
+
+def _quality(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.run([sys.executable, "-m", "quality", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_quality_refuses_a_missing_folder_before_any_download(tmp_path):
+    proc = _quality("--quick", "--model", str(tmp_path / "nowhere"), "--work", str(tmp_path / "w"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: --model {tmp_path / 'nowhere'}: no such folder; expected a local save_pretrained folder or a "
+        "checkpoint of ours (hub ids are not fetched)")
+    assert not (tmp_path / "w").exists()
+
+
+def test_quality_refuses_a_fine_tuned_checkpoint(tmp_path):
+    from quality.__main__ import base_model
+
+    (tmp_path / "config.json").write_text('{"model_type": "bert"}', encoding="utf-8")
+    spec = {"task": "classif", "model_type": "bert", "labels": ["a", "b"], "schema_version": 1}
+    (tmp_path / "task_spec.json").write_text(json.dumps(spec), encoding="utf-8")
+    with pytest.raises(ValueError, match="a fine-tuned classif checkpoint of ours"):
+        base_model(str(tmp_path))
+
+
+def test_quality_plans_every_variant_on_the_model_named(tiny_model_dir, tmp_path):
+    from quality import jobs, ours
+    from quality.__main__ import base_model
+    from quality.report import markdown as quality_markdown
+    from quality.settings import Setting
+
+    model = base_model(str(tiny_model_dir("bert")))
+    setting = Setting(2, 8, 32, 5e-5, 1)
+    planned = jobs.plan("c", "classif", tmp_path, [setting], ("ours", "recipe"), model.model_name)
+    assert {job.model for job in planned} == {str(tiny_model_dir("bert"))}
+    command = ours.command("classif", tmp_path, tmp_path / "out", setting, planned[0].model)
+    assert f"model_name={tiny_model_dir('bert')}" in command
+    # the embedded model is training's own default: its command stays as it was
+    assert not any(a.startswith("model_name=") for a in ours.command("classif", tmp_path, tmp_path, setting))
+    corpora = {"c": {"task": "classif", "setting": {"steps": 2, "max_seq_length": 32}}}
+    shared = {"model": model.label, "batch_size": 8, "learning_rate": 5e-5, "seeds": [1], "jobs": 1,
+              "threads_per_job": 2}
+    assert quality_markdown({}, corpora, shared).splitlines()[0].endswith(f"Model: {model.label}.")
