@@ -85,10 +85,20 @@ def resolve(name: str | None) -> BenchModel:
         raise ModelError(f"--model {name}: not a folder; expected a save_pretrained folder with a config.json")
     if not (folder / "config.json").is_file():
         raise ModelError(f"--model {name}: {folder} has no config.json; expected a save_pretrained folder or a "
-                         "checkpoint of ours")
+                         f"checkpoint of ours{_sentence_transformers_hint(folder)}")
     model_type = _model_type(folder)
     task = _checkpoint_task(folder)
     return BenchModel(str(folder), folder, model_type, task)
+
+
+def _sentence_transformers_hint(folder: Path) -> str:
+    """Older sentence-transformers folders keep the transformer in a subfolder (modules.json names it)."""
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        inner = [m["path"] for m in modules if str(m.get("type", "")).endswith(".Transformer") and m.get("path")]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return ""
+    return f" (a sentence-transformers folder: name its transformer, {folder / inner[0]})" if inner else ""
 
 
 def _checkpoint_task(folder: Path) -> str | None:

@@ -43,6 +43,16 @@ def test_a_folder_without_config_json_is_one_line_and_exit_2(tmp_path):
         "checkpoint of ours"]
 
 
+def test_a_sentence_transformers_folder_with_the_transformer_inside_names_it(tmp_path):
+    modules = [{"idx": 0, "name": "0", "path": "0_Transformer", "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+    (tmp_path / "modules.json").write_text(json.dumps(modules), encoding="utf-8")
+    with pytest.raises(ModelError) as info:
+        resolve(str(tmp_path))
+    assert str(info.value).endswith(f"(a sentence-transformers folder: name its transformer, "
+                                    f"{tmp_path / '0_Transformer'})")
+
+
 @pytest.mark.parametrize("config, reason", [("{not json", "cannot be read"), ('{"hidden_size": 8}', "no model_type"),
                                             ("[]", "no model_type")])
 def test_a_config_json_without_a_model_type_is_refused(tmp_path, config, reason):
