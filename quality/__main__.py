@@ -4,6 +4,10 @@ For each corpus and seed, three runs with the same steps, batch size, sequence l
 corpus has its own steps and sequence length, ``quality/corpora.py``): ours (``python -m training``), the recipe as
 the examples run it (10 % warm-up, weight decay 0.01), and the recipe with TrainingArguments' own defaults. Runs go
 side by side (``--jobs``). Results go to ``bench/results/quality-<date>.json`` and a markdown table beside it.
+
+Every variant fine-tunes the embedded MiniLM unless ``--model PATH`` names another base model (a local
+``save_pretrained`` folder, e.g. the MPNet ``python -m bench.fetch_mpnet DEST`` fetches); its results are then
+named ``quality-<date>-<model>.json`` and the report says which model it measured.
 """
 from __future__ import annotations
 
@@ -14,13 +18,16 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quality import jobs, ours, recipe, settings
 from quality.corpora import CORPORA, Corpus, prepare
 from quality.report import aggregate, markdown
 from quality.settings import Setting
 from quality.sources import SourceError
+
+if TYPE_CHECKING:
+    from bench.models import BenchModel
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "quality" / "work"
@@ -47,6 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--variants", nargs="+", choices=("ours", *recipe.VARIANTS), default=None,
                         help="which variants (default: all; `--variants ours --seeds 1` checks the served archive "
                              "alone)")
+    parser.add_argument("--model", metavar="PATH", default=None,
+                        help="the base model every variant fine-tunes: a local save_pretrained folder (default: the "
+                             "embedded MiniLM)")
     parser.add_argument("--work", type=Path, default=WORK, help="download and corpus cache (default quality/work)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON and markdown go")
     args = parser.parse_args(argv)
@@ -70,16 +80,15 @@ def _seed_settings(args: argparse.Namespace, corpus: Corpus) -> tuple[list[Setti
             settings.QUICK_SIZES if quick else None)
 
 
-def describe_corpus(corpus: Corpus, folder: Path, sums: dict[str, str], setting: Setting) -> dict[str, Any]:
+def describe_corpus(corpus: Corpus, folder: Path, sums: dict[str, str], setting: Setting, model: BenchModel
+                    ) -> dict[str, Any]:
     """What the report says of a corpus: source, licence, sizes, its setting and the words truncation drops."""
     from transformers import AutoTokenizer
 
-    from training.config import EMBEDDED_MODEL
     from training.data import load_dataset
-    from training.run import resolve_model
 
     data = load_dataset(folder, corpus.task)
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model(EMBEDDED_MODEL))
+    tokenizer = AutoTokenizer.from_pretrained(model.path)
     return {"task": corpus.task, "about": corpus.about,
             "package": f"{corpus.source.package}=={corpus.source.version}", "wheel_sha256": corpus.source.sha256,
             "licence": corpus.source.licence, "origin": corpus.source.origin,
@@ -90,6 +99,18 @@ def describe_corpus(corpus: Corpus, folder: Path, sums: dict[str, str], setting:
             "files_sha256": sums}
 
 
+def base_model(name: str | None) -> BenchModel:
+    """``--model`` as the bench reads it (bench/models.py), less our fine-tuned checkpoints: every variant here
+    fine-tunes a base model, and the recipe would put a new head on top of ours."""
+    from bench.models import resolve
+
+    model = resolve(name)
+    if model.task is not None:
+        raise ValueError(f"--model {name}: a fine-tuned {model.task} checkpoint of ours (task_spec.json); make quality "
+                         "fine-tunes a base model (a save_pretrained folder)")
+    return model
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format=jobs.LOG_FORMAT)
     args = parse_args(argv)
@@ -97,12 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     corpora: dict[str, dict[str, Any]] = {}
     planned: list[jobs.Job] = []
     try:
+        model = base_model(args.model)  # a ModelError is a ValueError: one line, exit 2, before any download
         for name in args.corpora:
             corpus = CORPORA[name]
             seed_settings, sizes = _seed_settings(args, corpus)
             folder, sums = prepare(corpus, args.work, sizes)
-            corpora[name] = describe_corpus(corpus, folder, sums, seed_settings[0])
-            planned += jobs.plan(name, corpus.task, folder, seed_settings, variants)
+            corpora[name] = describe_corpus(corpus, folder, sums, seed_settings[0], model)
+            planned += jobs.plan(name, corpus.task, folder, seed_settings, variants, model.model_name)
         runs = jobs.run_all(planned, args.jobs)
     except (SourceError, ours.TrainingFailed, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -112,12 +134,13 @@ def main(argv: list[str] | None = None) -> int:
         if served is not None:
             corpora[run["corpus"]]["served"] = served
     first = planned[0].setting
-    shared = {"batch_size": first.batch_size, "learning_rate": first.learning_rate,
+    shared = {"model": model.label, "batch_size": first.batch_size, "learning_rate": first.learning_rate,
               "seeds": sorted({job.setting.seed for job in planned}), "jobs": args.jobs,
               "threads_per_job": jobs.threads_per_job(args.jobs)}
     summary = aggregate(runs)
     table = markdown(summary, corpora, shared)
-    stamp = dt.datetime.now().strftime("%Y-%m-%d-%H%M%S") + ("-quick" if args.quick else "")
+    stamp = dt.datetime.now().strftime("%Y-%m-%d-%H%M%S") + ("" if model.embedded else f"-{model.slug()}") \
+        + ("-quick" if args.quick else "")
     args.results.mkdir(parents=True, exist_ok=True)
     path = args.results / f"quality-{stamp}.json"
     path.write_text(json.dumps({"setting": shared, "quick": args.quick, "corpora": corpora, "summary": summary,

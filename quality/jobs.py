@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from quality.settings import Setting
+from training.config import EMBEDDED_MODEL
 
 log = logging.getLogger("quality")
 #: the log lines of the measurement and of its worker processes
@@ -33,14 +34,18 @@ class Job:
     folder: Path
     #: ours only: also archive, serve and score the served answers (once per corpus)
     check_served: bool = False
+    #: the base model every variant fine-tunes, as training's ``model_name`` takes it (a hub id is never fetched)
+    model: str = EMBEDDED_MODEL
 
 
-def plan(corpus: str, task: str, folder: Path, settings: Iterable[Setting], variants: Iterable[str]) -> list[Job]:
+def plan(corpus: str, task: str, folder: Path, settings: Iterable[Setting], variants: Iterable[str],
+         model: str = EMBEDDED_MODEL) -> list[Job]:
     """The jobs of one corpus, seed by seed; the first seed of ours checks the served archive."""
     variants = tuple(variants)
     jobs = []
     for i, setting in enumerate(settings):
-        jobs += [Job(corpus, task, v, setting, folder, check_served=(i == 0 and v == "ours")) for v in variants]
+        jobs += [Job(corpus, task, v, setting, folder, check_served=(i == 0 and v == "ours"), model=model)
+                 for v in variants]
     return jobs
 
 
@@ -63,7 +68,6 @@ def _start_worker(threads: int) -> None:
 def run_job(job: Job) -> dict[str, Any]:
     """Train and score one job (in a worker process or this one); the run's row of the results."""
     from quality import ours, recipe
-    from training.config import EMBEDDED_MODEL
     from training.data import load_dataset
     from training.run import resolve_model
 
@@ -71,9 +75,9 @@ def run_job(job: Job) -> dict[str, Any]:
              job.setting.max_seq_length)
     data = load_dataset(job.folder, job.task)
     if job.variant == "ours":
-        outcome = ours.run(job.task, job.folder, data, job.setting, check_served=job.check_served)
+        outcome = ours.run(job.task, job.folder, data, job.setting, check_served=job.check_served, model=job.model)
     else:
-        outcome = recipe.run(job.task, data, job.setting, job.variant, resolve_model(EMBEDDED_MODEL))
+        outcome = recipe.run(job.task, data, job.setting, job.variant, resolve_model(job.model))
     scores = ", ".join(f"{k} {100 * v:.2f}" for k, v in outcome.metrics.items() if isinstance(v, float))
     log.info("%s: %s, seed %d: %s (%.0f s)", job.corpus, job.variant, job.setting.seed, scores, outcome.wall_seconds)
     return {"corpus": job.corpus, "task": job.task, "variant": job.variant, "seed": job.setting.seed,

@@ -15,6 +15,7 @@ from quality.recipe import Outcome
 from quality.served import served_check
 from quality.settings import Setting
 from tasks.kinds import task_kind
+from training.config import EMBEDDED_MODEL
 from training.data import Dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,15 +25,18 @@ class TrainingFailed(RuntimeError):
     """``python -m training`` exited non-zero; the message carries the last lines it printed."""
 
 
-def command(task: str, data_dir: Path, out: Path, setting: Setting) -> list[str]:
-    """The training command: every other hyperparameter keeps its default."""
+def command(task: str, data_dir: Path, out: Path, setting: Setting, model: str = EMBEDDED_MODEL) -> list[str]:
+    """The training command: every other hyperparameter keeps its default (the embedded model is training's own
+    default, so it is not named)."""
+    named = [] if model == EMBEDDED_MODEL else [f"model_name={model}"]
     return [sys.executable, "-m", "training", "--data", str(data_dir), "--out", str(out), f"task_name={task}",
-            f"max_steps={setting.steps}", f"per_device_train_batch_size={setting.batch_size}",
+            *named, f"max_steps={setting.steps}", f"per_device_train_batch_size={setting.batch_size}",
             f"max_seq_length={setting.max_seq_length}", f"learning_rate={setting.learning_rate}",
             f"seed={setting.seed}"]
 
 
-def run(task: str, data_dir: Path, data: Dataset, setting: Setting, check_served: bool = False) -> Outcome:
+def run(task: str, data_dir: Path, data: Dataset, setting: Setting, check_served: bool = False,
+        model: str = EMBEDDED_MODEL) -> Outcome:
     """Train in a fresh process, then score its test predictions (what serving would answer); ``check_served``:
     also archive and serve the checkpoint and score what the server answers (quality/served.py)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -40,8 +44,8 @@ def run(task: str, data_dir: Path, data: Dataset, setting: Setting, check_served
     try:
         out = scratch / "model"
         started = time.perf_counter()
-        proc = subprocess.run(command(task, data_dir, out, setting), cwd=ROOT, env=env, capture_output=True,
-                              text=True)
+        proc = subprocess.run(command(task, data_dir, out, setting, model), cwd=ROOT, env=env,
+                              capture_output=True, text=True)
         wall = time.perf_counter() - started
         if proc.returncode != 0:
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])

@@ -57,9 +57,10 @@ def markdown(summary: dict[str, dict[str, Any]], corpora: dict[str, dict[str, An
     """The report: differences and ratios (ours vs each recipe), then every variant's mean ± std and times."""
     each = ", ".join(f"{name} {info['setting']['steps']} steps at sequence {info['setting']['max_seq_length']}"
                      for name, info in corpora.items())
+    model = f" Model: {setting['model']}." if "model" in setting else ""
     lines = [f"Batch {setting['batch_size']}, learning rate {setting['learning_rate']}, seeds {setting['seeds']}; "
              f"{each}; {setting['jobs']} run(s) at a time, {setting['threads_per_job']} thread(s) each; test "
-             "metrics in points.", "",
+             f"metrics in points.{model}", "",
              "| corpus | metric | ours − recipe | ours / recipe | ours − recipe defaults | ours / recipe defaults "
              "| ours std |", "|---|---|---|---|---|---|---|"]
     for corpus, entry in summary.items():
