@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runtimes.model_source import check_model
 from runtimes.tokenizer import word_start_ids
 from runtimes.torch_runtime import TorchRunner, load_base_tokenizer, model_class, model_facts
 from tasks.kinds import task_kind
@@ -57,6 +58,7 @@ def load_base(config: TrainConfig, data: Dataset) -> tuple[TaskSpec, Any, Any, f
     # the new head's initial weights come from the global generators: seeded, one seed gives one model
     set_seed(config.seed)
     path = resolve_model(config.model_name)
+    check_model(path, task_kind(config.task_name).head)  # one clear line for a model we cannot use, before any load
     model_type = AutoConfig.from_pretrained(path).model_type
     kind = task_kind(config.task_name)
     labels = data.labels
