@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tasks.model_config import config_problem, describe, local_config, looks_local, unknown_type
+from tasks.model_config import SENTENCEPIECE_FILES, config_problem, describe, local_config, looks_local, unknown_type
 
 #: the heads a task kind asks for (``tasks.kinds``' ``head``) -> transformers' table of the types that have one
 HEAD_TABLES = {"token": "MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES",
                "sequence": "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES"}
+#: what converting a SentencePiece model needs: module -> its package
+CONVERTERS = {"sentencepiece": "sentencepiece", "google.protobuf": "protobuf"}
 NOT_FETCHED = "not a local folder and could not be fetched from the Hugging Face Hub (offline or no such repository)"
 
 
@@ -92,7 +94,32 @@ def _tokenizer(name: str, path: Path, local: bool) -> Any:
     try:
         return AutoTokenizer.from_pretrained(str(path) if local else name)
     except Exception as exc:  # noqa: BLE001 -- its loaders raise what they meet (JSON, KeyError, OSError, ...)
-        raise ModelError(name, f"its tokenizer will not load: {_first_line(exc)}") from None
+        cause = (_missing_converter(path) if local else None) or _first_line(exc)
+        raise ModelError(name, f"its tokenizer will not load: {cause}") from None
+
+
+def _missing_converter(path: Path) -> str | None:
+    """Why a folder whose only tokenizer is a SentencePiece model (DeBERTa-v3's spm.model) cannot be converted,
+    where that is why: transformers then falls back to other readers and reports their failure instead
+    (``tiktoken is required``), which names neither the file nor the packages."""
+    if (path / "tokenizer.json").is_file():
+        return None
+    models = [name for name in SENTENCEPIECE_FILES if (path / name).is_file()]
+    missing = [package for module, package in CONVERTERS.items() if not _importable(module)]
+    if not models or not missing:
+        return None
+    return f"{models[0]} is a SentencePiece model; converting it needs {' and '.join(missing)} " \
+           "(pip install -r requirements.txt)"
+
+
+def _importable(module: str) -> bool:
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
 
 
 def _first_line(exc: BaseException) -> str:

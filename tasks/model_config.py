@@ -15,9 +15,11 @@ CONFIG_FILE = "config.json"
 #: weight files transformers loads (a sharded checkpoint has its index); the archive later accepts safetensors only
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                 "pytorch_model.bin.index.json")
+#: tokenizer files that are a SentencePiece model (DeBERTa-v3, XLM-R, ALBERT), which transformers converts with the
+#: sentencepiece and protobuf packages
+SENTENCEPIECE_FILES = ("spm.model", "sentencepiece.bpe.model", "tokenizer.model")
 #: files a tokenizer is built from: without any, transformers "loads" a tokenizer of the special tokens alone
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spm.model", "sentencepiece.bpe.model",
-                   "tokenizer.model")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", *SENTENCEPIECE_FILES)
 NEVER_RUN = "we never run a checkpoint's own code (trust_remote_code)"
 
 

@@ -179,6 +179,38 @@ def test_build_refuses_a_checkpoint_transformers_cannot_load_and_writes_nothing(
     assert not (tmp_path / "out").exists()
 
 
+def _sentencepiece_only(tiny: Path, dst: Path) -> Path:
+    """A DeBERTa-v2 folder whose only tokenizer file is ``spm.model``, as DeBERTa-v3 checkpoints ship."""
+    import io
+
+    import sentencepiece
+
+    from tiny_models import WORDS
+
+    shutil.copytree(tiny, dst)
+    _remove("tokenizer.json", "tokenizer_config.json")(dst)
+    _edit_config(model_type="deberta-v2")(dst)
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(sentence_iterator=iter([" ".join(WORDS)] * 20 + WORDS),
+                                             model_writer=model, vocab_size=120, model_type="unigram", pad_id=0,
+                                             unk_id=1, bos_id=2, eos_id=3, minloglevel=2)
+    (dst / "spm.model").write_bytes(model.getvalue())
+    return dst
+
+
+def test_an_spm_model_only_folder_loads_with_sentencepiece_and_is_refused_by_name_without(tiny_model_dir, tmp_path):
+    folder = _sentencepiece_only(tiny_model_dir("bert"), tmp_path / "deberta")
+    assert check_model(str(folder), "token").tokenizer("alice met bob")["input_ids"]
+    # without the converters transformers falls back to other readers and blames them ("tiktoken is required")
+    code = ("import sys; sys.modules['sentencepiece'] = sys.modules['google.protobuf'] = None\n"
+            "from runtimes.model_source import ModelError, check_model\n"
+            f"try:\n    check_model({str(folder)!r}, 'token')\nexcept ModelError as exc:\n    print(exc)")
+    run = _run("-c", code)
+    assert _one_line(run.stdout) == (f"model {str(folder)!r} cannot be used: its tokenizer will not load: spm.model is "
+                                     "a SentencePiece model; converting it needs sentencepiece and protobuf "
+                                     "(pip install -r requirements.txt)"), run.stderr
+
+
 # -- through the command lines ------------------------------------------------------------------------------------
 def _run(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     child = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
