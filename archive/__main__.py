@@ -16,6 +16,7 @@ from pathlib import Path
 from archive.build import QUANTIZATIONS, RUNTIMES, ArchiveSettings, Built, RuntimeOptions, build
 from archive.checks import CheckpointError
 from archive.quantize import QuantizationRefused
+from runtimes.model_source import ModelError
 
 EXIT_BAD_INPUT, EXIT_REFUSED = 2, 3
 
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     except QuantizationRefused as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_REFUSED
-    except (CheckpointError, ValueError) as exc:
+    except (CheckpointError, ModelError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(_summary(built))

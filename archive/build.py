@@ -39,9 +39,11 @@ from archive.onnx_export import export_onnx, first_line
 from archive.parity import NoCheckData, check_sets, gpu_entry, length_probes, parity, run_check
 from archive.quantize import QuantizationRefused, quantization_gate, quantize_int8, refusal
 from runtimes.checkpoint import SERVING_FILE
+from runtimes.model_source import check_model
 from runtimes.onnx_runtime import SAVED_OPTIMIZATION, OnnxRunner, save_optimized
 from runtimes.parity import MAX_CHECK_RECORDS
 from runtimes.tokenizer import write_serving_tokenizer
+from tasks.kinds import task_kind
 from tasks.spec import TaskSpec
 
 log = logging.getLogger(__name__)
@@ -288,10 +290,14 @@ def build(checkpoint: str | Path, out: str | Path, name: str | None = None,
           settings: ArchiveSettings = ArchiveSettings(), runtime: RuntimeOptions = RuntimeOptions()) -> Built:
     """Check the checkpoint, choose its runtime, stage it with the code, and write both archives into ``out``.
 
-    Raises QuantizationRefused (and writes nothing) when int8 was asked for and cannot be served.
+    Raises CheckpointError or ModelError (``runtimes.model_source``) for a checkpoint that cannot be archived, and
+    QuantizationRefused when int8 was asked for and cannot be served; either way nothing is written to ``out``.
     """
     checkpoint, out = Path(checkpoint), Path(out)
     spec = check_checkpoint(checkpoint)
+    # transformers can load it as a model with its head (no checkpoint code) and its tokenizer loads: ModelError
+    # otherwise, before anything is staged
+    check_model(str(checkpoint), task_kind(spec.task).head)
     name = safe_name(name or checkpoint.name)
     with tempfile.TemporaryDirectory(prefix="smtx-archive-") as tmp:
         tmp_path = Path(tmp)
@@ -306,9 +312,15 @@ def build(checkpoint: str | Path, out: str | Path, name: str | None = None,
             shutil.copy2(config_file, staged / "model-config.yaml")
         check_checkpoint(staged)  # what will be served passes the same checks
         mar, tarball = out / f"{name}.mar", out / "model.tar.gz"
-        _zip(staged, mar.with_suffix(".mar.partial"))
-        _tar(staged, tarball.with_suffix(".partial"))
-        mar.with_suffix(".mar.partial").replace(mar)
-        tarball.with_suffix(".partial").replace(tarball)
+        partial = (mar.with_suffix(".mar.partial"), tarball.with_suffix(".partial"))
+        try:
+            _zip(staged, partial[0])
+            _tar(staged, partial[1])
+        except BaseException:  # a full disk or an interrupt mid-write: no half-written archive is left in out
+            for path in partial:
+                path.unlink(missing_ok=True)
+            raise
+        partial[0].replace(mar)
+        partial[1].replace(tarball)
     log.info("%s model archived: %s and %s (runtime %s)", spec.task, mar, tarball, serving["runtime"])
     return Built(mar=mar, tarball=tarball, runtime=serving["runtime"], serving=serving)

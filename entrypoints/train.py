@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     paths = TrainPaths.from_env(os.environ)
     from entrypoints.cluster import Cluster, ClusterError
+    from runtimes.model_source import ModelError
     from training.callbacks import Interrupted, StopRequest
     from training.config import ConfigError, TrainConfig
     from training.data import DataError
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             if cluster.distributed:
                 return launch(cluster, paths)
         train_and_package(config, paths, stop)
-    except (ConfigError, ClusterError, DataError, OutputError, Interrupted) as exc:
+    except (ConfigError, ClusterError, DataError, ModelError, OutputError, Interrupted) as exc:
         log.error("%s", exc)
         write_failure(paths.failure_file, str(exc))
         return 1

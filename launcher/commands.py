@@ -20,6 +20,7 @@ from launcher.hyperparameters import FIELDS, Hyperparameters
 from launcher.images import default_batch_sizes
 from launcher.inventory import list_rows
 from launcher.local_transform import run_local_transform
+from launcher.model_folder import check_model_name
 from launcher.names import unique_name
 from launcher.s3 import S3Uri, ensure_bucket
 from launcher.s3_cleanup import confirm, delete_written, find_written
@@ -55,6 +56,7 @@ def _training_config(args: argparse.Namespace) -> tuple[training.TrainingConfig,
     """The job's config, every setting checked, and the upload it needs (planned and validated, not done)."""
     prefix = S3Uri.parse(need(args, "s3_prefix"), "s3_prefix")
     hyperparameters = _hyperparameters(args)
+    check_model_name(hyperparameters.values.get("model_name"))  # a local folder, before any upload or job
     image = image_for(args, args.instance_type, "--image or SMTX_TRAINING_IMAGE")
     plan = None
     if not args.data.startswith("s3://"):

@@ -31,12 +31,13 @@ def load_tokenizer(path: str | Path, prefix_space: bool) -> Any:
     return tokenizer
 
 
-def load_base_tokenizer(path: str | Path) -> tuple[Any, bool]:
+def load_base_tokenizer(path: str | Path, plain: Any = None) -> tuple[Any, bool]:
     """The base model's tokenizer for training, and whether pre-split words needed a prefix space: decided from
-    the tokenizer's own pre-tokenizer (``runtimes.tokenizer.word_start``), never from the model type."""
+    the tokenizer's own pre-tokenizer (``runtimes.word_start.word_start``), never from the model type.
+    ``plain``: the tokenizer as loaded without options, where the caller has it already."""
     from transformers import AutoTokenizer
 
-    plain = AutoTokenizer.from_pretrained(str(path))
+    plain = plain if plain is not None else AutoTokenizer.from_pretrained(str(path))
     if not word_start(pre_tokenizer_of(plain.backend_tokenizer)).missing:
         return plain, False
     return load_tokenizer(path, True), True

@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 
+from runtimes.model_source import ModelError
 from training.config import ConfigError, TrainConfig, hyperparameters
 from training.data import DataError
 from training.outputs import OutputError, shared_checkpoint_dir
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         config = TrainConfig.from_hyperparameters(pairs)
         # under torchrun every rank must use the same checkpoint folder
         result = train(config, args.data, args.out, shared_checkpoint_dir(os.environ.get("TORCHELASTIC_RUN_ID")))
-    except (ConfigError, DataError, OutputError) as exc:
+    except (ConfigError, DataError, ModelError, OutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if result.output is not None:

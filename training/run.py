@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runtimes.model_source import check_model
 from runtimes.torch_runtime import TorchRunner, load_base_tokenizer, model_class, model_facts
 from runtimes.word_start import word_start_ids
 from tasks.kinds import check_spec, task_kind
@@ -53,13 +54,14 @@ def load_base(config: TrainConfig, data: Dataset) -> tuple[TaskSpec, Any, Any, f
     """The spec, tokenizer and model to fine-tune, and the names of the weights the checkpoint did not have (the
     new head, initialised here from the seed). The family facts (inputs, prefix space, longest input) are read
     from the model and its tokenizer here, once, and carried in the spec."""
-    from transformers import AutoConfig, set_seed
+    from transformers import set_seed
 
     # the new head's initial weights come from the global generators: seeded, one seed gives one model
     set_seed(config.seed)
     path = resolve_model(config.model_name)
-    model_type = AutoConfig.from_pretrained(path).model_type
     kind = task_kind(config.task_name)
+    source = check_model(path, kind.head)  # one line for a model we cannot use, before anything loads its weights
+    model_type = source.model_type
     labels = data.labels
     extra = {} if kind.problem_type is None else {"problem_type": kind.problem_type}
     model, loading = model_class(config.task_name).from_pretrained(
@@ -72,7 +74,7 @@ def load_base(config: TrainConfig, data: Dataset) -> tuple[TaskSpec, Any, Any, f
     if longest is not None and config.max_seq_length > longest:
         raise ConfigError(f"max_seq_length={config.max_seq_length} is more than {config.model_name} takes: its "
                           f"longest input is {longest} tokens; expected at most {longest}")
-    tokenizer, prefix_space = load_base_tokenizer(path)
+    tokenizer, prefix_space = load_base_tokenizer(path, source.tokenizer)
     spec = build_spec(config, model_type, data, model_inputs=inputs, add_prefix_space=prefix_space,
                       word_start_ids=word_start_ids(tokenizer.backend_tokenizer))
     log.info("model %s (%s): inputs %s, longest input %s tokens, pre-split words %s", config.model_name,
