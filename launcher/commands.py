@@ -13,9 +13,10 @@ from typing import Callable
 from launcher import arguments, data, deploy, endpoint_commands, follow, training, transform
 from launcher.aws import Clients
 from launcher.checks import existing_file, writable_path
+from launcher.cleanup import model_exists
 from launcher.command_support import clients_for, image_for, need, placement_for, poller_for, say, serving_for
 from launcher.endpoint_commands import source_of
-from launcher.errors import SettingError
+from launcher.errors import SettingError, require
 from launcher.hyperparameters import FIELDS, Hyperparameters
 from launcher.images import default_batch_sizes
 from launcher.inventory import list_rows
@@ -114,11 +115,14 @@ def _transform(args: argparse.Namespace) -> int:
     if args.wait:
         writable_path(args.output, "output")
     clients = clients_for(args)
+    # the model's archive (or the existing model) is looked for before the bucket, the input or a model is made
+    model_data = deploy.resolve_model_data(clients, create[0]) if create else None
+    require(create is not None or model_exists(clients, config.model_name), "model", config.model_name,
+            "an existing SageMaker model (python -m launcher list shows them), or --training-job / --model-data")
     if ensure_bucket(clients.s3, prefix, clients.region, args.create_bucket):
         say(f"created bucket {prefix.bucket}")
     if create is not None:
-        source, serving = create
-        model_data = deploy.resolve_model_data(clients, source)
+        _, serving = create
         deploy.create_model(clients, config.model_name, serving, {"ModelDataUrl": model_data, "Mode": "SingleModel"},
                             "transform")
         say(f"created model {config.model_name} (delete with: python -m launcher delete --model {config.model_name})")

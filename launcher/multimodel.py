@@ -64,10 +64,7 @@ def add_model(clients: Clients, source: str, prefix: str, target: str | None = N
     model_data = resolve_model_data(clients, source)
     target = target or _default_target(source, model_data)
     require(bool(_TARGET.fullmatch(target)), "target_model", target, "a file name ending with .tar.gz")
-    archive = S3Uri.parse(model_data)
-    require(exists(clients.s3, archive), "model_data", model_data,
-            f"an existing archive: bucket {archive.bucket!r} has no key {archive.key!r}"
-            + ("" if source.startswith("s3://") else f" (the artifact of training job {source})"))
+    archive = S3Uri.parse(model_data)  # resolve_model_data found it
     destination = base.join(target)
     require(not exists(clients.s3, destination), "target_model", target,
             f"a name not already under {prefix} (SageMaker may serve a cached copy of a replaced archive)")
