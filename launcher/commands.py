@@ -73,6 +73,8 @@ def _training_config(args: argparse.Namespace) -> tuple[training.TrainingConfig,
 def _train(args: argparse.Namespace) -> int:
     config, plan = _training_config(args)
     clients = clients_for(args)
+    if plan is None:
+        data.check_uploaded(clients, config.data_uri)
     if ensure_bucket(clients.s3, S3Uri.parse(config.output_uri), clients.region, args.create_bucket):
         say(f"created bucket {S3Uri.parse(config.output_uri).bucket}")
     if plan is not None:
