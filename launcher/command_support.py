@@ -90,7 +90,9 @@ def serving_for(args: argparse.Namespace) -> deploy.ServingConfig:
         instance_type, count = None, 1
         image = image_for(args, "ml.m5.large", "--image or SMTX_SERVING_IMAGE")  # serverless runs the CPU image
     else:
-        instance_type, count = args.instance_type or DEFAULT_INSTANCE, args.instance_count or 1
+        # an explicit 0 is refused by the config's check, never read as "unset"
+        instance_type = args.instance_type or DEFAULT_INSTANCE
+        count = 1 if args.instance_count is None else args.instance_count
         image = image_for(args, instance_type, "--image or SMTX_SERVING_IMAGE")
     return deploy.ServingConfig(image_uri=image, role_arn=need(args, "role"), instance_type=instance_type,
                                 instance_count=count, extra_environment=extra, serverless=serverless,

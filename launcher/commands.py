@@ -112,7 +112,8 @@ def _transform(args: argparse.Namespace) -> int:
     placement = create[1].placement if create else placement_for(args)
     config = transform.TransformConfig(model_name=args.model or unique_name("smtx-model"),
                                        instance_type=args.instance_type or "ml.g4dn.xlarge",
-                                       instance_count=args.instance_count or 1, max_payload_mb=args.max_payload_mb,
+                                       instance_count=1 if args.instance_count is None else args.instance_count,
+                                       max_payload_mb=args.max_payload_mb,
                                        max_concurrent_transforms=args.max_concurrent, placement=placement)
     if args.wait:
         writable_path(args.output, "output")

@@ -110,7 +110,7 @@ class ServingConfig:
 
     def _check_kind(self) -> None:
         if self.serverless is None:
-            check_instances(str(self.instance_type), self.instance_count)
+            check_instances(str(self.instance_type), self.instance_count, "hosting")
             check_gpu_image(self.image_uri, str(self.instance_type))
             return
         no = "serverless endpoints have"

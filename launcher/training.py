@@ -53,7 +53,7 @@ class TrainingConfig:
         check_role(self.role_arn)
         S3Uri.parse(self.data_uri, "data_uri")
         S3Uri.parse(self.output_uri, "output_uri")
-        check_instances(self.instance_type, self.instance_count)
+        check_instances(self.instance_type, self.instance_count, "training")
         check_gpu_image(self.image_uri, self.instance_type)
         require(1 <= self.volume_gb <= 16384, "volume_gb", self.volume_gb, "an integer in [1, 16384]")
         require(1 <= self.max_runtime_s <= MAX_RUNTIME_S, "max_runtime_s", self.max_runtime_s,

@@ -52,7 +52,7 @@ class TransformConfig:
 
     def __post_init__(self) -> None:
         require(bool(self.model_name), "model_name", self.model_name, "the name of a SageMaker model")
-        check_instances(self.instance_type, self.instance_count)
+        check_instances(self.instance_type, self.instance_count, "transform")
         require(1 <= self.max_payload_mb <= 100, "max_payload_mb", self.max_payload_mb, "an integer in [1, 100]")
         require(self.max_concurrent_transforms >= 1, "max_concurrent_transforms", self.max_concurrent_transforms,
                 "an integer >= 1")
