@@ -92,8 +92,10 @@ def list_keys(s3: Any, prefix: S3Uri) -> list[str]:
     return sorted(keys)
 
 
-def ensure_bucket(s3: Any, uri: S3Uri, region: str, create: bool = False) -> bool:
+def ensure_bucket(s3: Any, uri: S3Uri, region: str, create: bool | None = None) -> bool:
     """Check that ``uri``'s bucket exists (creating it in ``region`` when ``create``); True when it was created.
+
+    ``create`` is None where the command has no --create-bucket: the message then does not offer it.
 
     Listing one key under the prefix is the check, not HeadBucket: the documented IAM policy allows listing
     only below the prefix, and a missing bucket answers NoSuchBucket either way. AccessDenied is left for the
@@ -109,9 +111,10 @@ def ensure_bucket(s3: Any, uri: S3Uri, region: str, create: bool = False) -> boo
                 return False
             raise
     if not create:
+        offer = "" if create is None else ", or pass --create-bucket"
         raise SettingError("s3_prefix", str(uri), "a prefix in an existing bucket", message=(
             f"bucket {uri.bucket!r} (from {uri}) does not exist; create it with "
-            f"`aws s3 mb s3://{uri.bucket} --region {region}`, or pass --create-bucket"))
+            f"`aws s3 mb s3://{uri.bucket} --region {region}`{offer}"))
     location = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
     s3.create_bucket(Bucket=uri.bucket, **location)
     log.info("created bucket %s in %s", uri.bucket, region)
