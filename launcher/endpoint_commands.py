@@ -133,14 +133,15 @@ def run_logs(args: argparse.Namespace) -> int:
     lines = tail.poll()
     for line in lines:
         say(line)
+    if not lines:
+        say("no log lines yet" + ("; following (Ctrl-C or --timeout-s ends it)" if args.follow else ""))
     if not args.follow:
-        if not lines:
-            say("no log lines yet")
         return 0
+    poller = poller_for(args, 5.0)
     try:
-        poller_for(args, 5.0).until(lambda: _more(tail, args, clients), "logs")
-    except WaitTimeout:
-        return 0  # --timeout-s bounds a follow: reaching it is the normal end
+        poller.until(lambda: _more(tail, args, clients), "logs")
+    except WaitTimeout:  # --timeout-s bounds a follow: reaching it is the normal end
+        print(f"stopped following after {poller.timeout_s:g} s (--timeout-s)", file=sys.stderr)
     return 0
 
 
