@@ -160,6 +160,14 @@ def run_delete(args: argparse.Namespace) -> int:
     if not (args.endpoint or args.model):
         raise SettingError("delete", None, "at least one --endpoint or --model")
     clients = clients_for(args)
+    # every name is looked up before anything is deleted; an endpoint whose creation failed still counts while
+    # its endpoint config (named like it) is left to delete
+    for endpoint in args.endpoint:
+        require(cleanup.endpoint_exists(clients, endpoint) or cleanup.endpoint_config_exists(clients, endpoint),
+                "endpoint", endpoint, "an existing endpoint (python -m launcher list shows them)")
+    for model in args.model:
+        require(cleanup.model_exists(clients, model), "model", model,
+                "an existing model (python -m launcher list shows them)")
     for endpoint in args.endpoint:
         for line in cleanup.delete_endpoint(clients, endpoint):
             say(line)

@@ -97,7 +97,7 @@ def test_deploy_from_a_training_job_needs_a_completed_job_and_a_tarball_uri(clie
         deploy(clients, job, SERVING, wait=False)
     with pytest.raises(SettingError, match="model_data"):
         deploy(clients, f"s3://{BUCKET}/models/classif/", SERVING, wait=False)
-    with pytest.raises(ClientError, match="Could not find training job"):
+    with pytest.raises(SettingError, match="training_job='smtx-classif-missing': expected the name of an existing"):
         deploy(clients, "smtx-classif-missing", SERVING, wait=False)
 
 
