@@ -83,11 +83,12 @@ class ServingConfig:
         self._check_kind()
         for name, var in ENVIRONMENT.items():
             value = getattr(self, name)
-            require(value is None or type(value) is int, name, value, f"None or {var.expected()}")
+            unset = "or no value, for the container's default"
+            require(value is None or type(value) is int, name, value, f"{var.expected()} ({var.name}), {unset}")
             try:
                 var.check(value) if value is not None else None
             except ServeConfigError:
-                raise SettingError(name, value, f"None or {var.expected()} ({var.name})") from None
+                raise SettingError(name, value, f"{var.expected()} ({var.name}), {unset}") from None
         for key, value in self.extra_environment.items():
             require(bool(_ENV_NAME.fullmatch(key)) and isinstance(value, str), "extra_environment", {key: value},
                     "NAME=value pairs with NAME matching [A-Za-z_][A-Za-z0-9_]*")
