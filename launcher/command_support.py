@@ -49,6 +49,11 @@ def placement_for(args: argparse.Namespace) -> Placement:
                      kms_key=args.kms_key, network_isolation=args.network_isolation)
 
 
+def object_tagging_for(args: argparse.Namespace, command: str) -> str:
+    """The S3 Tagging of the objects a command with only --tag (no VPC or KMS flags) writes."""
+    return Placement(tags=parse_tags(args.tag)).object_tagging(command)
+
+
 def image_for(args: argparse.Namespace, instance_type: str, cpu_source: str) -> str:
     """The image for ``instance_type``: --image when given, else the CPU or the GPU image by instance type."""
     images = Images(cpu=args.cpu_image, gpu=args.gpu_image or args.env_gpu_image, explicit=args.image,

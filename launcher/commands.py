@@ -14,7 +14,16 @@ from launcher import arguments, data, deploy, endpoint_commands, follow, trainin
 from launcher.aws import Clients
 from launcher.checks import existing_file, writable_path
 from launcher.cleanup import model_exists
-from launcher.command_support import clients_for, image_for, need, placement_for, poller_for, say, serving_for
+from launcher.command_support import (
+    clients_for,
+    image_for,
+    need,
+    object_tagging_for,
+    placement_for,
+    poller_for,
+    say,
+    serving_for,
+)
 from launcher.endpoint_commands import source_of
 from launcher.errors import SettingError, require
 from launcher.hyperparameters import FIELDS, Hyperparameters
@@ -35,10 +44,11 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _upload(args: argparse.Namespace) -> int:
     plan = data.plan_upload(args.folder, args.task, need(args, "s3_prefix"), args.use_bbox)
+    tagging = object_tagging_for(args, "upload")
     clients = clients_for(args)
     if ensure_bucket(clients.s3, S3Uri.parse(plan.uri), clients.region, args.create_bucket):
         say(f"created bucket {S3Uri.parse(plan.uri).bucket}")
-    say(data.upload_planned(clients, plan).uri)
+    say(data.upload_planned(clients, plan, tagging).uri)
     return 0
 
 
@@ -72,13 +82,14 @@ def _training_config(args: argparse.Namespace) -> tuple[training.TrainingConfig,
 
 def _train(args: argparse.Namespace) -> int:
     config, plan = _training_config(args)
+    tagging = config.placement.object_tagging("train") if plan is not None else None  # S3's limit, checked now
     clients = clients_for(args)
     if plan is None:
         data.check_uploaded(clients, config.data_uri)
     if ensure_bucket(clients.s3, S3Uri.parse(config.output_uri), clients.region, args.create_bucket):
         say(f"created bucket {S3Uri.parse(config.output_uri).bucket}")
     if plan is not None:
-        say(f"uploaded {args.data} to {data.upload_planned(clients, plan).uri}")
+        say(f"uploaded {args.data} to {data.upload_planned(clients, plan, tagging).uri}")
     name = training.start_training_job(clients, config)
     say(f"training job {name}")
     return _follow_job(args, clients, name) if args.wait else 0

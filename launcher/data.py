@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 from launcher.aws import Clients, error_code
 from launcher.errors import SettingError, require
 from launcher.names import unique_name
+from launcher.placement import Placement
 from launcher.s3 import S3Uri, ensure_bucket, list_keys, upload_file
 from training.data import SPLITS, load_dataset
 
@@ -56,11 +57,13 @@ def plan_upload(folder: str | Path, task: str, s3_prefix: str, use_bbox: bool = 
     return UploadedData(uri=str(target), task=task, rows=rows, labels=dataset.labels, folder=folder)
 
 
-def upload_planned(clients: Clients, plan: UploadedData) -> UploadedData:
-    """Upload the three files of a planned upload (its bucket must exist: see ``launcher.s3.ensure_bucket``)."""
+def upload_planned(clients: Clients, plan: UploadedData, tagging: str | None = None) -> UploadedData:
+    """Upload the three files of a planned upload (its bucket must exist: see ``launcher.s3.ensure_bucket``),
+    tagged with ``tagging`` (default: ``upload``'s tags without user tags)."""
     target = S3Uri.parse(plan.uri)
+    tagging = Placement().object_tagging("upload") if tagging is None else tagging
     for split in SPLITS:
-        upload_file(clients.s3, plan.folder / f"{split}.csv", target.join(f"{split}.csv"), TSV)
+        upload_file(clients.s3, plan.folder / f"{split}.csv", target.join(f"{split}.csv"), TSV, tagging)
     log.info("uploaded %s (%s) to %s", plan.folder, plan.rows, target)
     return plan
 
@@ -83,11 +86,11 @@ def check_uploaded(clients: Clients, uri: str) -> None:
 
 
 def upload_dataset(clients: Clients, folder: str | Path, task: str, s3_prefix: str, use_bbox: bool = False,
-                   create_bucket: bool = False) -> UploadedData:
+                   create_bucket: bool = False, tagging: str | None = None) -> UploadedData:
     """Validate ``folder``, check the bucket (or create it), then upload the three files (see plan_upload)."""
     plan = plan_upload(folder, task, s3_prefix, use_bbox)
     ensure_bucket(clients.s3, S3Uri.parse(plan.uri), clients.region, create_bucket)
-    return upload_planned(clients, plan)
+    return upload_planned(clients, plan, tagging)
 
 
 def _require_folder(folder: str | Path) -> Path:

@@ -9,7 +9,7 @@ import sys
 from launcher import autoscale, cleanup, deploy, invoke, multimodel
 from launcher.async_invoke import content_type_for, invoke_async, stage_input, wait_for_answer
 from launcher.aws import Clients
-from launcher.command_support import clients_for, poller_for, say, serving_for
+from launcher.command_support import clients_for, object_tagging_for, poller_for, say, serving_for
 from launcher.errors import SettingError, WaitTimeout, require
 from launcher.inventory import describe_endpoint
 from launcher.logs import LogTail, endpoint_tail, transform_tail
@@ -52,8 +52,9 @@ def run_deploy_multi(args: argparse.Namespace) -> int:
 def run_add_model(args: argparse.Namespace) -> int:
     """add-model: copy an archive under a multi-model prefix."""
     source, prefix, clients = source_of(args), S3Uri.parse(args.model_prefix, "model_prefix"), clients_for(args)
+    tagging = object_tagging_for(args, "add-model")
     ensure_bucket(clients.s3, prefix, clients.region)
-    target = multimodel.add_model(clients, source, str(prefix), args.name)
+    target = multimodel.add_model(clients, source, str(prefix), args.name, tagging)
     say(f"added {target}; invoke with --target-model {target}")
     return 0
 
@@ -76,10 +77,10 @@ def run_invoke(args: argparse.Namespace) -> int:
 def run_invoke_async(args: argparse.Namespace) -> int:
     """invoke-async: queue one request; with --wait print its answer (exit 0) or its error (exit 1)."""
     content_type = content_type_for(args.input, args.content_type)
-    poller = poller_for(args, 10.0)
+    poller, tagging = poller_for(args, 10.0), object_tagging_for(args, "invoke-async")
     clients = clients_for(args)
-    request = invoke_async(clients, args.endpoint, stage_input(clients, args.input, args.s3_prefix, content_type),
-                           content_type)
+    request = invoke_async(clients, args.endpoint,
+                           stage_input(clients, args.input, args.s3_prefix, content_type, tagging), content_type)
     say(f"queued {request.input_uri}: answer at {request.output_uri}"
         + (f", error at {request.failure_uri}" if request.failure_uri else ""))
     if not args.wait:

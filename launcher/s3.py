@@ -49,9 +49,10 @@ class S3Uri:
         return f"s3://{self.bucket}/{self.key}"
 
 
-def upload_file(s3: Any, path: str | Path, uri: S3Uri, content_type: str | None = None) -> S3Uri:
-    """Upload one local file to ``uri``."""
-    extra = {"ContentType": content_type} if content_type else None
+def upload_file(s3: Any, path: str | Path, uri: S3Uri, content_type: str | None, tagging: str) -> S3Uri:
+    """Upload one local file to ``uri`` with ``tagging`` (``Placement.object_tagging``: every object the launcher
+    writes is tagged like the resources it creates; s3:PutObjectTagging)."""
+    extra = {"Tagging": tagging, **({"ContentType": content_type} if content_type else {})}
     s3.upload_file(str(path), uri.bucket, uri.key, ExtraArgs=extra)
     log.info("uploaded %s -> %s", path, uri)
     return uri
@@ -77,9 +78,11 @@ def exists(s3: Any, uri: S3Uri) -> bool:
     return True
 
 
-def copy(s3: Any, source: S3Uri, target: S3Uri) -> S3Uri:
-    """Server-side copy of one object (managed, so artifacts over 5 GB work too)."""
-    s3.copy({"Bucket": source.bucket, "Key": source.key}, target.bucket, target.key)
+def copy(s3: Any, source: S3Uri, target: S3Uri, tagging: str) -> S3Uri:
+    """Server-side copy of one object (managed, so artifacts over 5 GB work too), tagged with ``tagging`` rather
+    than the source's tags."""
+    s3.copy({"Bucket": source.bucket, "Key": source.key}, target.bucket, target.key,
+            ExtraArgs={"Tagging": tagging, "TaggingDirective": "REPLACE"})
     log.info("copied %s -> %s", source, target)
     return target
 
