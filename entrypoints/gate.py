@@ -10,6 +10,8 @@ on loopback only, and this gate owns the SageMaker port:
   ``..`` resolved -- lies under the models root; no URL scheme but ``file://`` to such a path. TorchServe gets a
   freshly written JSON body naming the resolved path, so what it parses is exactly what was checked (it reads
   either the JSON body or the query string, depending on the content type; the gate forwards only the body).
+  The body also carries the environment's batch size, batch delay and workers (``GateConfig.registration_defaults``)
+  where the registration names none, so a model SageMaker loads later is served like the startup model.
 - Only the routes a multi-model endpoint uses are forwarded (ping, list/describe/register/unregister/scale a
   model, invoke); anything else -- workflows, the API description -- is 404 here.
 - Everything else passes through unchanged: header names keep their case (TorchServe's handler API is
@@ -25,9 +27,10 @@ import logging
 import os
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 log = logging.getLogger("entrypoints.gate")
@@ -111,18 +114,43 @@ def _registration_fields(content_type: str, query: str, body: bytes) -> dict:
     return fields
 
 
-def registration(content_type: str, query: str, body: bytes, models_root: Path) -> dict:
-    """The checked registration to forward (as a JSON body): known fields only, ``url`` resolved."""
+def archive_batch_delay(model_dir: Path) -> int | None:
+    """``maxBatchDelay`` of the archive's model-config.yaml, or None.
+
+    TorchServe 0.12 reads it only for a registration by query string: a JSON body without ``max_batch_delay``
+    leaves the model at -10000 ms (RegisterModelRequest's no-argument constructor), which batches at most one
+    queued request. The gate forwards a JSON body, so it names the archive's delay itself."""
+    import yaml  # only here: the gate's other paths need no YAML
+
+    try:
+        settings = yaml.safe_load((model_dir / "model-config.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return None  # no file, or one TorchServe itself will report
+    value = settings.get("maxBatchDelay") if isinstance(settings, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def registration(content_type: str, query: str, body: bytes, models_root: Path,
+                 defaults: Mapping[str, int] | None = None) -> dict:
+    """The checked registration to forward (as a JSON body): known fields only, ``url`` resolved, each of
+    ``defaults`` (numeric fields) where the registration does not name it, then the archive's batch delay where
+    neither does (see ``archive_batch_delay``)."""
     fields = _registration_fields(content_type, query, body)
     unknown = sorted(set(fields) - set(ALLOWED_FIELDS))
     if unknown:
         raise Refused(400, f"registration fields {unknown} are not accepted here; allowed: {list(ALLOWED_FIELDS)}")
+    fields = {**(defaults or {}), **fields}
     name, url = fields.get("model_name"), fields.get("url")
     if not isinstance(url, str):
         raise Refused(400, "url is missing or not a string")
     if name is not None and not isinstance(name, str):
         raise Refused(400, "model_name must be a string")
-    checked = dict(fields, url=str(model_path(url, models_root)))
+    real = model_path(url, models_root)
+    checked = dict(fields, url=str(real))
+    if "max_batch_delay" not in checked and real.is_dir():
+        delay = archive_batch_delay(real)
+        if delay is not None:
+            checked["max_batch_delay"] = delay
     for key in NUMERIC_FIELDS:
         if key in checked:
             value = checked[key]
@@ -149,6 +177,9 @@ class GateConfig:
     #: how long to wait for TorchServe's answer (its own response timeout, plus a margin)
     upstream_timeout_s: float
     max_request_bytes: int
+    #: numeric registration fields every ``POST /models`` gets unless it names its own (``entrypoints.serve``:
+    #: the environment's batch size, batch delay and workers, as the startup model gets them)
+    registration_defaults: Mapping[str, int] = field(default_factory=dict)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -221,7 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
             path = self.path
             if self.command == "POST" and target.path == "/models":
                 fields = registration(self.headers.get("Content-Type", ""), target.query, body,
-                                      self.server.config.models_root)
+                                      self.server.config.models_root, self.server.config.registration_defaults)
                 body = json.dumps(fields).encode()
                 headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
                 headers.append(("Content-Type", "application/json"))

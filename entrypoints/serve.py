@@ -29,6 +29,10 @@ from handlers.environment import VARIABLES, ServeConfig, ServeConfigError, Worke
 log = logging.getLogger("entrypoints.serve")
 MODEL_NAME = "model"
 CONFIG_FILE = "model-config.yaml"
+#: model-config.yaml key (``ServeConfig.overrides``) -> the ``POST /models`` field that sets it on a model
+#: registered later. initial_workers sets both minWorkers and maxWorkers. Not here: responseTimeout, which
+#: TorchServe 0.12 takes from the archive's model-config.yaml over the registration's
+REGISTRATION_FIELDS = {"batchSize": "batch_size", "maxBatchDelay": "max_batch_delay", "minWorkers": "initial_workers"}
 
 
 def torchserve_config(config: ServeConfig, store: Path, internal_port: int | None = None) -> TorchServeConfig:
@@ -78,6 +82,14 @@ def model_view(model_dir: Path, store: Path, overrides: dict) -> Path:
     manifest.setdefault("model", {})["configFile"] = CONFIG_FILE
     (view / "MAR-INF" / "MANIFEST.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return view
+
+
+def registration_defaults(config: ServeConfig) -> dict[str, int]:
+    """What every model registered through ``POST /models`` gets unless its registration names its own: the
+    settings the startup model gets from the environment (``ServeConfig.overrides``). A registration's own fields
+    beat the archive's model-config.yaml in TorchServe (batch size and delay; workers where the archive names
+    none), as the environment does for the startup model."""
+    return {REGISTRATION_FIELDS[key]: value for key, value in config.overrides().items() if key in REGISTRATION_FIELDS}
 
 
 def visible_gpus(env: Mapping[str, str], devices: Iterable[str]) -> int:
@@ -134,7 +146,8 @@ class Server:
             self.gate = Gate(("0.0.0.0", config.port), GateConfig(  # nosec B104 -- SageMaker sends to this port
                 models_root=config.models_root, upstream_host="127.0.0.1", upstream_port=internal_port,
                 upstream_timeout_s=config.response_timeout_s + 30,
-                max_request_bytes=config.max_payload_mb * 1024 * 1024))
+                max_request_bytes=config.max_payload_mb * 1024 * 1024,
+                registration_defaults=registration_defaults(config)))
         store = self.work / "store"
         if not config.multi_model:
             model_view(config.model_dir, store, config.overrides())

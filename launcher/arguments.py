@@ -36,11 +36,17 @@ def images(p: argparse.ArgumentParser, env: Env, cpu_variable: str) -> None:
     p.set_defaults(cpu_image=env.get(cpu_variable), env_gpu_image=env.get("SMTX_GPU_IMAGE"))
 
 
+def tags(group: argparse._ActionsContainer) -> None:
+    """--tag: of every resource and S3 object the command creates."""
+    group.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
+                       help="tag every resource and S3 object created (repeatable); smtx:created-by and "
+                            "smtx:command are added")
+
+
 def placement(p: argparse.ArgumentParser, env: Env) -> None:
     """Tags, VPC, KMS key and network isolation of what the command creates."""
     group = p.add_argument_group("account hygiene")
-    group.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
-                       help="tag every resource created (repeatable); smtx:created-by and smtx:command are added")
+    tags(group)
     group.add_argument("--subnet", action="append", default=[], help="VPC subnet id (repeatable; with "
                                                                       "--security-group)")
     group.add_argument("--security-group", action="append", default=[], help="VPC security group id (repeatable)")
@@ -81,6 +87,7 @@ def upload(p: argparse.ArgumentParser, env: Env) -> None:
     """upload: a data folder and where it goes."""
     data(p, env)
     prefix(p, env, "where to upload", creates=True)
+    tags(p)
 
 
 def train(p: argparse.ArgumentParser, env: Env) -> None:
@@ -142,6 +149,7 @@ def invoke_async(p: argparse.ArgumentParser, env: Env) -> None:
     p.add_argument("--content-type", choices=["json", "jsonlines"], help="default: from the input's suffix")
     prefix(p, env, "where a local input is uploaded")
     p.add_argument("--wait", action="store_true", help="poll S3 until the answer or the error appears, print it")
+    tags(p)
 
 
 def autoscale(p: argparse.ArgumentParser, env: Env) -> None:
@@ -188,6 +196,7 @@ def add_model(p: argparse.ArgumentParser, env: Env) -> None:
     model_source(p)
     p.add_argument("--model-prefix", required=True, help="the multi-model endpoint's s3:// prefix")
     p.add_argument("--name", help="TargetModel name ending with .tar.gz (default: from the source)")
+    tags(p)
 
 
 def invoke(p: argparse.ArgumentParser, env: Env) -> None:

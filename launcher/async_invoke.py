@@ -16,6 +16,7 @@ from launcher.checks import existing_file
 from launcher.content_types import JSON, JSONLINES
 from launcher.errors import require
 from launcher.names import unique_name
+from launcher.placement import Placement
 from launcher.s3 import S3Uri, ensure_bucket, exists, upload_file
 from launcher.waiting import Poller
 
@@ -57,8 +58,10 @@ def content_type_for(source: str, given: str | None) -> str:
     return CONTENT_TYPES[suffix]
 
 
-def stage_input(clients: Clients, source: str, s3_prefix: str | None, content_type: str) -> str:
-    """The input's S3 URI: an s3:// URI as it is (it must exist), a local file uploaded under the prefix."""
+def stage_input(clients: Clients, source: str, s3_prefix: str | None, content_type: str,
+                tagging: str | None = None) -> str:
+    """The input's S3 URI: an s3:// URI as it is (it must exist), a local file uploaded under the prefix with
+    ``tagging`` (default: ``invoke-async``'s tags without user tags)."""
     if source.startswith("s3://"):
         location = S3Uri.parse(source, "input")
         require(exists(clients.s3, location), "input", source, f"an existing object (bucket {location.bucket!r} "
@@ -69,7 +72,8 @@ def stage_input(clients: Clients, source: str, s3_prefix: str | None, content_ty
                                                       "uploaded")
     target = S3Uri.parse(str(s3_prefix), "s3_prefix").join(INPUT_FOLDER, unique_name("smtx-async"), path.name)
     ensure_bucket(clients.s3, target, clients.region)
-    return str(upload_file(clients.s3, path, target, content_type))
+    tagging = Placement().object_tagging("invoke-async") if tagging is None else tagging
+    return str(upload_file(clients.s3, path, target, content_type, tagging))
 
 
 def invoke_async(clients: Clients, endpoint: str, input_uri: str, content_type: str) -> AsyncRequest:

@@ -105,3 +105,12 @@ def error_code(exc: Exception) -> str:
     """The AWS error code of a botocore ClientError ('' for anything else)."""
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))
+
+
+def not_found(exc: Exception) -> bool:
+    """Whether SageMaker answered that the named resource does not exist: a ValidationException saying "Could not
+    find ..." (endpoints, models, configs, moto's jobs) or "Requested resource not found" (jobs)."""
+    response = getattr(exc, "response", None) or {}
+    message = str(response.get("Error", {}).get("Message", "")).lower()
+    return error_code(exc) in ("ValidationException", "ResourceNotFound") and ("find" in message
+                                                                               or "not found" in message)

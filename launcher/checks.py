@@ -5,9 +5,12 @@ words (the field, the value and what was expected).
 """
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
-from launcher.errors import require
+import botocore.session
+
+from launcher.errors import SettingError, require
 
 ROLE_EXAMPLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
 IMAGE_EXAMPLE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/smtx:latest"
@@ -25,10 +28,36 @@ def check_role(role_arn: str) -> None:
             role_arn, f"an IAM role ARN such as {ROLE_EXAMPLE}")
 
 
-def check_instances(instance_type: str, instance_count: int) -> None:
-    """An ``ml.*`` instance type and at least one instance."""
-    require(isinstance(instance_type, str) and instance_type.startswith("ml."), "instance_type", instance_type,
-            "an ml.* instance type such as ml.g4dn.xlarge")
+#: job kind -> the shape of SageMaker's API that lists the instance types it offers for that kind. botocore ships
+#: the API model, so the lists are SageMaker's own (as new as the installed botocore) and need no network
+INSTANCE_TYPE_SHAPES = {"training": "TrainingInstanceType", "hosting": "ProductionVariantInstanceType",
+                        "transform": "TransformInstanceType"}
+
+
+@cache
+def offered_instance_types(kind: str) -> frozenset[str]:
+    """The instance types SageMaker offers for ``kind`` (training, hosting or transform)."""
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return frozenset(model.shape_for(INSTANCE_TYPE_SHAPES[kind]).enum)
+
+
+def _family(instance_type: str) -> str:
+    return instance_type.rsplit(".", 1)[0]
+
+
+def check_instances(instance_type: str, instance_count: int, kind: str) -> None:
+    """An instance type SageMaker offers for ``kind`` (training, hosting or transform), and at least one instance.
+
+    The message lists the sizes of a known family (``ml.g4dn.huge``), or the families offered for the kind."""
+    offered = offered_instance_types(kind)
+    if not (isinstance(instance_type, str) and instance_type in offered):
+        ml = isinstance(instance_type, str) and instance_type.startswith("ml.")
+        family = _family(instance_type) if ml else ""
+        sizes = sorted(t for t in offered if _family(t) == family)
+        hint = (f"one of {', '.join(sizes)}" if sizes else
+                f"families {', '.join(sorted({_family(t) for t in offered}))}")
+        raise SettingError("instance_type", instance_type,
+                           f"an ml.* instance type SageMaker offers for {kind}, such as ml.g4dn.xlarge ({hint})")
     require(isinstance(instance_count, int) and instance_count >= 1, "instance_count", instance_count,
             "an integer >= 1")
 

@@ -8,15 +8,9 @@ from typing import Any, Callable
 from botocore.exceptions import ClientError
 
 from launcher.autoscale import remove_scaling
-from launcher.aws import Clients, error_code
+from launcher.aws import Clients, error_code, not_found
 
 log = logging.getLogger(__name__)
-
-
-def _missing(exc: ClientError) -> bool:
-    """SageMaker answers a missing resource with a ValidationException that says "Could not find"."""
-    message = str(exc.response.get("Error", {}).get("Message", ""))
-    return error_code(exc) in ("ValidationException", "ResourceNotFound") and "find" in message.lower()
 
 
 def try_delete(kind: str, call: Callable[[], Any]) -> str:
@@ -24,7 +18,7 @@ def try_delete(kind: str, call: Callable[[], Any]) -> str:
     try:
         call()
     except ClientError as exc:
-        if _missing(exc):
+        if not_found(exc):
             return f"{kind} not found (already deleted?)"
         raise
     log.info("deleted %s", kind)
@@ -37,14 +31,14 @@ def endpoint_parts(clients: Clients, endpoint: str) -> tuple[str, list[str]]:
     try:
         config = sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
     except ClientError as exc:
-        if not _missing(exc):
+        if not not_found(exc):
             raise
         config = endpoint
     try:
         variants = sm.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
         models = sorted({v["ModelName"] for v in variants})
     except ClientError as exc:
-        if not _missing(exc):
+        if not not_found(exc):
             raise
         models = [endpoint]
     return config, models
@@ -55,7 +49,29 @@ def endpoint_exists(clients: Clients, endpoint: str) -> bool:
     try:
         clients.sagemaker.describe_endpoint(EndpointName=endpoint)
     except ClientError as exc:
-        if _missing(exc):
+        if not_found(exc):
+            return False
+        raise
+    return True
+
+
+def model_exists(clients: Clients, model: str) -> bool:
+    """Whether a SageMaker model called ``model`` exists."""
+    try:
+        clients.sagemaker.describe_model(ModelName=model)
+    except ClientError as exc:
+        if not_found(exc):
+            return False
+        raise
+    return True
+
+
+def endpoint_config_exists(clients: Clients, config: str) -> bool:
+    """Whether an endpoint config called ``config`` exists."""
+    try:
+        clients.sagemaker.describe_endpoint_config(EndpointConfigName=config)
+    except ClientError as exc:
+        if not_found(exc):
             return False
         raise
     return True

@@ -11,7 +11,7 @@ import argparse
 import logging
 import os
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -20,20 +20,32 @@ from launcher.commands import COMMANDS
 from launcher.errors import LauncherError
 from training.data import DataError
 
+#: the flags every command takes, before or after its name: (flags, add_argument keywords)
+GLOBAL_FLAGS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (("--region",), {"help": "AWS region (default: AWS_REGION / AWS_DEFAULT_REGION)"}),
+    (("--profile",), {"help": "AWS profile (default: AWS_PROFILE)"}),
+    (("--endpoint-url",), {"help": "AWS endpoint, e.g. a moto server (default: AWS_ENDPOINT_URL)"}),
+    (("--poll-s",), {"type": float, "help": "seconds between status checks"}),
+    (("--timeout-s",), {"type": float, "help": "give up waiting after this many seconds"}),
+    (("-v", "--verbose"), {"action": "store_true", "default": False}),
+)
+
 
 def build_parser(env: Env) -> argparse.ArgumentParser:
     """The argument parser; ``env`` supplies the defaults that fall back to environment variables."""
     parser = argparse.ArgumentParser(prog="python -m launcher",
                                      description="From a laptop to SageMaker: train, deploy, invoke, transform.")
-    parser.add_argument("--region", help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION)")
-    parser.add_argument("--profile", help="AWS profile (default: AWS_PROFILE)")
-    parser.add_argument("--endpoint-url", help="AWS endpoint, e.g. a moto server (default: AWS_ENDPOINT_URL)")
-    parser.add_argument("--poll-s", type=float, help="seconds between status checks")
-    parser.add_argument("--timeout-s", type=float, help="give up waiting after this many seconds")
-    parser.add_argument("-v", "--verbose", action="store_true")
+    for flags, options in GLOBAL_FLAGS:
+        parser.add_argument(*flags, **options)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, command in COMMANDS.items():
-        command.add_arguments(sub.add_parser(name, help=command.help, description=command.help), env)
+        # no abbreviations: `describe --endpoint X` must not be read as --endpoint-url X
+        command_parser = sub.add_parser(name, help=command.help, description=command.help, allow_abbrev=False)
+        group = command_parser.add_argument_group("global options (also accepted before the command)")
+        for flags, options in GLOBAL_FLAGS:
+            # SUPPRESS: given only before the command, the value parsed there stays
+            group.add_argument(*flags, **{**options, "default": argparse.SUPPRESS})
+        command.add_arguments(command_parser, env)
     return parser
 
 

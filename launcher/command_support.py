@@ -49,6 +49,11 @@ def placement_for(args: argparse.Namespace) -> Placement:
                      kms_key=args.kms_key, network_isolation=args.network_isolation)
 
 
+def object_tagging_for(args: argparse.Namespace, command: str) -> str:
+    """The S3 Tagging of the objects a command with only --tag (no VPC or KMS flags) writes."""
+    return Placement(tags=parse_tags(args.tag)).object_tagging(command)
+
+
 def image_for(args: argparse.Namespace, instance_type: str, cpu_source: str) -> str:
     """The image for ``instance_type``: --image when given, else the CPU or the GPU image by instance type."""
     images = Images(cpu=args.cpu_image, gpu=args.gpu_image or args.env_gpu_image, explicit=args.image,
@@ -90,7 +95,9 @@ def serving_for(args: argparse.Namespace) -> deploy.ServingConfig:
         instance_type, count = None, 1
         image = image_for(args, "ml.m5.large", "--image or SMTX_SERVING_IMAGE")  # serverless runs the CPU image
     else:
-        instance_type, count = args.instance_type or DEFAULT_INSTANCE, args.instance_count or 1
+        # an explicit 0 is refused by the config's check, never read as "unset"
+        instance_type = args.instance_type or DEFAULT_INSTANCE
+        count = 1 if args.instance_count is None else args.instance_count
         image = image_for(args, instance_type, "--image or SMTX_SERVING_IMAGE")
     return deploy.ServingConfig(image_uri=image, role_arn=need(args, "role"), instance_type=instance_type,
                                 instance_count=count, extra_environment=extra, serverless=serverless,

@@ -13,9 +13,19 @@ from typing import Callable
 from launcher import arguments, data, deploy, endpoint_commands, follow, training, transform
 from launcher.aws import Clients
 from launcher.checks import existing_file, writable_path
-from launcher.command_support import clients_for, image_for, need, placement_for, poller_for, say, serving_for
+from launcher.cleanup import model_exists
+from launcher.command_support import (
+    clients_for,
+    image_for,
+    need,
+    object_tagging_for,
+    placement_for,
+    poller_for,
+    say,
+    serving_for,
+)
 from launcher.endpoint_commands import source_of
-from launcher.errors import SettingError
+from launcher.errors import SettingError, require
 from launcher.hyperparameters import FIELDS, Hyperparameters
 from launcher.images import default_batch_sizes
 from launcher.inventory import list_rows
@@ -35,10 +45,11 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _upload(args: argparse.Namespace) -> int:
     plan = data.plan_upload(args.folder, args.task, need(args, "s3_prefix"), args.use_bbox)
+    tagging = object_tagging_for(args, "upload")
     clients = clients_for(args)
     if ensure_bucket(clients.s3, S3Uri.parse(plan.uri), clients.region, args.create_bucket):
         say(f"created bucket {S3Uri.parse(plan.uri).bucket}")
-    say(data.upload_planned(clients, plan).uri)
+    say(data.upload_planned(clients, plan, tagging).uri)
     return 0
 
 
@@ -73,11 +84,14 @@ def _training_config(args: argparse.Namespace) -> tuple[training.TrainingConfig,
 
 def _train(args: argparse.Namespace) -> int:
     config, plan = _training_config(args)
+    tagging = config.placement.object_tagging("train") if plan is not None else None  # S3's limit, checked now
     clients = clients_for(args)
+    if plan is None:
+        data.check_uploaded(clients, config.data_uri)
     if ensure_bucket(clients.s3, S3Uri.parse(config.output_uri), clients.region, args.create_bucket):
         say(f"created bucket {S3Uri.parse(config.output_uri).bucket}")
     if plan is not None:
-        say(f"uploaded {args.data} to {data.upload_planned(clients, plan).uri}")
+        say(f"uploaded {args.data} to {data.upload_planned(clients, plan, tagging).uri}")
     name = training.start_training_job(clients, config)
     say(f"training job {name}")
     return _follow_job(args, clients, name) if args.wait else 0
@@ -111,16 +125,20 @@ def _transform(args: argparse.Namespace) -> int:
     placement = create[1].placement if create else placement_for(args)
     config = transform.TransformConfig(model_name=args.model or unique_name("smtx-model"),
                                        instance_type=args.instance_type or "ml.g4dn.xlarge",
-                                       instance_count=args.instance_count or 1, max_payload_mb=args.max_payload_mb,
+                                       instance_count=1 if args.instance_count is None else args.instance_count,
+                                       max_payload_mb=args.max_payload_mb,
                                        max_concurrent_transforms=args.max_concurrent, placement=placement)
     if args.wait:
         writable_path(args.output, "output")
     clients = clients_for(args)
+    # the model's archive (or the existing model) is looked for before the bucket, the input or a model is made
+    model_data = deploy.resolve_model_data(clients, create[0]) if create else None
+    require(create is not None or model_exists(clients, config.model_name), "model", config.model_name,
+            "an existing SageMaker model (python -m launcher list shows them), or --training-job / --model-data")
     if ensure_bucket(clients.s3, prefix, clients.region, args.create_bucket):
         say(f"created bucket {prefix.bucket}")
     if create is not None:
-        source, serving = create
-        model_data = deploy.resolve_model_data(clients, source)
+        _, serving = create
         deploy.create_model(clients, config.model_name, serving, {"ModelDataUrl": model_data, "Mode": "SingleModel"},
                             "transform")
         say(f"created model {config.model_name} (delete with: python -m launcher delete --model {config.model_name})")

@@ -11,10 +11,13 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from launcher.aws import Clients
-from launcher.errors import require
+from botocore.exceptions import ClientError
+
+from launcher.aws import Clients, error_code
+from launcher.errors import SettingError, require
 from launcher.names import unique_name
-from launcher.s3 import S3Uri, ensure_bucket, upload_file
+from launcher.placement import Placement
+from launcher.s3 import S3Uri, ensure_bucket, list_keys, upload_file
 from training.data import SPLITS, load_dataset
 
 log = logging.getLogger(__name__)
@@ -54,21 +57,40 @@ def plan_upload(folder: str | Path, task: str, s3_prefix: str, use_bbox: bool = 
     return UploadedData(uri=str(target), task=task, rows=rows, labels=dataset.labels, folder=folder)
 
 
-def upload_planned(clients: Clients, plan: UploadedData) -> UploadedData:
-    """Upload the three files of a planned upload (its bucket must exist: see ``launcher.s3.ensure_bucket``)."""
+def upload_planned(clients: Clients, plan: UploadedData, tagging: str | None = None) -> UploadedData:
+    """Upload the three files of a planned upload (its bucket must exist: see ``launcher.s3.ensure_bucket``),
+    tagged with ``tagging`` (default: ``upload``'s tags without user tags)."""
     target = S3Uri.parse(plan.uri)
+    tagging = Placement().object_tagging("upload") if tagging is None else tagging
     for split in SPLITS:
-        upload_file(clients.s3, plan.folder / f"{split}.csv", target.join(f"{split}.csv"), TSV)
+        upload_file(clients.s3, plan.folder / f"{split}.csv", target.join(f"{split}.csv"), TSV, tagging)
     log.info("uploaded %s (%s) to %s", plan.folder, plan.rows, target)
     return plan
 
 
+def check_uploaded(clients: Clients, uri: str) -> None:
+    """Refuse an ``s3://`` data prefix that lacks train.csv, dev.csv or test.csv (SettingError naming --data).
+
+    SageMaker would start (and bill) the job on an empty or wrong prefix and fail only inside the container."""
+    prefix = S3Uri.parse(uri, "data").as_prefix()
+    try:
+        keys = set(list_keys(clients.s3, prefix))
+    except ClientError as exc:
+        if error_code(exc) != "NoSuchBucket":
+            raise
+        raise SettingError("data", uri, f"an s3:// prefix in an existing bucket (bucket {prefix.bucket!r} does "
+                                        "not exist)") from None
+    missing = [f"{split}.csv" for split in SPLITS if f"{split}.csv" not in keys]
+    require(not missing, "data", uri, "an s3:// prefix holding train.csv, dev.csv and test.csv (missing: "
+                                      f"{', '.join(missing)}; upload a folder with python -m launcher upload)")
+
+
 def upload_dataset(clients: Clients, folder: str | Path, task: str, s3_prefix: str, use_bbox: bool = False,
-                   create_bucket: bool = False) -> UploadedData:
+                   create_bucket: bool = False, tagging: str | None = None) -> UploadedData:
     """Validate ``folder``, check the bucket (or create it), then upload the three files (see plan_upload)."""
     plan = plan_upload(folder, task, s3_prefix, use_bbox)
     ensure_bucket(clients.s3, S3Uri.parse(plan.uri), clients.region, create_bucket)
-    return upload_planned(clients, plan)
+    return upload_planned(clients, plan, tagging)
 
 
 def _require_folder(folder: str | Path) -> Path:

@@ -26,7 +26,7 @@ from launcher.errors import SettingError, require
 from launcher.images import check_gpu_image
 from launcher.names import NAME_PATTERN, unique_name
 from launcher.placement import Placement
-from launcher.s3 import S3Uri
+from launcher.s3 import S3Uri, exists
 from launcher.training import model_artifact
 from launcher.waiting import Poller, wait_for_status
 
@@ -83,11 +83,12 @@ class ServingConfig:
         self._check_kind()
         for name, var in ENVIRONMENT.items():
             value = getattr(self, name)
-            require(value is None or type(value) is int, name, value, f"None or {var.expected()}")
+            unset = "or no value, for the container's default"
+            require(value is None or type(value) is int, name, value, f"{var.expected()} ({var.name}), {unset}")
             try:
                 var.check(value) if value is not None else None
             except ServeConfigError:
-                raise SettingError(name, value, f"None or {var.expected()} ({var.name})") from None
+                raise SettingError(name, value, f"{var.expected()} ({var.name}), {unset}") from None
         for key, value in self.extra_environment.items():
             require(bool(_ENV_NAME.fullmatch(key)) and isinstance(value, str), "extra_environment", {key: value},
                     "NAME=value pairs with NAME matching [A-Za-z_][A-Za-z0-9_]*")
@@ -110,7 +111,7 @@ class ServingConfig:
 
     def _check_kind(self) -> None:
         if self.serverless is None:
-            check_instances(str(self.instance_type), self.instance_count)
+            check_instances(str(self.instance_type), self.instance_count, "hosting")
             check_gpu_image(self.image_uri, str(self.instance_type))
             return
         no = "serverless endpoints have"
@@ -177,11 +178,20 @@ def check_model_data(uri: str) -> S3Uri:
 
 
 def resolve_model_data(clients: Clients, source: str) -> str:
-    """A model.tar.gz URI from either that URI or the name of a Completed training job."""
+    """The URI of an existing model.tar.gz, from either that URI or the name of a Completed training job.
+
+    The archive is looked for here, before any model, endpoint or job is made from it: SageMaker itself would
+    accept a missing key and fail only when the container starts."""
     if source.startswith("s3://"):
         check_model_data(source)
-        return source
-    return model_artifact(clients, model_source(training_job=source))
+        model_data = source
+    else:
+        model_data = model_artifact(clients, model_source(training_job=source))
+    archive = S3Uri.parse(model_data)
+    require(exists(clients.s3, archive), "model_data", model_data,
+            f"an existing archive: bucket {archive.bucket!r} has no key {archive.key!r}"
+            + ("" if source.startswith("s3://") else f" (the artifact of training job {source})"))
+    return model_data
 
 
 def create_model(clients: Clients, name: str, config: ServingConfig, container: dict[str, Any],

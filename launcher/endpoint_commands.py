@@ -9,7 +9,7 @@ import sys
 from launcher import autoscale, cleanup, deploy, invoke, multimodel
 from launcher.async_invoke import content_type_for, invoke_async, stage_input, wait_for_answer
 from launcher.aws import Clients
-from launcher.command_support import clients_for, poller_for, say, serving_for
+from launcher.command_support import clients_for, object_tagging_for, poller_for, say, serving_for
 from launcher.errors import SettingError, WaitTimeout, require
 from launcher.inventory import describe_endpoint
 from launcher.logs import LogTail, endpoint_tail, transform_tail
@@ -52,8 +52,9 @@ def run_deploy_multi(args: argparse.Namespace) -> int:
 def run_add_model(args: argparse.Namespace) -> int:
     """add-model: copy an archive under a multi-model prefix."""
     source, prefix, clients = source_of(args), S3Uri.parse(args.model_prefix, "model_prefix"), clients_for(args)
+    tagging = object_tagging_for(args, "add-model")
     ensure_bucket(clients.s3, prefix, clients.region)
-    target = multimodel.add_model(clients, source, str(prefix), args.name)
+    target = multimodel.add_model(clients, source, str(prefix), args.name, tagging)
     say(f"added {target}; invoke with --target-model {target}")
     return 0
 
@@ -76,10 +77,10 @@ def run_invoke(args: argparse.Namespace) -> int:
 def run_invoke_async(args: argparse.Namespace) -> int:
     """invoke-async: queue one request; with --wait print its answer (exit 0) or its error (exit 1)."""
     content_type = content_type_for(args.input, args.content_type)
-    poller = poller_for(args, 10.0)
+    poller, tagging = poller_for(args, 10.0), object_tagging_for(args, "invoke-async")
     clients = clients_for(args)
-    request = invoke_async(clients, args.endpoint, stage_input(clients, args.input, args.s3_prefix, content_type),
-                           content_type)
+    request = invoke_async(clients, args.endpoint,
+                           stage_input(clients, args.input, args.s3_prefix, content_type, tagging), content_type)
     say(f"queued {request.input_uri}: answer at {request.output_uri}"
         + (f", error at {request.failure_uri}" if request.failure_uri else ""))
     if not args.wait:
@@ -133,14 +134,15 @@ def run_logs(args: argparse.Namespace) -> int:
     lines = tail.poll()
     for line in lines:
         say(line)
+    if not lines:
+        say("no log lines yet" + ("; following (Ctrl-C or --timeout-s ends it)" if args.follow else ""))
     if not args.follow:
-        if not lines:
-            say("no log lines yet")
         return 0
+    poller = poller_for(args, 5.0)
     try:
-        poller_for(args, 5.0).until(lambda: _more(tail, args, clients), "logs")
-    except WaitTimeout:
-        return 0  # --timeout-s bounds a follow: reaching it is the normal end
+        poller.until(lambda: _more(tail, args, clients), "logs")
+    except WaitTimeout:  # --timeout-s bounds a follow: reaching it is the normal end
+        print(f"stopped following after {poller.timeout_s:g} s (--timeout-s)", file=sys.stderr)
     return 0
 
 
@@ -159,6 +161,14 @@ def run_delete(args: argparse.Namespace) -> int:
     if not (args.endpoint or args.model):
         raise SettingError("delete", None, "at least one --endpoint or --model")
     clients = clients_for(args)
+    # every name is looked up before anything is deleted; an endpoint whose creation failed still counts while
+    # its endpoint config (named like it) is left to delete
+    for endpoint in args.endpoint:
+        require(cleanup.endpoint_exists(clients, endpoint) or cleanup.endpoint_config_exists(clients, endpoint),
+                "endpoint", endpoint, "an existing endpoint (python -m launcher list shows them)")
+    for model in args.model:
+        require(cleanup.model_exists(clients, model), "model", model,
+                "an existing model (python -m launcher list shows them)")
     for endpoint in args.endpoint:
         for line in cleanup.delete_endpoint(clients, endpoint):
             say(line)

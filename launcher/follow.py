@@ -8,6 +8,7 @@ from typing import Any, Callable
 from launcher.aws import TRAINING_LOG_GROUP, Clients
 from launcher.logs import LogTail
 from launcher.metrics import format_metrics, parse_metrics
+from launcher.training import describe_training_job
 from launcher.waiting import Poller
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class _Follower:
                 self.emit(f"status: {status}" + (f" - {message}" if message else ""))
 
     def poll(self) -> TrainingResult | None:
-        job = self.clients.sagemaker.describe_training_job(TrainingJobName=self.job_name)
+        job = describe_training_job(self.clients, self.job_name)
         self._show_status(job)
         for line in self.tail.poll():
             self.emit(line)

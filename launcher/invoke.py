@@ -22,7 +22,9 @@ def _records_from_jsonlines(text: str, where: str) -> list[dict[str, Any]]:
         try:  # each line is its own document: the decoder's line number would always be 1
             value = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise SettingError("file", f"{where}:{number}", f"one JSON object per line ({exc.msg} at column "
+            # some of json's messages already end in "at" ("Unterminated string starting at")
+            at = "" if exc.msg.endswith(" at") else " at"
+            raise SettingError("file", f"{where}:{number}", f"one JSON object per line ({exc.msg}{at} column "
                                                              f"{exc.colno})") from None
         records.append(_record(value, f"{where}:{number}"))
     return records

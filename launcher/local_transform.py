@@ -1,8 +1,9 @@
 """Batch Transform on the laptop, against a running server (``/invocations``), split and assembled like SageMaker.
 
 The input jsonlines file is cut into payloads of at most MaxPayloadInMB (a record larger than that is reported,
-not sent) and answers are assembled as under ``AssembleWith=Line``: each response body as it is, then a newline --
-so an answer that ends with its own newline is refused here as it would leave a blank line there. Payloads go out
+not sent) and answers are assembled as under ``AssembleWith=Line``: one line per record, a newline after each. A
+body that ends with one newline is read as its lines, that newline ending the last one (as SageMaker's assembly
+takes it); any other blank line is a missing answer, and the request fails. Payloads go out
 with bounded concurrency, and answers are written back by line in input order. A failed request does not stop the
 run: its records get ``{"error": ...}`` lines, so the output still has one line per input line, and the summary (and
 the exit status of the command) says what failed.
@@ -124,12 +125,10 @@ def _send(session: requests.Session, url: str, batch: Batch, timeout_s: float) -
         return failed(f"{type(exc).__name__}: {exc}")
     if response.status_code != 200:
         return failed(f"HTTP {response.status_code}: {response.text[:200]}")
-    # assembled as SageMaker does under AssembleWith=Line: the body as it is, then a newline
-    lines = response.content.split(b"\n")
+    # one final newline ends the last line; it does not start an empty one (SageMaker's Line assembly agrees)
+    lines = response.content.removesuffix(b"\n").split(b"\n")
     if len(lines) != len(batch.records):
-        trailing = " (the answer ends with a newline: AssembleWith=Line adds one, leaving a blank line)" \
-            if len(lines) == len(batch.records) + 1 and not lines[-1] else ""
-        return failed(f"answered {len(lines)} lines for {len(batch.records)} records{trailing}")
+        return failed(f"answered {len(lines)} lines for {len(batch.records)} records")
     if any(not line.strip() for line in lines):
         return failed(f"answered a blank line for one of {len(batch.records)} records")
     return _Answer(batch, lines)

@@ -21,6 +21,7 @@ from launcher.deploy import (
 )
 from launcher.errors import require
 from launcher.names import unique_name
+from launcher.placement import Placement
 from launcher.s3 import S3Uri, copy, exists, list_keys
 from launcher.waiting import Poller
 
@@ -55,23 +56,23 @@ def _default_target(source: str, model_data: str) -> str:
     return parts[-1]
 
 
-def add_model(clients: Clients, source: str, prefix: str, target: str | None = None) -> str:
+def add_model(clients: Clients, source: str, prefix: str, target: str | None = None,
+              tagging: str | None = None) -> str:
     """Copy a model (training job name or model.tar.gz URI) under ``prefix``; return its TargetModel name.
 
-    The default target is ``{training job or archive folder}.tar.gz``.
+    The default target is ``{training job or archive folder}.tar.gz``; the copy is tagged with ``tagging``
+    (default: ``add-model``'s tags without user tags).
     """
     base = S3Uri.parse(prefix, "model_prefix")
     model_data = resolve_model_data(clients, source)
     target = target or _default_target(source, model_data)
     require(bool(_TARGET.fullmatch(target)), "target_model", target, "a file name ending with .tar.gz")
-    archive = S3Uri.parse(model_data)
-    require(exists(clients.s3, archive), "model_data", model_data,
-            f"an existing archive: bucket {archive.bucket!r} has no key {archive.key!r}"
-            + ("" if source.startswith("s3://") else f" (the artifact of training job {source})"))
+    archive = S3Uri.parse(model_data)  # resolve_model_data found it
     destination = base.join(target)
     require(not exists(clients.s3, destination), "target_model", target,
             f"a name not already under {prefix} (SageMaker may serve a cached copy of a replaced archive)")
-    copy(clients.s3, archive, destination)
+    copy(clients.s3, archive, destination,
+         Placement().object_tagging("add-model") if tagging is None else tagging)
     return target
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from launcher.errors import require
 
@@ -24,6 +25,7 @@ _TAG_VALUE = re.compile(r"[\w .:/=+@-]{0,256}")
 _LOCAL_STORAGE = re.compile(r"ml\.([a-z]+\d+[a-z]*d[a-z]*|g5|g6|g6e|p4de?|p5e?|p5en|inf2|trn1n?)\.")
 MAX_TAGS = 50  # SageMaker's limit per resource
 RESERVED_TAGS = 3  # smtx:created-by, smtx:command, and smtx:task on training jobs
+MAX_OBJECT_TAGS = 10  # S3's limit per object
 
 
 def parse_tags(items: list[str]) -> dict[str, str]:
@@ -75,6 +77,17 @@ class Placement:
         """The ``Tags`` of a request: the user's, then ``smtx:created-by`` and ``smtx:command``."""
         every = {**self.tags, **CREATED_BY, "smtx:command": command}
         return [{"Key": key, "Value": value} for key, value in every.items()]
+
+    def object_tagging(self, command: str) -> str:
+        """The S3 ``Tagging`` of an object ``command`` writes: the same tags as its resources, URL-encoded.
+
+        S3 allows 10 tags per object, fewer than SageMaker: a command that writes to S3 checks this before it
+        writes or creates anything."""
+        tags = {item["Key"]: item["Value"] for item in self.tag_list(command)}
+        require(len(tags) <= MAX_OBJECT_TAGS, "tag", len(self.tags),
+                f"at most {MAX_OBJECT_TAGS - len(CREATED_BY) - 1} tags where the command writes to S3 (S3 allows "
+                f"{MAX_OBJECT_TAGS} per object; the launcher adds smtx:created-by and smtx:command)")
+        return urlencode(tags)
 
     def vpc_config(self) -> dict[str, Any] | None:
         """``VpcConfig`` or None when no VPC was asked for."""

@@ -49,9 +49,10 @@ class S3Uri:
         return f"s3://{self.bucket}/{self.key}"
 
 
-def upload_file(s3: Any, path: str | Path, uri: S3Uri, content_type: str | None = None) -> S3Uri:
-    """Upload one local file to ``uri``."""
-    extra = {"ContentType": content_type} if content_type else None
+def upload_file(s3: Any, path: str | Path, uri: S3Uri, content_type: str | None, tagging: str) -> S3Uri:
+    """Upload one local file to ``uri`` with ``tagging`` (``Placement.object_tagging``: every object the launcher
+    writes is tagged like the resources it creates; s3:PutObjectTagging)."""
+    extra = {"Tagging": tagging, **({"ContentType": content_type} if content_type else {})}
     s3.upload_file(str(path), uri.bucket, uri.key, ExtraArgs=extra)
     log.info("uploaded %s -> %s", path, uri)
     return uri
@@ -77,9 +78,11 @@ def exists(s3: Any, uri: S3Uri) -> bool:
     return True
 
 
-def copy(s3: Any, source: S3Uri, target: S3Uri) -> S3Uri:
-    """Server-side copy of one object (managed, so artifacts over 5 GB work too)."""
-    s3.copy({"Bucket": source.bucket, "Key": source.key}, target.bucket, target.key)
+def copy(s3: Any, source: S3Uri, target: S3Uri, tagging: str) -> S3Uri:
+    """Server-side copy of one object (managed, so artifacts over 5 GB work too), tagged with ``tagging`` rather
+    than the source's tags."""
+    s3.copy({"Bucket": source.bucket, "Key": source.key}, target.bucket, target.key,
+            ExtraArgs={"Tagging": tagging, "TaggingDirective": "REPLACE"})
     log.info("copied %s -> %s", source, target)
     return target
 
@@ -92,8 +95,10 @@ def list_keys(s3: Any, prefix: S3Uri) -> list[str]:
     return sorted(keys)
 
 
-def ensure_bucket(s3: Any, uri: S3Uri, region: str, create: bool = False) -> bool:
+def ensure_bucket(s3: Any, uri: S3Uri, region: str, create: bool | None = None) -> bool:
     """Check that ``uri``'s bucket exists (creating it in ``region`` when ``create``); True when it was created.
+
+    ``create`` is None where the command has no --create-bucket: the message then does not offer it.
 
     Listing one key under the prefix is the check, not HeadBucket: the documented IAM policy allows listing
     only below the prefix, and a missing bucket answers NoSuchBucket either way. AccessDenied is left for the
@@ -109,9 +114,10 @@ def ensure_bucket(s3: Any, uri: S3Uri, region: str, create: bool = False) -> boo
                 return False
             raise
     if not create:
+        offer = "" if create is None else ", or pass --create-bucket"
         raise SettingError("s3_prefix", str(uri), "a prefix in an existing bucket", message=(
             f"bucket {uri.bucket!r} (from {uri}) does not exist; create it with "
-            f"`aws s3 mb s3://{uri.bucket} --region {region}`, or pass --create-bucket"))
+            f"`aws s3 mb s3://{uri.bucket} --region {region}`{offer}"))
     location = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
     s3.create_bucket(Bucket=uri.bucket, **location)
     log.info("created bucket %s in %s", uri.bucket, region)

@@ -5,9 +5,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from launcher.aws import Clients
+from botocore.exceptions import ClientError
+
+from launcher.aws import Clients, not_found
 from launcher.checks import check_image, check_instances, check_role
-from launcher.errors import require
+from launcher.errors import SettingError, require
 from launcher.hyperparameters import Hyperparameters
 from launcher.images import check_gpu_image
 from launcher.metrics import metric_definitions
@@ -21,6 +23,7 @@ log = logging.getLogger(__name__)
 DATA_CHANNEL = "training"
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 MAX_RUNTIME_S = 28 * 24 * 3600  # SageMaker's upper bound for MaxRuntimeInSeconds and MaxWaitTimeInSeconds
+_EXISTING_JOB = "the name of an existing training job (python -m launcher list shows them)"
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ class TrainingConfig:
         check_role(self.role_arn)
         S3Uri.parse(self.data_uri, "data_uri")
         S3Uri.parse(self.output_uri, "output_uri")
-        check_instances(self.instance_type, self.instance_count)
+        check_instances(self.instance_type, self.instance_count, "training")
         check_gpu_image(self.image_uri, self.instance_type)
         require(1 <= self.volume_gb <= 16384, "volume_gb", self.volume_gb, "an integer in [1, 16384]")
         require(1 <= self.max_runtime_s <= MAX_RUNTIME_S, "max_runtime_s", self.max_runtime_s,
@@ -130,15 +133,30 @@ def start_training_job(clients: Clients, config: TrainingConfig) -> str:
     return name
 
 
+def describe_training_job(clients: Clients, name: str) -> dict[str, Any]:
+    """The job's description; SettingError (bad input, exit 2) when no training job has that name."""
+    try:
+        return dict(clients.sagemaker.describe_training_job(TrainingJobName=name))
+    except ClientError as exc:
+        if not_found(exc):
+            raise SettingError("training_job", name, _EXISTING_JOB) from None
+        raise
+
+
 def stop_training_job(clients: Clients, name: str) -> None:
     """Ask SageMaker to stop a running job (it ends Stopped; a spot job keeps its last checkpoint)."""
-    clients.sagemaker.stop_training_job(TrainingJobName=name)
+    try:
+        clients.sagemaker.stop_training_job(TrainingJobName=name)
+    except ClientError as exc:
+        if not_found(exc):  # an unknown name is the user's mistake, not an AWS failure
+            raise SettingError("training_job", name, _EXISTING_JOB) from None
+        raise
     log.info("asked training job %s to stop", name)
 
 
 def model_artifact(clients: Clients, job_name: str) -> str:
     """The model.tar.gz URI of a Completed training job."""
-    job = clients.sagemaker.describe_training_job(TrainingJobName=job_name)
+    job = describe_training_job(clients, job_name)
     require(job["TrainingJobStatus"] == "Completed", "training_job", job_name,
             f"a Completed training job (it is {job['TrainingJobStatus']})")
     return str(job["ModelArtifacts"]["S3ModelArtifacts"])

@@ -52,7 +52,7 @@ class TransformConfig:
 
     def __post_init__(self) -> None:
         require(bool(self.model_name), "model_name", self.model_name, "the name of a SageMaker model")
-        check_instances(self.instance_type, self.instance_count)
+        check_instances(self.instance_type, self.instance_count, "transform")
         require(1 <= self.max_payload_mb <= 100, "max_payload_mb", self.max_payload_mb, "an integer in [1, 100]")
         require(self.max_concurrent_transforms >= 1, "max_concurrent_transforms", self.max_concurrent_transforms,
                 "an integer >= 1")
@@ -60,6 +60,7 @@ class TransformConfig:
                 "seconds in [1, 3600]")
         require(0 <= self.invocation_retries <= 3, "invocation_retries", self.invocation_retries,
                 "an integer in [0, 3]")
+        self.placement.object_tagging("transform")  # the uploaded input carries the tags: S3's limit, checked now
 
 
 def transform_job_request(name: str, config: TransformConfig, input_uri: str, output_uri: str) -> dict[str, Any]:
@@ -143,7 +144,8 @@ def start_transform(clients: Clients, input_path: str | Path, s3_prefix: str,
     input_path = existing_file(input_path, "input")
     name = unique_name(f"{config.name_prefix}-transform")
     base = S3Uri.parse(s3_prefix, "s3_prefix").join(name)
-    input_uri = upload_file(clients.s3, input_path, base.join("input", input_path.name), JSONLINES)
+    input_uri = upload_file(clients.s3, input_path, base.join("input", input_path.name), JSONLINES,
+                            config.placement.object_tagging("transform"))
     output_uri = base.join("output").as_prefix()
     start_transform_job(clients, name, config, str(input_uri), str(output_uri))
     return StartedTransform(name, input_path, str(input_uri), str(output_uri))

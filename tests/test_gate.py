@@ -70,6 +70,23 @@ def test_registration_forwards_known_fields_with_the_resolved_path(root):
     assert got == {"model_name": "a", "url": str((root / "a" / "model").resolve()), "initial_workers": 1}
 
 
+def test_registration_gets_the_environment_settings_it_does_not_name(root):
+    """Issue 23: a model SageMaker loads later gets the SAGEMAKER_TS_* settings; a registration's own field wins."""
+    defaults = {"batch_size": 3, "max_batch_delay": 7, "initial_workers": 2}
+    got = registration("application/json", "", json.dumps({"model_name": "a", "url": "a/model"}).encode(), root,
+                       defaults)
+    assert got == {"model_name": "a", "url": str((root / "a" / "model").resolve()), **defaults}
+    got = registration("", "model_name=a&url=a/model&batch_size=5", b"", root, defaults)
+    assert (got["batch_size"], got["max_batch_delay"], got["initial_workers"]) == (5, 7, 2)
+
+
+def test_registration_names_the_archive_batch_delay_when_nothing_else_does(root):
+    (root / "a" / "model" / "model-config.yaml").write_text("batchSize: 8\nmaxBatchDelay: 50\n")
+    body = json.dumps({"model_name": "a", "url": "a/model"}).encode()
+    assert registration("application/json", "", body, root)["max_batch_delay"] == 50
+    assert registration("application/json", "", body, root, {"max_batch_delay": 7})["max_batch_delay"] == 7
+
+
 def test_registration_by_query_string_is_checked_and_typed(root):
     got = registration("", f"model_name=a&url={root}/a/model&batch_size=4&synchronous=true", b"", root)
     assert got["batch_size"] == 4 and got["synchronous"] is True and got["url"] == str((root / "a/model").resolve())

@@ -109,7 +109,9 @@ def test_bad_input_exits_2_with_every_problem_named(env: dict[str, str], capsys:
     status, _, err = _run(capsys, "deploy", "--model-data", f"s3://{BUCKET}/m/model.tar.gz")
     assert status == 2 and "role=None: expected --role or SMTX_SAGEMAKER_ROLE" in err
     status, _, err = _run(capsys, "follow", "smtx-classif-no-such-job")
-    assert status == 1 and "AWS error" in err and "Could not find training job" in err
+    assert status == 2 and "AWS error" not in err  # a mistyped name is bad input (issue 23, defect 8)
+    assert ("error: training_job='smtx-classif-no-such-job': expected the name of an existing training job "
+            "(python -m launcher list shows them)") in err
 
 
 def test_python_dash_m_launcher_uses_the_environment(env: dict[str, str], tmp_path: Path) -> None:

@@ -172,6 +172,7 @@ def test_invoke_exits_1_when_a_record_is_answered_with_an_error(aws: Clients, ca
 
 def test_a_transform_that_wrote_nothing_says_so(aws: Clients, capsys, tmp_path: Path) -> None:
     _bucket(aws)
+    aws.s3.put_object(Bucket=BUCKET, Key="m/model.tar.gz", Body=b"stand-in")
     records = tmp_path / "records.jsonl"
     records.write_text('{"text": "a"}\n', encoding="utf-8")
     status, _, err = _run(capsys, "transform", "--model-data", f"s3://{BUCKET}/m/model.tar.gz", "--input",

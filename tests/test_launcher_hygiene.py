@@ -199,3 +199,50 @@ def test_cleanup_deletes_only_what_the_launcher_wrote_and_asks_first(aws: Client
     assert left == sorted(keep)
     assert not confirm("delete?", False, _Terminal(), ask=lambda _: "n")
     assert confirm("delete?", False, _Terminal(), ask=lambda _: "y")
+
+
+def _object_tags(clients: Clients) -> dict[str, dict[str, str]]:
+    """key -> tags of every object the launcher wrote: not the fixture's stand-in archive, nor what SageMaker's
+    stand-ins write (transform and async answers)."""
+    keys = [o["Key"] for o in clients.s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+    ours = [key for key in keys if key != "models/model.tar.gz" and "/output/" not in key
+            and not key.startswith("smtx/async-out/")]
+    return {key: {t["Key"]: t["Value"] for t in clients.s3.get_object_tagging(Bucket=BUCKET, Key=key)["TagSet"]}
+            for key in ours}
+
+
+def test_every_s3_object_the_launcher_writes_is_tagged_like_its_resources(
+        aws: Clients, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Issue 23, account hygiene: upload, train's data, transform's input, invoke-async's input and add-model's
+    copy carry smtx:created-by, smtx:command and the --tag tags, as the jobs and models do."""
+    records = tmp_path / "records.jsonl"
+    records.write_text('{"text": "a"}\n', encoding="utf-8")
+    out = _run(capsys, "deploy", "--model-data", MODEL_DATA, "--instance-type", "ml.m5.xlarge", "--async",
+               "--output", f"s3://{BUCKET}/smtx/async-out")[1]
+    endpoint = re.search(r"endpoint (\S+) \(config", out).group(1)  # type: ignore[union-attr]
+    runs = {
+        "upload": ["upload", str(EXAMPLES / "classif"), "--task", "classif", "--tag", "team=nlp"],
+        "train": ["train", "--data", str(EXAMPLES / "classif"), "--task", "classif", "--no-wait", "--instance-type",
+                  "ml.m5.xlarge", "--tag", "team=nlp", "--tag", "cost centre=42"],
+        "transform": ["transform", "--model-data", MODEL_DATA, "--input", str(records), "--output",
+                      str(tmp_path / "out"), "--instance-type", "ml.m5.xlarge", "--tag", "team=nlp"],
+        "invoke-async": ["invoke-async", endpoint, "--input", str(records), "--tag", "team=nlp"],
+        "add-model": ["add-model", "--model-data", MODEL_DATA, "--model-prefix", f"s3://{BUCKET}/smtx/mme",
+                      "--tag", "team=nlp"],
+    }
+    written: dict[str, dict[str, dict[str, str]]] = {}
+    for command, argv in runs.items():
+        before = set(_object_tags(aws))
+        assert _run(capsys, *argv)[0] in (0, 1), command  # moto's transform writes no output: exit 1
+        written[command] = {k: v for k, v in _object_tags(aws).items() if k not in before}
+    expected_keys = {"upload": 3, "train": 3, "transform": 1, "invoke-async": 1, "add-model": 1}
+    assert {command: len(objects) for command, objects in written.items()} == expected_keys, written
+    for command, objects in written.items():
+        extra = {"cost centre": "42"} if command == "train" else {}
+        for key, tags in objects.items():
+            assert tags == {"team": "nlp", **extra, "smtx:created-by": "smtx-launcher", "smtx:command": command}, key
+    # S3 takes 10 tags an object: more is refused before anything is written or created
+    many = [f"--tag=k{i}=v" for i in range(9)]
+    status, _, err = _run(capsys, *runs["transform"], *many)
+    assert status == 2 and "tag=10: expected at most 8 tags where the command writes to S3" in err
+    assert len(aws.sagemaker.list_models()["Models"]) == 2  # the endpoint's and the first transform's

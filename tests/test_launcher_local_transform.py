@@ -64,7 +64,7 @@ class _Handler(BaseHTTPRequestHandler):
         answers = [{"error": "text is empty"} if not t else {"pred": t.upper()[:8]} for t in texts]
         if "short" in texts:
             answers.pop()
-        ending = "\n" if "trailing" in texts else ""
+        ending = "\n\n" if "blank" in texts else "\n" if "trailing" in texts else ""
         self._send(200, ("\n".join(json.dumps(a) for a in answers) + ending).encode())
 
     def _send(self, status: int, payload: bytes) -> None:
@@ -95,12 +95,19 @@ def _output(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def test_an_answer_ending_in_a_newline_is_refused_as_sagemaker_would_leave_a_blank_line(server: _Server,
-                                                                                        tmp_path: Path) -> None:
+def test_one_trailing_newline_in_an_answer_ends_its_last_line(server: _Server, tmp_path: Path) -> None:
+    """Issue 23, defect 9: a server whose answer ends in a newline is read as SageMaker's Line assembly reads it."""
     src = _write(tmp_path / "in.jsonl", ["a", "trailing", "b"])
     summary = run_local_transform(src, tmp_path / "out.jsonl", server.url, max_payload_mb=1)
+    assert summary.ok and not summary.failed and summary.output_lines == 3
+    assert _output(tmp_path / "out.jsonl") == [{"pred": "A"}, {"pred": "TRAILING"}, {"pred": "B"}]
+
+
+def test_a_blank_line_in_an_answer_is_a_missing_answer(server: _Server, tmp_path: Path) -> None:
+    src = _write(tmp_path / "in.jsonl", ["a", "blank", "b"])
+    summary = run_local_transform(src, tmp_path / "out.jsonl", server.url, max_payload_mb=1)
     assert not summary.ok and len(summary.failed) == 1
-    assert "ends with a newline: AssembleWith=Line adds one" in summary.failed[0].reason
+    assert summary.failed[0].reason == "answered 4 lines for 3 records"
     out = (tmp_path / "out.jsonl").read_text(encoding="utf-8").split("\n")
     assert out[-1] == "" and "" not in out[:-1] and len(out) == 4  # still one line per input line
 

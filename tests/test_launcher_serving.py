@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sagemaker.models import sagemaker_backends
@@ -22,7 +21,7 @@ from launcher.multimodel import add_model, deploy_multi_model, list_target_model
 from launcher.training import TrainingConfig, start_training_job
 from launcher.transform import TransformConfig, run_transform, start_transform_job, wait_for_transform
 from launcher.waiting import Poller
-from moto_sagemaker import answer_invocations, write_transform_output
+from moto_sagemaker import answer_invocations, write_model_artifacts, write_transform_output
 
 REGION = "eu-west-1"
 BUCKET = "smtx-serving-test"
@@ -87,6 +86,10 @@ def test_deploy_from_a_training_job_needs_a_completed_job_and_a_tarball_uri(clie
     config = TrainingConfig(image_uri=SERVING.image_uri, role_arn=ROLE, data_uri=f"s3://{BUCKET}/data/",
                             output_uri=f"s3://{BUCKET}/output", hyperparameters=Hyperparameters(task_name="ner"))
     job = start_training_job(clients, config)
+    with pytest.raises(SettingError, match=f"has no key 'output/{job}/output/model.tar.gz' .the artifact of "):
+        deploy(clients, job, SERVING, wait=False)  # moto trains nothing: the archive is missing
+    write_model_artifacts(REGION)
+    job = start_training_job(clients, config)
     made = deploy(clients, job, SERVING, wait=False)
     assert made.model_data == f"s3://{BUCKET}/output/{job}/output/model.tar.gz"
     _backend().training_jobs[job].training_job_status = "InProgress"
@@ -94,7 +97,7 @@ def test_deploy_from_a_training_job_needs_a_completed_job_and_a_tarball_uri(clie
         deploy(clients, job, SERVING, wait=False)
     with pytest.raises(SettingError, match="model_data"):
         deploy(clients, f"s3://{BUCKET}/models/classif/", SERVING, wait=False)
-    with pytest.raises(ClientError, match="Could not find training job"):
+    with pytest.raises(SettingError, match="training_job='smtx-classif-missing': expected the name of an existing"):
         deploy(clients, "smtx-classif-missing", SERVING, wait=False)
 
 

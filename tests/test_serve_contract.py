@@ -103,6 +103,10 @@ def test_multi_model_two_tasks_side_by_side(tmp_path, archives):
         assert listed == {"classif", "ner"}
         wait_invocable(server.url, "classif")
         wait_invocable(server.url, "ner")
+        # without environment, a registered model batches as its archive says (TorchServe alone would leave a JSON
+        # registration at maxBatchDelay -10000: see entrypoints.gate.archive_batch_delay)
+        described = json.loads(http("GET", server.url + "/models/ner")[2])[0]
+        assert (described["batchSize"], described["maxBatchDelay"]) == (8, 50), described  # SMALL_BATCHES
         status, _, body = post_json(server.url + "/models/ner/invoke", {"text": "Bob Chen met Emma Novak"})
         assert status == 200 and len(json.loads(body)["predictions"][0]["pred"]) == 5
         # a model outside /opt/ml/models is refused; the loaded ones keep serving
@@ -112,6 +116,39 @@ def test_multi_model_two_tasks_side_by_side(tmp_path, archives):
         assert http("DELETE", server.url + "/models/classif")[0] == 200
         assert post_json(server.url + "/models/classif/invoke", {"text": "x"})[0] == 404
         assert post_json(server.url + "/models/ner/invoke", {"text": "still here"})[0] == 200
+    finally:
+        server.stop()
+
+
+def test_multi_model_registrations_get_the_environment_batching_and_workers(tmp_path, archives):
+    """Issue 23: SAGEMAKER_TS_BATCH_SIZE, SAGEMAKER_TS_MAX_BATCH_DELAY and SAGEMAKER_MODEL_SERVER_WORKERS apply to a
+    model loaded the way SageMaker's multi-model endpoint loads it (POST /models with model_name and url), over the
+    archive's own model-config.yaml, as they do to a single model; a registration naming its own batch size
+    keeps it."""
+    import yaml
+
+    base = tmp_path / "ml"
+    model = base / "models" / "0123abcd" / "model"  # SageMaker's layout: /opt/ml/models/{hash}/model
+    shutil.copytree(archives["classif"].extracted, model)
+    archived = yaml.safe_load((model / "model-config.yaml").read_text())
+    assert (archived["batchSize"], archived["maxBatchDelay"]) != (3, 7)
+    server = Serve(base, SAGEMAKER_MULTI_MODEL="true", SAGEMAKER_TS_BATCH_SIZE="3", SAGEMAKER_TS_MAX_BATCH_DELAY="7",
+                   SAGEMAKER_MODEL_SERVER_WORKERS="2")
+    try:
+        server.wait_ping()
+        status, _, body = post_json(server.url + "/models", {"model_name": "0123abcd", "url": str(model)})
+        assert status == 200, body
+        status, _, body = post_json(server.url + "/models", {"model_name": "own", "url": str(model),
+                                                             "batch_size": 5, "initial_workers": 1})
+        assert status == 200, body
+        wait_invocable(server.url, "0123abcd")
+        described = json.loads(http("GET", server.url + "/models/0123abcd")[2])[0]
+        assert (described["batchSize"], described["maxBatchDelay"], described["minWorkers"],
+                described["maxWorkers"]) == (3, 7, 2, 2), described
+        assert len(described["workers"]) == 2
+        own = json.loads(http("GET", server.url + "/models/own")[2])[0]
+        assert (own["batchSize"], own["maxBatchDelay"], own["minWorkers"]) == (5, 7, 1), own
+        assert post_json(server.url + "/models/0123abcd/invoke", {"text": "the team won"})[0] == 200
     finally:
         server.stop()
 
