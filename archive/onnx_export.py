@@ -100,6 +100,7 @@ def export_graph(model: Any, names: tuple[str, ...], args: tuple, token_head: bo
                 _trace(model, names, args, token_head, eager)
             graph, operators = fuse(eager, model.config, names, fusion)
             save_graph(graph, dst, external_data_above)
+            del graph  # as large as the weights (2 GB and more): freed before ONNX Runtime loads the saved graph
             _check_logits(model, names, args, dst)
         except Exception as exc:  # broad on purpose: any fusion failure means "serve the plain graph", with its reason
             log.warning("ONNX graph not fused, keeping the plain one: %s", first_line(exc))

@@ -142,9 +142,21 @@ def test_weights_beside_the_graph_load_from_the_archive_layout(fusion, tmp_path)
     shutil.move(exported, archive / "exported.onnx")
     shutil.move(data, archive / data.name)
     assert max_diff(model, archive / "exported.onnx", names) <= TOLERANCE
-    # make archive serves what ONNX Runtime's optimisations save from the export
-    save_optimized(archive / "exported.onnx", archive / "model.onnx")
-    assert max_diff(model, archive / "model.onnx", names) <= TOLERANCE
+
+
+@pytest.mark.xfail(strict=True, raises=Exception, reason="runtimes.onnx_runtime.save_optimized writes a graph that "
+                   "still points at the export's own data file (exported.onnx.data, in make archive's work folder), "
+                   "so the archive's model.onnx misses its weights; fixed by giving ONNX Runtime "
+                   "session.optimized_model_external_initializers_file_name")
+def test_the_served_graph_carries_its_weights_into_the_archive(tmp_path):
+    _, names, _ = FAMILIES["xlm-roberta"]
+    model = tiny_model("xlm-roberta", False)
+    exported, payload = tmp_path / "work" / "exported.onnx", tmp_path / "payload"
+    export(model, names, exported, fusion="bert", external_data_above=0)
+    payload.mkdir()
+    save_optimized(exported, payload / "model.onnx")  # as make archive saves what serves, from its work folder
+    shutil.rmtree(tmp_path / "work")  # the work folder is gone when the archive is packed
+    assert max_diff(model, payload / "model.onnx", names) <= TOLERANCE
 
 
 def test_an_attention_that_cannot_be_set_falls_back_to_eager(tmp_path):
