@@ -81,7 +81,7 @@ def export_onnx(model: Any, spec: TaskSpec, tokenizer: Any, sample: Sequence[Rec
                         attention=getattr(family, "export_attention", None), external_data_above=external_data_above)
 
 
-def export_graph(model: Any, names: tuple[str, ...], args: tuple, token_head: bool, dst: Path, *,
+def export_graph(model: Any, names: tuple[str, ...], args: tuple[Any, ...], token_head: bool, dst: Path, *,
                  fusion: str | None = None, attention: str | None = None,
                  external_data_above: int = EXTERNAL_DATA_ABOVE) -> dict[str, Any]:
     """``export_onnx`` on model inputs already padded (``args``, in ``names`` order): the fused graph where
@@ -113,8 +113,8 @@ def export_graph(model: Any, names: tuple[str, ...], args: tuple, token_head: bo
             "reason": "fused by ONNX Runtime's transformer optimizer (exact Gelu, raw attention mask, fp32)"}
 
 
-def _plain(model: Any, names: tuple[str, ...], args: tuple, token_head: bool, dst: Path, attention: str | None,
-           tmp: Path, external_data_above: int) -> str:
+def _plain(model: Any, names: tuple[str, ...], args: tuple[Any, ...], token_head: bool, dst: Path,
+           attention: str | None, tmp: Path, external_data_above: int) -> str:
     """Trace the unfused graph to ``dst`` with ``attention`` (None: the model's own), or with eager attention
     where that does not trace; returns the implementation the graph was traced with."""
     import onnx
@@ -135,9 +135,9 @@ def _plain(model: Any, names: tuple[str, ...], args: tuple, token_head: bool, ds
     return used
 
 
-def _trace(model: Any, names: tuple[str, ...], args: tuple, token_head: bool, dst: Path) -> None:
+def _trace(model: Any, names: tuple[str, ...], args: tuple[Any, ...], token_head: bool, dst: Path) -> None:
     """The TorchScript export of ``model`` on ``args`` to ``dst``, in a folder of its own: above 2 GB the
-    exporter writes every weight to its own file beside ``dst`` (``save_graph`` gathers them into one)."""
+    exporter writes the weights as files beside ``dst``, which ``save_graph`` then reads back."""
     import torch
 
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -183,7 +183,7 @@ def remove_graph(dst: Path) -> None:
     external_data_file(dst).unlink(missing_ok=True)
 
 
-def _check_logits(model: Any, names: tuple[str, ...], args: tuple, path: Path) -> None:
+def _check_logits(model: Any, names: tuple[str, ...], args: tuple[Any, ...], path: Path) -> None:
     """Raise unless the graph at ``path`` gives torch's logits on ``args`` within ``FUSED_TOLERANCE``."""
     import numpy as np
     import onnxruntime as ort
