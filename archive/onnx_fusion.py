@@ -17,6 +17,8 @@ from typing import Any, Iterator, Sequence
 
 #: fused operators that approximate (tanh Gelu) where the model computes exact Gelu: never in a served graph
 APPROXIMATIONS = ("FastGelu", "GemmFastGelu")
+#: the domain of ONNX Runtime's fused operators, which a fused graph must import
+MS_DOMAIN = "com.microsoft"
 
 
 @contextlib.contextmanager
@@ -30,14 +32,16 @@ def _quiet_logging() -> Iterator[None]:
         logging.disable(previous)
 
 
-def fuse(src: Path, dst: Path, config: Any, names: Sequence[str], optimizer_type: str) -> dict[str, int]:
-    """Write ``src`` rewritten with ONNX Runtime's fused transformer operators to ``dst``; their counts.
+def fuse(src: Path, config: Any, names: Sequence[str], optimizer_type: str) -> tuple[Any, dict[str, int]]:
+    """``src`` rewritten with ONNX Runtime's fused transformer operators (an ``onnx.ModelProto``), and their counts.
 
     ``optimizer_type`` is the optimizer's model type for the family (``Family.onnx_fusion``). Options that change
     the numbers stay off: no Gelu approximation, fp32 throughout. The attention mask stays the raw 0/1 mask the
     model takes (not a per-row length, which would assume padding on the right). Raises when the rewrite is
-    partial (not every layer's attention fused) or changes the graph's inputs or output.
+    partial (not every layer's attention fused) or changes the graph's inputs or output. The caller saves the
+    graph (``archive.onnx_export.save_graph``: one file, or its weights beside it above 2 GB).
     """
+    import onnx
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
@@ -66,6 +70,9 @@ def fuse(src: Path, dst: Path, config: Any, names: Sequence[str], optimizer_type
     inputs, outputs = [i.name for i in graph.input], [o.name for o in graph.output]
     if sorted(inputs) != sorted(names) or outputs != ["logits"]:
         raise RuntimeError(f"the fused graph takes {inputs} and gives {outputs}; expected {list(names)} -> logits")
-    with _quiet_logging():
-        optimized.save_model_to_file(str(dst))
-    return fused
+    # what the optimizer's own save does: nodes in topological order, and the domain of its fused operators
+    optimized.topological_sort()
+    model = optimized.model
+    if not any(opset.domain == MS_DOMAIN for opset in model.opset_import):
+        model.opset_import.append(onnx.helper.make_opsetid(MS_DOMAIN, 1))
+    return model, fused

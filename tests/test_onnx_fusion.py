@@ -107,8 +107,9 @@ def test_a_failed_fusion_keeps_the_plain_graph_and_says_why(tiny_model_dir, tmp_
     probes = length_probes(spec, recs)
     expected = run_check(spec, tokenizer, TorchRunner(model, inputs_of("bert")), [*recs, *probes])
     graph = export_onnx(model, spec, tokenizer, probes, tmp_path / "model.onnx")
-    assert graph == {"fused": False, "reason": "fusion failed, the plain graph is kept: RuntimeError: the optimizer "
-                                               "fused 0 of 2 attention layers"}
+    assert graph == {"fused": False, "attention": "sdpa",
+                     "reason": "fusion failed, the plain graph is kept: RuntimeError: the optimizer fused 0 of 2 "
+                               "attention layers"}
     assert not op_types(tmp_path / "model.onnx") & FUSED_OPS
     got = run_check(spec, tokenizer, OnnxRunner(tmp_path / "model.onnx"), [*recs, *probes])
     assert parity(spec, expected, got, TOLERANCE)["passed"]
