@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from archive.checks import check_checkpoint
-from archive.onnx_export import export_onnx, first_line
+from archive.onnx_export import export_onnx, first_line, remove_graph
 from archive.parity import NoCheckData, check_sets, gpu_entry, length_probes, parity, run_check
 from archive.quantize import QuantizationRefused, quantization_gate, quantize_int8, refusal
 from runtimes.checkpoint import SERVING_FILE
@@ -225,11 +225,11 @@ def _fp32_onnx(spec: TaskSpec, tokenizer: Any, torch_runner: Any, reference: tup
         got = run_check(spec, tokenizer, OnnxRunner(onnx_path, optimized=optimized), records)
     except Exception as exc:  # broad on purpose: any export or run failure means "serve torch", with its reason
         log.debug("ONNX export or run failed", exc_info=True)
-        onnx_path.unlink(missing_ok=True)
+        remove_graph(onnx_path)
         return _torch(f"ONNX export or run failed: {first_line(exc)}")
     figures = {**parity(spec, expected, got, tolerance), "length_probes": probes}
     if not figures["passed"]:
-        onnx_path.unlink()
+        remove_graph(onnx_path)
         return _torch(f"ONNX differs from torch on the test set: label agreement {figures['label_agreement']:.2%}, "
                       f"max difference {figures['max_abs_diff']:.2e} (tolerance {tolerance:g})", parity=figures,
                       graph=graph)
@@ -256,7 +256,7 @@ def _quantized(spec: TaskSpec, tokenizer: Any, dev: list, exported: Path, payloa
                                 tolerance)
     if not figures["passed"]:
         raise QuantizationRefused(refusal(figures), figures)
-    fp32_path.unlink()  # one model per archive: the one that serves
+    remove_graph(fp32_path)  # one model per archive: the one that serves
     reason = (f"{serving['reason']}; int8 {figures['metric']} {figures['int8']:.4f} against fp32 "
               f"{figures['fp32']:.4f} (loss {figures['loss']:.4g}, tolerance {tolerance:g})")
     return {**serving, "onnx_file": INT8_FILE, "reason": reason, "quantization": {"type": "int8", **figures}}

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from archive.onnx_fusion import fuse
+from runtimes.onnx_runtime import external_data_file
 from tasks.batching import pad
 from tasks.encode import encode
 from tasks.families import family_for
@@ -75,10 +76,10 @@ def export_onnx(model: Any, spec: TaskSpec, tokenizer: Any, sample: Sequence[Rec
     names, token_head = spec.inputs, task_kind(spec.task).head == "token"
     batch = pad(encode(spec, tokenizer, list(sample)), names, tokenizer.pad_token_id)
     args = tuple(torch.from_numpy(batch[name]) for name in names)
-    # a family row may name the attention to export with; one without (an older table, or a family nobody
-    # listed) exports with the model's own and falls back to eager if that does not trace
+    # a family row may name the attention to export with; a family without one (or without a row) exports with
+    # the model's own and falls back to eager where that does not trace
     return export_graph(model, names, args, token_head, dst, fusion=family.onnx_fusion,
-                        attention=getattr(family, "export_attention", None), external_data_above=external_data_above)
+                        attention=family.export_attention, external_data_above=external_data_above)
 
 
 def export_graph(model: Any, names: tuple[str, ...], args: tuple[Any, ...], token_head: bool, dst: Path, *,
@@ -92,7 +93,8 @@ def export_graph(model: Any, names: tuple[str, ...], args: tuple[Any, ...], toke
             used = _plain(model, names, args, token_head, dst, attention, Path(tmp), external_data_above)
             return {"fused": False, "attention": used,
                     "reason": f"no fused graph for {model.config.model_type}: ONNX Runtime's transformer optimizer "
-                              "has no fusions for its attention or embeddings"}
+                              "fuses none or not all of its attention layers, or it was never measured to "
+                              "(tasks.families)"}
         try:
             eager = Path(tmp) / "eager" / "model.onnx"
             # the optimizer recognises the eager attention's MatMul/Softmax pattern, not the graph traced from SDPA
@@ -151,12 +153,6 @@ def _trace(model: Any, names: tuple[str, ...], args: tuple[Any, ...], token_head
         torch.onnx.export(_logits_module(model, names), args, str(dst), input_names=list(names),
                           output_names=["logits"], dynamic_axes=axes, opset_version=OPSET, dynamo=False)
     model.eval()
-
-
-def external_data_file(dst: Path) -> Path:
-    """Where ``save_graph`` puts the weights of a graph too large for one protobuf: beside it, as ONNX Runtime
-    looks for them (the location recorded in the graph is this file's name, relative to the graph)."""
-    return dst.with_name(dst.name + ".data")
 
 
 def save_graph(graph: Any, dst: Path, external_data_above: int = EXTERNAL_DATA_ABOVE) -> None:

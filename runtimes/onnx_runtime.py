@@ -72,9 +72,17 @@ class OnnxRunner:
         return logits
 
 
+def external_data_file(graph: Path) -> Path:
+    """Where a graph too large for one protobuf (over 2 GB: XLM-RoBERTa large) keeps its weights: beside it, as
+    ONNX Runtime looks for them (the location recorded in the graph is this file's name, relative to the graph)."""
+    return graph.with_name(graph.name + ".data")
+
+
 def save_optimized(src: str | Path, dst: str | Path) -> str:
-    """Write ``src`` after ONNX Runtime's extended CPU graph optimisations to ``dst`` (``src`` may be ``dst``);
-    returns what serving.json records as ``graph_optimization``."""
+    """Write ``src`` after ONNX Runtime's extended CPU graph optimisations to ``dst`` (``src`` may be ``dst``,
+    unless its weights are external); returns what serving.json records as ``graph_optimization``. A graph whose
+    weights sit beside it gets its own weights file beside ``dst``: left alone, ONNX Runtime would write a graph
+    that still points at ``src``'s."""
     import onnxruntime as ort
 
     src, dst = Path(src), Path(dst)
@@ -82,6 +90,16 @@ def save_optimized(src: str | Path, dst: str | Path) -> str:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     tmp = dst.with_name(dst.name + ".partial")
     options.optimized_model_filepath = str(tmp)
+    external = external_data_file(src).is_file()
+    if external:
+        if src == dst:
+            raise ValueError(f"{src} keeps its weights beside it: optimise it into another file")
+        # ONNX Runtime names the weights file relative to the graph it writes, so the .partial graph's file is
+        # written under dst's final data name directly
+        external_data_file(dst).unlink(missing_ok=True)
+        options.add_session_config_entry("session.optimized_model_external_initializers_file_name",
+                                         external_data_file(dst).name)
+        options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
     ort.InferenceSession(str(src), sess_options=options, providers=["CPUExecutionProvider"])
     tmp.replace(dst)
     return SAVED_OPTIMIZATION

@@ -57,11 +57,14 @@ FAMILIES: dict[str, Family] = {
     "roberta": Family(onnx_fusion="bert", name_hints=("roberta",)),
     "longformer": Family(global_attention_first=True, gpu_batch_size=1, name_hints=("longformer",)),
     "layoutlm": Family(bbox=True, gpu_batch_size=10, name_hints=("layoutlm",)),
-    "xlm-roberta": Family(name_hints=("xlm-roberta", "xlm-r")),
-    "camembert": Family(name_hints=("camembert",)),
+    # measured: the "bert" optimizer fuses every layer of these (RoBERTa's graph, and ELECTRA's BERT-like one) and
+    # keeps their logits; DeBERTa-v2, ModernBERT, MPNet and ALBERT fuse none or not all of their attention layers,
+    # so they export unfused by default (archive.onnx_export)
+    "xlm-roberta": Family(onnx_fusion="bert", name_hints=("xlm-roberta", "xlm-r")),
+    "camembert": Family(onnx_fusion="bert", name_hints=("camembert",)),
     "deberta-v2": Family(name_hints=("deberta",)),
     "modernbert": Family(name_hints=("modernbert", "mmbert", "ettin")),
-    "electra": Family(name_hints=("electra",)),
+    "electra": Family(onnx_fusion="bert", name_hints=("electra",)),
     "albert": Family(name_hints=("albert",)),
     "mpnet": Family(name_hints=("mpnet",)),
 }

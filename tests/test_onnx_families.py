@@ -14,8 +14,8 @@ import numpy as np
 import onnx
 import pytest
 
-from archive.onnx_export import export_graph, external_data_file
-from runtimes.onnx_runtime import OnnxRunner, save_optimized
+from archive.onnx_export import export_graph
+from runtimes.onnx_runtime import OnnxRunner, external_data_file, save_optimized
 
 pytestmark = pytest.mark.slow
 TOLERANCE = 1e-4
@@ -144,11 +144,9 @@ def test_weights_beside_the_graph_load_from_the_archive_layout(fusion, tmp_path)
     assert max_diff(model, archive / "exported.onnx", names) <= TOLERANCE
 
 
-@pytest.mark.xfail(strict=True, raises=Exception, reason="runtimes.onnx_runtime.save_optimized writes a graph that "
-                   "still points at the export's own data file (exported.onnx.data, in make archive's work folder), "
-                   "so the archive's model.onnx misses its weights; fixed by giving ONNX Runtime "
-                   "session.optimized_model_external_initializers_file_name")
 def test_the_served_graph_carries_its_weights_into_the_archive(tmp_path):
+    """save_optimized gives the graph it writes its own weights file: left alone, ONNX Runtime writes a graph that
+    still points at the export's (exported.onnx.data, in make archive's work folder, gone when it is packed)."""
     _, names, _ = FAMILIES["xlm-roberta"]
     model = tiny_model("xlm-roberta", False)
     exported, payload = tmp_path / "work" / "exported.onnx", tmp_path / "payload"
@@ -167,3 +165,13 @@ def test_an_attention_that_cannot_be_set_falls_back_to_eager(tmp_path):
     assert graph["attention"] == "eager" and not graph["fused"], graph
     assert model.config._attn_implementation == "sdpa"  # the model keeps its own afterwards
     assert max_diff(model, tmp_path / "model.onnx", names) <= TOLERANCE
+
+
+@pytest.mark.parametrize("model_type", sorted(FAMILIES))
+def test_the_family_table_and_the_derived_inputs_agree_with_what_was_measured(model_type):
+    from runtimes.torch_runtime import model_facts
+    from tasks.families import family_for
+
+    _, names, fused = FAMILIES[model_type]
+    assert model_facts(tiny_model(model_type, False))[0] == names  # derived from the config and the forward
+    assert family_for(model_type).onnx_fusion == ("bert" if fused else None)
