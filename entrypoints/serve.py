@@ -24,7 +24,7 @@ from typing import Iterable, Mapping
 
 from entrypoints.gate import Gate, GateConfig
 from entrypoints.torchserve import TorchServe, TorchServeConfig, free_port
-from handlers.environment import VARIABLES, ServeConfig, ServeConfigError, WorkerContext
+from tasks.serving_contract import VARIABLES, ServeConfig, ServeConfigError, WorkerContext
 
 log = logging.getLogger("entrypoints.serve")
 MODEL_NAME = "model"

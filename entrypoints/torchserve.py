@@ -18,7 +18,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from handlers.environment import WorkerContext
+from tasks.serving_contract import WorkerContext
 
 ROOT = Path(__file__).resolve().parents[1]
 #: on the workers' PYTHONPATH: its sitecustomize keeps TorchServe's own torch import out of an ONNX worker

@@ -12,8 +12,8 @@ import math
 from typing import Any, Callable, Iterator, overload
 
 from handlers.errors import BadRequest, NotAcceptable, UnsupportedMediaType
+from tasks.serving_contract import JSON, JSONLINES
 
-JSON, JSONLINES = "application/json", "application/jsonlines"
 #: accepted spellings -> canonical media type
 MEDIA_TYPES = {JSON: JSON, "text/json": JSON, JSONLINES: JSONLINES, "application/x-jsonlines": JSONLINES,
                "application/jsonl": JSONLINES, "application/json-lines": JSONLINES}

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from handlers import codecs
-from handlers.environment import VARIABLES
 from handlers.errors import BadRequest, OutOfResources, PayloadTooLarge, RequestError, ServerError, is_out_of_memory
 from runtimes.checkpoint import SERVING_FILE, check_checkpoint
 from runtimes.device import ServePlan, batch_budget
@@ -23,6 +22,7 @@ from tasks.fields import Record
 from tasks.kinds import task_kind
 from tasks.predict import predict
 from tasks.records import make_record
+from tasks.serving_contract import JSON, VARIABLES
 
 log = logging.getLogger(__name__)
 __all__ = ["SERVING_FILE", "InferenceService", "Request", "Response", "Settings", "for_device", "load_runner"]
@@ -30,14 +30,14 @@ __all__ = ["SERVING_FILE", "InferenceService", "Request", "Response", "Settings"
 
 @dataclass(frozen=True)
 class Settings:
-    """Serving limits and behaviour; the TorchServe handler builds them from ``handlers.environment`` once."""
+    """Serving limits and behaviour; the TorchServe handler builds them from ``tasks.serving_contract`` once."""
 
     max_records: int = VARIABLES["max_records"].default
     max_text_chars: int = VARIABLES["max_text_chars"].default
     #: Batch Transform: a bad record answers an error object on its own line instead of failing its request
     inline_record_errors: bool = False
-    max_batch_size: int = VARIABLES["micro_batch_size"].default
-    max_tokens: int = VARIABLES["max_batch_tokens"].default
+    max_batch_size: int = VARIABLES["max_batch_size"].default
+    max_tokens: int = VARIABLES["max_tokens"].default
     #: intra-op threads of the runtime (None: the runtime's default, one per core)
     threads: int | None = None
     #: TorchServe's max_response_size: a larger answer would kill the worker (the frontend drops the frame)
@@ -256,4 +256,4 @@ def _error_media(request: Request) -> str:
     try:
         return codecs.negotiate(request.header("accept"), codecs.media_type(request.header("content-type")))
     except RequestError:
-        return codecs.JSON
+        return JSON

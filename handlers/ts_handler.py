@@ -1,6 +1,6 @@
 """The TorchServe handler: the only module that touches TorchServe's context.
 
-It reads the environment once, at load time (the edge: ``handlers.environment``'s rules, the ones ``serve``
+It reads the environment once, at load time (the edge: ``tasks.serving_contract``'s rules, the ones ``serve``
 applied at startup), turns TorchServe's batch into plain requests, calls the service, and
 sets each answer's status and content type per request index -- so one bad request of a server-side batch fails
 alone (raising would fail the whole batch). Header names are matched case-insensitively, and a body may arrive
@@ -18,8 +18,8 @@ if os.path.isdir(os.path.join(_HERE, "tasks")) and sys.path[:1] != [_HERE]:
     # inside an extracted archive: the archive's own code wins over anything installed in the environment
     sys.path.insert(0, _HERE)
 
-from handlers.environment import VARIABLES, ServeConfig, WorkerContext  # noqa: E402 -- after the sys.path line
 from handlers.service import InferenceService, Request, Settings  # noqa: E402 -- after the sys.path line
+from tasks.serving_contract import ServeConfig, WorkerContext  # noqa: E402 -- after the sys.path line
 
 log = logging.getLogger(__name__)
 _service: InferenceService | None = None
@@ -32,24 +32,27 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
     batch = config.line_per_record
     # Batch Transform and async requests are sized by bytes (MaxPayloadInMB), not records: no record limit unless
     # named
-    records_named = VARIABLES["max_records"].name in config.named
+    records_named = config.is_named("max_records")
     return Settings(
-        threads=config.threads(),
+        threads=config.threads(os.cpu_count() or 1),
         max_response_bytes=WorkerContext.from_env(env).max_response_bytes,
         max_records=config.max_records if records_named or not batch else 10**9,
         max_text_chars=config.max_text_chars,
         inline_record_errors=batch,
-        max_batch_size=config.micro_batch_size,
-        max_tokens=config.max_batch_tokens,
+        max_batch_size=config.max_batch_size,
+        max_tokens=config.max_tokens,
         # AssembleWith=Line appends a newline to every response: a final one of ours would be a blank line
         terminated_lines=not (config.batch_transform and config.assemble_with == "Line"),
         named=_batch_fields_named(config),
     )
 
 
+#: the micro-batch settings, named alike in ``ServeConfig`` and the service's ``Settings``
+BATCH_FIELDS = ("max_batch_size", "max_tokens")
+
+
 def _batch_fields_named(config: ServeConfig) -> frozenset[str]:
-    fields = (("max_batch_size", "micro_batch_size"), ("max_tokens", "max_batch_tokens"))
-    return frozenset(field for field, var in fields if VARIABLES[var].name in config.named)
+    return frozenset(name for name in BATCH_FIELDS if config.is_named(name))
 
 
 def batch_fields_named(env: Mapping[str, str]) -> frozenset[str]:

@@ -11,9 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from launcher.errors import ResponseError, SettingError
-
-JSON = "application/json"
-JSONLINES = "application/jsonlines"
+from tasks.serving_contract import JSON, JSONLINES
 
 
 def _encode_json(records: list[dict[str, Any]]) -> bytes:

@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from handlers.environment import VARIABLES, ServeConfigError
 from launcher.aws import Clients
 from launcher.checks import check_image, check_instances, check_role
 from launcher.endpoint_kinds import (
@@ -29,6 +28,7 @@ from launcher.placement import Placement
 from launcher.s3 import S3Uri, exists
 from launcher.training import model_artifact
 from launcher.waiting import Poller, wait_for_status
+from tasks.serving_contract import VARIABLES, ServeConfigError
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class ServingConfig:
     #: None for a serverless endpoint, which has no instances
     instance_type: str | None = "ml.g4dn.xlarge"
     instance_count: int = 1
-    #: TorchServe workers per model; None keeps the container's default, one (handlers/environment.py)
+    #: TorchServe workers per model; None keeps the container's default, one (tasks/serving_contract.py)
     workers: int | None = None
     #: requests TorchServe batches together; None keeps the container's default
     batch_size: int | None = None

@@ -2,7 +2,7 @@
 
 Each kind is a small config, checked when made, that gives the endpoint config its part (``ServerlessConfig`` in
 the variant, or ``AsyncInferenceConfig``) and the container the environment that kind needs. Variable names and
-bounds come from ``handlers.environment.VARIABLES``, the container's own contract, never from here.
+bounds come from ``tasks.serving_contract.VARIABLES``, the container's own contract, never from here.
 """
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from handlers.environment import VARIABLES
 from launcher.errors import require
 from launcher.s3 import S3Uri
+from tasks.serving_contract import VARIABLES
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from handlers.environment import VARIABLES
 from launcher.aws import Clients
 from launcher.batches import OutputCheck, check_output, read_lines
 from launcher.checks import check_instances, existing_file
@@ -23,6 +22,7 @@ from launcher.names import unique_name
 from launcher.placement import Placement
 from launcher.s3 import S3Uri, download_file, exists, upload_file
 from launcher.waiting import Poller, wait_for_status
+from tasks.serving_contract import VARIABLES
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,9 @@ import json
 import pytest
 
 from handlers import codecs
-from handlers.codecs import JSON, JSONLINES, LineError
+from handlers.codecs import LineError
 from handlers.errors import BadRequest, NotAcceptable, UnsupportedMediaType
+from tasks.serving_contract import JSON, JSONLINES
 
 SUPPORTED = "['application/json', 'application/jsonlines']"
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from entrypoints.serve import visible_gpus, with_default_workers
-from handlers.environment import ServeConfig
 from handlers.service import Settings, for_device
 from handlers.ts_handler import batch_fields_named
 from runtimes.device import (
@@ -23,6 +22,7 @@ from runtimes.device import (
 )
 from runtimes.parity import CheckSetError, parity, read_check_set
 from tasks.batching import plan_batches
+from tasks.serving_contract import ServeConfig
 from tasks.spec import TaskSpec
 
 TORCH, ONNX = {"runtime": "torch"}, {"runtime": "onnx", "onnx_file": "model.onnx"}

@@ -19,12 +19,11 @@ from ts.protocol.otf_message_handler import create_predict_response
 
 from handler_fixtures import WireRequest, make_context, read_response_frame, trained, ts_batch  # noqa: F401 -- pytest fixtures
 from handlers import codecs
-from handlers.codecs import JSON, JSONLINES
-from handlers.environment import VARIABLES, WorkerContext
 from handlers.service import InferenceService, Request, Settings
 from tasks.kinds.ner import entities
 from tasks.predict import predict
 from tasks.records import make_record
+from tasks.serving_contract import JSON, JSONLINES, VARIABLES, WorkerContext
 
 #: every request text carries this word; no log line may
 MARKER = "quokka"

@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from launcher.batches import Batch, Oversized, check_output, read_lines, split_batches
-from launcher.content_types import CODECS, JSON, JSONLINES, codec
+from launcher.content_types import CODECS, codec
 from launcher.errors import ResponseError, SettingError
+from tasks.serving_contract import JSON, JSONLINES
 
 
 def test_payloads_never_exceed_the_limit_and_keep_input_order() -> None:

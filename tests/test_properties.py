@@ -34,6 +34,7 @@ from tasks.features import Feature
 from tasks.fields import Record, split_words
 from tasks.kinds import TASKS, task_kind
 from tasks.predict import predict
+from tasks.serving_contract import JSON, JSONLINES
 from tasks.spec import TASK_SPEC_FILE, TaskSpec
 
 PROPERTY = settings(max_examples=60, deadline=None, derandomize=True, database=None,
@@ -147,7 +148,7 @@ def _count_records(body: bytes, media: str) -> int | None:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
         return None
-    if media == codecs.JSONLINES:
+    if media == JSONLINES:
         lines = text.split("\n")
         while lines and not lines[-1].strip():
             lines.pop()
@@ -162,7 +163,7 @@ def _count_records(body: bytes, media: str) -> int | None:
 
 
 def _outputs(response, media: str) -> list[Any]:
-    if media == codecs.JSON:
+    if media == JSON:
         return json.loads(response.body)["predictions"]
     assert response.body.endswith(b"\n") or response.body == b""
     return [json.loads(line) for line in response.body.decode("utf-8").split("\n")[:-1]]
@@ -233,7 +234,7 @@ def test_batch_transform_mode_answers_one_line_per_record_errors_in_place(servic
     body = "".join(json.dumps(r) + "\n" for r in records).encode()
     [response] = service(task, inline=True).handle([Request(body, {"content-type": "application/jsonlines"})])
     assert response.status == 200, response.body
-    lines = _outputs(response, codecs.JSONLINES)
+    lines = _outputs(response, JSONLINES)
     assert len(lines) == len(records)
     for index, (record, line) in enumerate(zip(records, lines)):
         if _valid(record):
@@ -268,7 +269,7 @@ def test_content_type_and_accept_parsing_fail_only_with_their_typed_errors(heade
     except UnsupportedMediaType as exc:
         assert exc.status == 415
     try:
-        assert codecs.negotiate(header, codecs.JSON) in (codecs.JSON, codecs.JSONLINES)
+        assert codecs.negotiate(header, JSON) in (JSON, JSONLINES)
     except NotAcceptable as exc:
         assert exc.status == 406
 

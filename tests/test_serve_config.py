@@ -1,4 +1,4 @@
-"""The serving environment contract (handlers/environment.py): one rule per variable, used by serve, the handler and
+"""The serving environment contract (tasks/serving_contract.py): one rule per variable, used by serve, the handler and
 the launcher; and the settings TorchServe will apply (the real server is in test_serve_contract.py)."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from entrypoints.serve import model_view
-from handlers.environment import VARIABLES, ServeConfig, ServeConfigError, WorkerContext
+from tasks.serving_contract import VARIABLES, ServeConfig, ServeConfigError, WorkerContext
 
 
 def test_workers_always_and_the_rest_only_where_named():
@@ -93,9 +93,9 @@ def test_the_model_view_links_the_archive_and_merges_its_settings(tmp_path):
 def test_the_readme_table_is_the_declared_environment():
     from pathlib import Path
 
-    from handlers.environment import markdown_table
+    from tasks.serving_contract import markdown_table
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     start = readme.index("<!-- serving-environment")
     block = readme[readme.index("\n", start) + 1:readme.index("<!-- /serving-environment -->")].strip()
-    assert block == markdown_table(), "README table drifted: paste the output of python -m handlers.environment"
+    assert block == markdown_table(), "README table drifted: paste the output of python -m tasks.serving_contract"

@@ -1,18 +1,21 @@
-"""The serving container's environment contract: every variable, its rule and its bounds, declared once.
+"""The serving container's contract: every environment variable, its rule and its bounds, declared once, and the
+content types.
 
-SageMaker sets most of these (``SAGEMAKER_*``); ``SMTX_*`` are ours. One table, one parser:
+SageMaker sets most of these (``SAGEMAKER_*``); ``SMTX_*`` are ours. One declaration (``ServeConfig``'s fields),
+one parser:
 
 - ``entrypoints.serve`` reads the table into a ``ServeConfig`` at startup (a bad value stops it, naming the
   variable and what was expected) and hands each worker the few values only it knows (``WorkerContext``);
 - the TorchServe handler reads the same ``ServeConfig`` with the same rules, plus the ``WorkerContext``;
 - the launcher checks and names the variables it sets on a model or a job from here too.
 
-This module imports nothing heavy: it ships inside every archive and the launcher imports it.
+It lives in ``tasks`` because both sides import it: the server's code (shipped inside every archive, with
+``tasks``) and the launcher, which runs on a laptop and imports no serving code. It imports nothing heavy and
+reads only the mapping it is given.
 """
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -76,74 +79,57 @@ class Var:
 
 
 _MAX = 10**9
-#: ServeConfig field -> its variable. The order is the order of the README's table.
-VARIABLES: dict[str, Var] = {
-    "base": Var("SAGEMAKER_BASE_DIR", "root of model/, models/ and the rest of SageMaker's layout", "path",
-                Path("/opt/ml")),
-    "port": Var("SAGEMAKER_BIND_TO_PORT", "the port /ping and /invocations answer on", "int", 8080, 1, 65535),
-    "multi_model": Var("SAGEMAKER_MULTI_MODEL", "serve the multi-model API from models/", "bool", False),
-    "batch_transform": Var("SAGEMAKER_BATCH", "Batch Transform: a bad record answers an error line in place",
-                           "bool", False),
-    "max_payload_mb": Var("SAGEMAKER_MAX_PAYLOAD_IN_MB", "request and response size limit, MB (Batch Transform: "
-                          "at most 100; asynchronous inference: up to 1 GB)", "int", 6, 1, 1024),
-    "batch_strategy": Var("SAGEMAKER_BATCH_STRATEGY", "Batch Transform's BatchStrategy", "choice", "MULTI_RECORD",
-                          choices=("SINGLE_RECORD", "MULTI_RECORD")),
-    "async_inference": Var("SMTX_ASYNC_INFERENCE", "asynchronous inference (the launcher sets it): as in Batch "
-                           "Transform, one answer line per input line and a bad record answers an error line in "
-                           "place", "bool", False),
-    "max_concurrent_transforms": Var("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS",
-                                     "Batch Transform requests in flight (sizes the job queue)", "int", 1, 1, 1000),
-    "workers": Var("SAGEMAKER_MODEL_SERVER_WORKERS", "TorchServe workers per model", "int", 1, 1, 64),
-    "batch_size": Var("SAGEMAKER_TS_BATCH_SIZE", "requests TorchServe batches together (else the archive's)",
-                      "int", None, 1, 4096),
-    "max_batch_delay_ms": Var("SAGEMAKER_TS_MAX_BATCH_DELAY", "ms TorchServe waits to fill a batch (else the "
-                              "archive's)", "int", None, 0, 60000),
-    "ts_response_timeout_s": Var("SAGEMAKER_TS_RESPONSE_TIMEOUT", "s TorchServe waits for an answer (first choice)",
-                                 "int", None, 1, 3600),
-    "model_server_timeout_s": Var("SAGEMAKER_MODEL_SERVER_TIMEOUT", "the same, when the one above is unset",
-                                  "int", None, 1, 3600),
-    "startup_timeout_s": Var("SMTX_STARTUP_TIMEOUT", "s the model may take to load before serve gives up", "int",
-                             300, 5, 3600),
-    "drain_timeout_s": Var("SMTX_DRAIN_TIMEOUT", "s SIGTERM waits for requests in flight", "int", 20, 0, 25),
-    "assemble_with": Var("SMTX_ASSEMBLE_WITH", "Batch Transform's AssembleWith, which SageMaker does not pass on: "
-                         "under Line jsonlines answers end without a newline", "choice", "Line",
-                         choices=("Line", "None")),
-    "threads_per_worker": Var("SMTX_THREADS_PER_WORKER", "intra-op threads per worker (else cores / workers)",
-                              "int", None, 1, 1024),
-    "max_records": Var("SMTX_MAX_RECORDS", "records per request (unset in Batch Transform: no limit, SageMaker "
-                       "sizes mini-batches by bytes)", "int", 10_000, 1, _MAX),
-    "max_text_chars": Var("SMTX_MAX_TEXT_CHARS", "characters per text", "int", 100_000, 1, _MAX),
-    "micro_batch_size": Var("SMTX_MICRO_BATCH_SIZE", "records per forward pass", "int", 32, 1, 4096),
-    "max_batch_tokens": Var("SMTX_MAX_BATCH_TOKENS", "tokens per forward pass", "int", 16_384, 1, _MAX),
-}
-DEFAULT_RESPONSE_TIMEOUT_S = 120
+
+
+def _var(name: str, doc: str, kind: str, default: Any = None, low: int | None = None, high: int | None = None,
+         choices: tuple[str, ...] = ()) -> Any:
+    """A ``ServeConfig`` field declared by its variable (the field's metadata holds the ``Var``)."""
+    return field(metadata={"var": Var(name, doc, kind, default, low, high, choices)})
 
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """The whole serving environment, typed; one field per row of ``VARIABLES``."""
+    """The whole serving environment, typed: one field per variable, declared here once with its rule and bounds.
+    The field order is the order of the README's table."""
 
-    base: Path
-    port: int
-    multi_model: bool
-    batch_transform: bool
-    max_payload_mb: int
-    async_inference: bool
-    batch_strategy: str
-    max_concurrent_transforms: int
-    workers: int
-    batch_size: int | None
-    max_batch_delay_ms: int | None
-    ts_response_timeout_s: int | None
-    model_server_timeout_s: int | None
-    startup_timeout_s: int
-    drain_timeout_s: int
-    assemble_with: str
-    threads_per_worker: int | None
-    max_records: int
-    max_text_chars: int
-    micro_batch_size: int
-    max_batch_tokens: int
+    base: Path = _var("SAGEMAKER_BASE_DIR", "root of model/, models/ and the rest of SageMaker's layout", "path",
+                      Path("/opt/ml"))
+    port: int = _var("SAGEMAKER_BIND_TO_PORT", "the port /ping and /invocations answer on", "int", 8080, 1, 65535)
+    multi_model: bool = _var("SAGEMAKER_MULTI_MODEL", "serve the multi-model API from models/", "bool", False)
+    batch_transform: bool = _var("SAGEMAKER_BATCH", "Batch Transform: a bad record answers an error line in place",
+                                 "bool", False)
+    max_payload_mb: int = _var("SAGEMAKER_MAX_PAYLOAD_IN_MB", "request and response size limit, MB (Batch "
+                               "Transform: at most 100; asynchronous inference: up to 1 GB)", "int", 6, 1, 1024)
+    batch_strategy: str = _var("SAGEMAKER_BATCH_STRATEGY", "Batch Transform's BatchStrategy", "choice",
+                               "MULTI_RECORD", choices=("SINGLE_RECORD", "MULTI_RECORD"))
+    async_inference: bool = _var("SMTX_ASYNC_INFERENCE", "asynchronous inference (the launcher sets it): as in "
+                                 "Batch Transform, one answer line per input line and a bad record answers an error "
+                                 "line in place", "bool", False)
+    max_concurrent_transforms: int = _var("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS",
+                                          "Batch Transform requests in flight (sizes the job queue)", "int", 1, 1, 1000)
+    workers: int = _var("SAGEMAKER_MODEL_SERVER_WORKERS", "TorchServe workers per model", "int", 1, 1, 64)
+    batch_size: int | None = _var("SAGEMAKER_TS_BATCH_SIZE", "requests TorchServe batches together (else the "
+                                  "archive's)", "int", None, 1, 4096)
+    max_batch_delay_ms: int | None = _var("SAGEMAKER_TS_MAX_BATCH_DELAY", "ms TorchServe waits to fill a batch "
+                                          "(else the archive's)", "int", None, 0, 60000)
+    ts_response_timeout_s: int | None = _var("SAGEMAKER_TS_RESPONSE_TIMEOUT", "s TorchServe waits for an answer "
+                                             "(first choice)", "int", None, 1, 3600)
+    model_server_timeout_s: int | None = _var("SAGEMAKER_MODEL_SERVER_TIMEOUT", "the same, when the one above is "
+                                              "unset", "int", None, 1, 3600)
+    startup_timeout_s: int = _var("SMTX_STARTUP_TIMEOUT", "s the model may take to load before serve gives up",
+                                  "int", 300, 5, 3600)
+    drain_timeout_s: int = _var("SMTX_DRAIN_TIMEOUT", "s SIGTERM waits for requests in flight", "int", 20, 0, 25)
+    assemble_with: str = _var("SMTX_ASSEMBLE_WITH", "Batch Transform's AssembleWith, which SageMaker does not pass "
+                              "on: under Line jsonlines answers end without a newline", "choice", "Line",
+                              choices=("Line", "None"))
+    threads_per_worker: int | None = _var("SMTX_THREADS_PER_WORKER", "intra-op threads per worker (else cores / "
+                                          "workers)", "int", None, 1, 1024)
+    max_records: int = _var("SMTX_MAX_RECORDS", "records per request (unset in Batch Transform: no limit, "
+                            "SageMaker sizes mini-batches by bytes)", "int", 10_000, 1, _MAX)
+    max_text_chars: int = _var("SMTX_MAX_TEXT_CHARS", "characters per text", "int", 100_000, 1, _MAX)
+    #: the handler's ``Settings`` fields of the same names: one name per knob on its way through
+    max_batch_size: int = _var("SMTX_MICRO_BATCH_SIZE", "records per forward pass", "int", 32, 1, 4096)
+    max_tokens: int = _var("SMTX_MAX_BATCH_TOKENS", "tokens per forward pass", "int", 16_384, 1, _MAX)
     #: the names of the variables the environment set (not blank)
     named: frozenset[str] = frozenset()
 
@@ -151,6 +137,10 @@ class ServeConfig:
     def from_env(cls, env: Mapping[str, str]) -> "ServeConfig":
         named = frozenset(var.name for var in VARIABLES.values() if env.get(var.name, "").strip())
         return cls(**{name: var.read(env) for name, var in VARIABLES.items()}, named=named)
+
+    def is_named(self, field_name: str) -> bool:
+        """Whether the environment set the variable of ``field_name`` (else its default applies)."""
+        return VARIABLES[field_name].name in self.named
 
     @property
     def model_dir(self) -> Path:
@@ -177,9 +167,10 @@ class ServeConfig:
         requests are sized by bytes rather than records."""
         return self.batch_transform or self.async_inference
 
-    def threads(self, cores: int | None = None) -> int:
-        """Threads per worker: as set, or the cores shared among the workers (oversubscribing collapses latency)."""
-        return self.threads_per_worker or max(1, (cores or os.cpu_count() or 1) // self.workers)
+    def threads(self, cores: int) -> int:
+        """Threads per worker: as set, or the machine's ``cores`` shared among the workers (oversubscribing
+        collapses latency)."""
+        return self.threads_per_worker or max(1, cores // self.workers)
 
     def overrides(self) -> dict[str, Any]:
         """Per-model settings from the environment, written over the archive's model-config.yaml (which TorchServe
@@ -192,6 +183,13 @@ class ServeConfig:
         if self.response_timeout_set:
             values["responseTimeout"] = self.response_timeout_s
         return values
+
+
+#: ServeConfig field -> its variable: a view of the fields' declarations, in the README table's order
+VARIABLES: dict[str, Var] = {f.name: f.metadata["var"] for f in fields(ServeConfig) if "var" in f.metadata}
+DEFAULT_RESPONSE_TIMEOUT_S = 120
+#: the two content types requests and answers use (``handlers.codecs`` accepts a few aliases of the second)
+JSON, JSONLINES = "application/json", "application/jsonlines"
 
 
 @dataclass(frozen=True)
@@ -236,5 +234,5 @@ def markdown_table() -> str:
     return "\n".join(rows)
 
 
-if __name__ == "__main__":  # python -m handlers.environment > the README's table
+if __name__ == "__main__":  # python -m tasks.serving_contract > the README's table
     print(markdown_table())
