@@ -63,10 +63,12 @@ serve: $(STAMP)
 stop:
 	-$(VENV)/bin/torchserve --stop
 
-# ruff over the whole tree, mypy --strict on tasks, runtimes and handlers (both configured in pyproject.toml)
+# ruff over the whole tree, mypy --strict on tasks, runtimes and handlers, and the architecture's import contracts
+# (import-linter): all three configured in pyproject.toml
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 test: $(STAMP)
 	bash tests/run.sh
