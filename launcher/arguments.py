@@ -140,6 +140,9 @@ def deploy(p: argparse.ArgumentParser, env: Env) -> None:
     later.add_argument("--success-topic", help="SNS topic ARN told of each answer")
     later.add_argument("--error-topic", help="SNS topic ARN told of each error")
     later.add_argument("--max-concurrent-invocations", type=int, help="requests per instance at once (1-1000)")
+    capture = p.add_argument_group("data capture (real-time and asynchronous endpoints; read by `drift`)")
+    capture.add_argument("--capture", metavar="S3_URI", help="capture requests and answers under this s3:// prefix")
+    capture.add_argument("--capture-percent", type=int, help="share of requests captured, 1-100 (default 100)")
 
 
 def invoke_async(p: argparse.ArgumentParser, env: Env) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from launcher import deploy
 from launcher.aws import AwsSettings, Clients
-from launcher.endpoint_kinds import Asynchronous, Serverless
+from launcher.endpoint_kinds import Asynchronous, Capture, Serverless
 from launcher.errors import SettingError, require
 from launcher.images import Images
 from launcher.placement import Placement, parse_tags
@@ -101,4 +101,12 @@ def serving_for(args: argparse.Namespace) -> deploy.ServingConfig:
         image = image_for(args, instance_type, "--image or SMTX_SERVING_IMAGE")
     return deploy.ServingConfig(image_uri=image, role_arn=need(args, "role"), instance_type=instance_type,
                                 instance_count=count, extra_environment=extra, serverless=serverless,
-                                asynchronous=asynchronous, placement=placement_for(args), **knobs)
+                                asynchronous=asynchronous, capture=_capture(args), placement=placement_for(args),
+                                **knobs)
+
+
+def _capture(args: argparse.Namespace) -> Capture | None:
+    """deploy's --capture (other commands have no such flag); --capture-percent alone is refused."""
+    uri, percent = getattr(args, "capture", None), getattr(args, "capture_percent", None)
+    require(uri is not None or percent is None, "capture_percent", percent, "no value without --capture s3://...")
+    return Capture(uri, 100 if percent is None else percent) if uri is not None else None

@@ -10,7 +10,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Callable
 
-from launcher import arguments, data, deploy, endpoint_commands, follow, training, transform
+from launcher import arguments, data, deploy, drift_cli, endpoint_commands, follow, training, transform
 from launcher.aws import Clients
 from launcher.checks import existing_file, writable_path
 from launcher.cleanup import model_exists
@@ -236,4 +236,6 @@ COMMANDS: dict[str, Command] = {
                     _list),
     "cleanup": Command("delete the S3 folders the launcher wrote (data, transform files, async inputs)",
                        arguments.cleanup, _cleanup),
+    "drift": Command("compare an endpoint's captured answers (or a transform --local output) with the test split",
+                     drift_cli.add_arguments, drift_cli.run),
 }

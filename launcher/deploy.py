@@ -18,6 +18,7 @@ from launcher.endpoint_kinds import (
     SERVERLESS_PAYLOAD_MB,
     SERVERLESS_TIMEOUT_S,
     Asynchronous,
+    Capture,
     Serverless,
     archive_runtime,
 )
@@ -74,6 +75,8 @@ class ServingConfig:
     serverless: Serverless | None = None
     #: asynchronous inference on the instances
     asynchronous: Asynchronous | None = None
+    #: endpoint data capture (real-time and asynchronous endpoints only)
+    capture: Capture | None = None
     #: tags, VPC, KMS key, network isolation
     placement: Placement = field(default_factory=Placement)
 
@@ -118,6 +121,8 @@ class ServingConfig:
         require(self.instance_type is None and self.instance_count == 1, "instance_type", self.instance_type,
                 f"no instance type or count ({no} no instances and no GPU)")
         require(self.asynchronous is None, "async", True, f"instances ({no} no asynchronous mode)")
+        require(self.capture is None, "capture", self.capture.destination_uri if self.capture else None,
+                f"no --capture ({no} no data capture; SageMaker refuses DataCaptureConfig on them)")
         require(not self.placement.in_vpc and not self.placement.network_isolation, "subnet",
                 list(self.placement.subnets), f"no --subnet/--security-group/--network-isolation ({no} none)")
         require(self.placement.kms_key is None, "kms_key", self.placement.kms_key,
@@ -224,6 +229,8 @@ def endpoint_config_request(name: str, model: str, config: ServingConfig, comman
         request["KmsKeyId"] = volume_key
     if config.asynchronous is not None:
         request["AsyncInferenceConfig"] = config.asynchronous.config(config.placement.kms_key)
+    if config.capture is not None:
+        request["DataCaptureConfig"] = config.capture.config(config.placement.kms_key)
     return request
 
 

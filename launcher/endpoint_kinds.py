@@ -1,4 +1,4 @@
-"""The ways an endpoint serves besides instances: serverless and asynchronous inference.
+"""The ways an endpoint serves besides instances: serverless and asynchronous inference; and data capture.
 
 Each kind is a small config, checked when made, that gives the endpoint config its part (``ServerlessConfig`` in
 the variant, or ``AsyncInferenceConfig``) and the container the environment that kind needs. Variable names and
@@ -35,6 +35,8 @@ MAX_SCAN_BYTES = 2 * 1024**3
 #: asynchronous inference: SageMaker's limits are a 1 GB payload and 1 hour of processing per request
 ASYNC_TIMEOUT_S = 3600
 ASYNC_MAX_CONCURRENT = 1000
+#: content types SageMaker writes into capture files as text; any other (CSV aside) is stored as BASE64
+CAPTURE_JSON_TYPES = ("application/json", "application/jsonlines")
 
 
 @dataclass(frozen=True)
@@ -137,3 +139,31 @@ def archive_runtime(s3: Any, model_data: str) -> str | None:
     except (ClientError, BotoCoreError, tarfile.TarError, OSError, ValueError, EOFError) as exc:
         log.info("could not read serving.json from %s: %s", model_data, exc)
         return None
+
+
+@dataclass(frozen=True)
+class Capture:
+    """Endpoint data capture: requests and answers, a percentage of them, written under ``destination_uri``.
+
+    SageMaker writes ``{destination}/{endpoint}/{variant}/yyyy/mm/dd/hh/*.jsonl``; ``launcher drift`` reads it.
+    Serverless endpoints cannot capture (SageMaker refuses DataCaptureConfig there), checked in ServingConfig.
+    """
+
+    destination_uri: str
+    percent: int = 100
+
+    def __post_init__(self) -> None:
+        S3Uri.parse(self.destination_uri, "capture")
+        require(type(self.percent) is int and 1 <= self.percent <= 100, "capture_percent", self.percent,
+                "an integer in [1, 100] (the share of requests captured)")
+
+    def config(self, kms_key: str | None) -> dict[str, Any]:
+        """The endpoint config's ``DataCaptureConfig``: input and output, JSON and JSON Lines kept as text."""
+        made: dict[str, Any] = {
+            "EnableCapture": True, "InitialSamplingPercentage": self.percent,
+            "DestinationS3Uri": str(S3Uri.parse(self.destination_uri)).rstrip("/"),
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+            "CaptureContentTypeHeader": {"JsonContentTypes": list(CAPTURE_JSON_TYPES)}}
+        if kms_key:
+            made["KmsKeyId"] = kms_key
+        return made

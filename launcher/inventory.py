@@ -91,6 +91,10 @@ def describe_endpoint(clients: Clients, endpoint: str) -> list[str]:
     output = (config.get("AsyncInferenceConfig") or {}).get("OutputConfig")
     if output:
         lines.append(f"asynchronous: answers to {output.get('S3OutputPath')}, errors to {output.get('S3FailurePath')}")
+    capture = config.get("DataCaptureConfig") or {}
+    if capture.get("EnableCapture", bool(capture)):
+        lines.append(f"data capture: {capture.get('InitialSamplingPercentage')}% of requests and answers to "
+                     f"{capture.get('DestinationS3Uri')}/{endpoint}/ (read with: python -m launcher drift {endpoint})")
     lines.extend(_scaling_lines(clients, endpoint, [v["VariantName"] for v in config["ProductionVariants"]]))
     tags = sm.list_tags(ResourceArn=described["EndpointArn"]).get("Tags", [])
     if tags:

@@ -108,3 +108,17 @@ def test_serverless_async_autoscaling_and_cleanup_run_as_written_against_a_moto_
     assert re.search(r"smtx-ep-[\w-]+\s+InService\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+ml\.m5\.xlarge x1", out), out
     assert out.count("removed autoscaling") == 1 and "deleted alarm" in out
     assert re.search(r"deleted \d+ objects", out) and "not found" not in out
+
+
+def test_data_capture_and_drift_run_as_written_against_a_moto_server(moto_server: str, tmp_path: Path) -> None:
+    script = _block("### Data capture and drift against the same moto server", "bash")
+    run = subprocess.run(["bash", "-c", "set -o pipefail\n" + script.replace(DOCUMENTED_URL, moto_server)],
+                         cwd=tmp_path, env=_clean_env(tmp_path), capture_output=True, text=True, timeout=300,
+                         check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
+    out = run.stdout
+    assert re.search(r"data capture: 50% of requests and answers to s3://smtx-capture/capture/smtx-ep-", out), out
+    assert "1 records against 2 test records" in out, out
+    assert re.search(r"\nlabel\s+\d+\.\d+\s+DRIFT\s+negative=50% positive=50%\s+negative=100%", out), out
+    assert (tmp_path / "drift.png").read_bytes()[:4] == b"\x89PNG"
