@@ -41,6 +41,9 @@ IMAGE="$IMAGE" PYTHON="$PY" docker/build.sh
 
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 "$PY" tests/sdk/prepare.py "$work"
+# no telemetry calls home from the SDK (each would wait on DNS and log a traceback where nothing is reachable)
+printf 'SchemaVersion: "1.0"\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n' >"$work/sdk-config.yaml"
 # the SDK's own docker client is the one on PATH; put Debian's first, as build.sh and the fixtures do
 PATH="$(dirname "$DOCKER"):$PATH" SMTX_SDK=1 SMTX_SDK_WORK="$work" SMTX_SDK_IMAGE="$IMAGE" SAGEMAKER_SUPPRESS_V2_WARNING=1 \
+    SAGEMAKER_USER_CONFIG_OVERRIDE="$work/sdk-config.yaml" \
     "$SDK_VENV/bin/python" -m pytest -q -s -p no:cacheprovider --durations=10 tests/sdk "$@"
