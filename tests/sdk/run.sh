@@ -28,6 +28,9 @@ fi
 work="$(mktemp -d /tmp/smtx-sdk.XXXXXX)"
 started_engine=0
 cleanup() {
+    # local mode runs `docker-compose up` and never removes the containers: drop those of this run's compose files
+    "$DOCKER" ps -a --format '{{.ID}} {{.Label "com.docker.compose.project.working_dir"}}' 2>/dev/null \
+        | awk -v w="$work/" 'index($2, w) == 1 {print $1}' | xargs -r "$DOCKER" rm -f >/dev/null || true
     rm -rf "$work"
     if [[ $started_engine == 1 ]]; then docker/dockerd.sh stop; fi
 }
