@@ -23,7 +23,7 @@ MODEL_STORE ?= $(OUT)
 # make docker-build VARIANT=gpu: the CUDA image (smtx:gpu); cpu (smtx:cpu) is the default
 VARIANT ?= cpu
 
-.PHONY: venv demo train archive serve stop lint test test-fast docker-build bench soak quality gpu-check clean
+.PHONY: venv demo train archive serve stop lint test test-fast docker-build test-sdk bench soak quality gpu-check clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -75,6 +75,11 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not docker"
+
+# opt-in: the SageMaker Python SDK (sagemaker<3, local mode, its own .venv-sdk) drives smtx:cpu through Docker and
+# docker-compose (installed as root on Debian); README "Driving the image with the SageMaker Python SDK"
+test-sdk: $(STAMP)
+	PY=$(PY) bash tests/sdk/run.sh
 
 docker-build: $(STAMP)
 	PYTHON=$(PY) TORCH_VARIANT=$(VARIANT) docker/build.sh
