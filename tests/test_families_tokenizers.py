@@ -23,19 +23,9 @@ from tasks.decode import decode_ner
 from tasks.encode import IGNORE_INDEX, encode
 from tasks.records import make_record, split_words
 from tasks.spec import TaskSpec
-from tiny_models import SPM_FILE
+from tiny_models import KINDS, SPM_FILE, TINY, families_of
 
-#: the families by the kind of tokenizer they ship (every tiny model is in exactly one)
-KINDS = {
-    "wordpiece": ("bert", "distilbert", "layoutlm", "electra", "mpnet"),
-    "byte-level-bpe": ("roberta", "longformer", "modernbert"),
-    "unigram": ("xlm-roberta", "camembert", "albert"),
-    "spm-model": ("deberta-v2",),
-}
-#: the families whose tokenizer, as shipped, gives pre-split words no prefix space (RoBERTa's own tokenizer.json
-#: and ModernBERT's plain fast tokenizer): training must add it
-NEED_PREFIX_SPACE = {"roberta", "modernbert"}
-UNIGRAM = (*KINDS["unigram"], *KINDS["spm-model"])
+UNIGRAM = (*families_of("sentencepiece-unigram"), *families_of("spm-model"))
 SENTENCES = [
     "Alice Martin joined Acme Corp. last year".split(),
     "the zebra flew to Tokyo on Monday , really !".split(),
@@ -48,8 +38,9 @@ LONE_MARKER_WORD = "zebra"
 ROUTES = ("training", "reloaded", "serving")
 
 
-def test_every_family_is_covered_once():
-    assert sorted(f for families in KINDS.values() for f in families) == sorted(MODEL_TYPES)
+def test_every_kind_has_a_family_and_every_family_a_kind():
+    assert all(families_of(kind) for kind in KINDS)
+    assert sorted(f for kind in KINDS for f in families_of(kind)) == sorted(MODEL_TYPES)
 
 
 def _load(model_type: str, route: str, folder: Path) -> Any:
@@ -107,7 +98,7 @@ def differences(tokenizer: Any, words: list[str]) -> list[str]:
 
 
 def _check_kind(loaded, kind: str, route: str) -> None:
-    for model_type in KINDS[kind]:
+    for model_type in families_of(kind):
         tokenizer = loaded(model_type, route)
         for words in SENTENCES:
             assert differences(tokenizer, words) == [], (model_type, route, words)
@@ -125,7 +116,7 @@ def test_byte_level_bpe_pre_split_words_tokenise_as_running_text(loaded, route):
 
 @pytest.mark.parametrize("route", ROUTES)
 def test_sentencepiece_unigram_pre_split_words_tokenise_as_running_text(loaded, route):
-    _check_kind(loaded, "unigram", route)
+    _check_kind(loaded, "sentencepiece-unigram", route)
 
 
 @pytest.mark.parametrize("route", ROUTES)
@@ -148,10 +139,10 @@ def test_spm_model_alone_converts_and_pre_split_words_tokenise_as_running_text(l
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
 def test_training_decides_the_prefix_space_from_the_tokenizer(model_type):
     _, prefix_space = load_base_tokenizer(tiny_model_path(model_type))
-    assert prefix_space == (model_type in NEED_PREFIX_SPACE)
+    assert prefix_space == TINY[model_type].tokenizer.no_prefix_space
 
 
-@pytest.mark.parametrize("model_type", sorted(NEED_PREFIX_SPACE))
+@pytest.mark.parametrize("model_type", [m for m in MODEL_TYPES if TINY[m].tokenizer.no_prefix_space])
 def test_without_the_fix_pre_split_words_lose_their_prefix_space(model_type):
     """The tokenizer as AutoTokenizer loads it, untouched, encodes every pre-split word as if it continued the
     previous one -- so the checks above can fail, and the fix is what makes them pass."""

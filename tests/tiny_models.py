@@ -179,43 +179,68 @@ def _deberta_v3_tokenizer(folder: Path) -> None:
     (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
 
 
+#: the kinds of tokenizer the families ship (``Shipped.kind``)
+KINDS = ("wordpiece", "byte-level-bpe", "sentencepiece-unigram", "spm-model")
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """A tokenizer as a family's hub checkpoints ship it."""
+
+    #: one of ``KINDS``
+    kind: str
+    #: writes the tokenizer's own files into the folder and returns a tokenizer to ``save_pretrained`` there, or
+    #: None where it wrote the files the family ships itself
+    build: Callable[[Path], Any]
+    #: as shipped, it gives pre-split words no prefix space (training must add one)
+    no_prefix_space: bool = False
+
+
+WORDPIECE = Shipped("wordpiece", _wordpiece_tokenizer)
+
+
 @dataclass(frozen=True)
 class Tiny:
     """How one family's tiny model is made."""
 
     config_class: str
-    #: writes the tokenizer's own files into the folder and returns a tokenizer to ``save_pretrained`` there, or
-    #: None where it wrote the files the family ships itself
-    tokenizer: Callable[[Path], Any]
+    tokenizer: Shipped
     #: config fields beyond ``COMMON``, the vocabulary size and the special token ids
     config: dict[str, Any] = field(default_factory=dict)
 
 
 #: the tiny model of each family (``config.model_type`` -> how it is made)
 TINY: dict[str, Tiny] = {
-    "bert": Tiny("BertConfig", _wordpiece_tokenizer),
-    "distilbert": Tiny("DistilBertConfig", _wordpiece_tokenizer, {"dim": 32, "n_layers": 2, "n_heads": 2,
-                                                                  "hidden_dim": 64}),
-    "longformer": Tiny("LongformerConfig", _roberta_style_bpe(True),
+    "bert": Tiny("BertConfig", WORDPIECE),
+    "distilbert": Tiny("DistilBertConfig", WORDPIECE, {"dim": 32, "n_layers": 2, "n_heads": 2, "hidden_dim": 64}),
+    "longformer": Tiny("LongformerConfig", Shipped("byte-level-bpe", _roberta_style_bpe(True)),
                        {"attention_window": [8, 8], "type_vocab_size": 1, "max_position_embeddings": 1026}),
-    "layoutlm": Tiny("LayoutLMConfig", _wordpiece_tokenizer, {"max_2d_position_embeddings": 1024}),
-    "roberta": Tiny("RobertaConfig", _roberta_style_bpe(False), {"type_vocab_size": 1, "max_position_embeddings": 514}),
-    "xlm-roberta": Tiny("XLMRobertaConfig", _xlm_roberta_tokenizer,
+    "layoutlm": Tiny("LayoutLMConfig", WORDPIECE, {"max_2d_position_embeddings": 1024}),
+    # roberta-base's own tokenizer.json has no prefix space; the RoBERTa class adds it when asked at load
+    "roberta": Tiny("RobertaConfig", Shipped("byte-level-bpe", _roberta_style_bpe(False), no_prefix_space=True),
+                    {"type_vocab_size": 1, "max_position_embeddings": 514}),
+    "xlm-roberta": Tiny("XLMRobertaConfig", Shipped("sentencepiece-unigram", _xlm_roberta_tokenizer),
                         {"type_vocab_size": 1, "max_position_embeddings": 514}),
-    "camembert": Tiny("CamembertConfig", _camembert_tokenizer, {"type_vocab_size": 1, "max_position_embeddings": 514}),
+    "camembert": Tiny("CamembertConfig", Shipped("sentencepiece-unigram", _camembert_tokenizer),
+                      {"type_vocab_size": 1, "max_position_embeddings": 514}),
     # DeBERTa-v3: relative attention only (no absolute positions, no token types), as microsoft/deberta-v3-base
-    "deberta-v2": Tiny("DebertaV2Config", _deberta_v3_tokenizer,
+    "deberta-v2": Tiny("DebertaV2Config", Shipped("spm-model", _deberta_v3_tokenizer),
                        {"relative_attention": True, "position_buckets": 16, "pos_att_type": ["p2c", "c2p"],
                         "position_biased_input": False, "norm_rel_ebd": "layer_norm", "share_att_key": True,
                         "type_vocab_size": 0}),
     # one global and one sliding-window layer, the window small enough that a test text crosses it
-    "modernbert": Tiny("ModernBertConfig", _modernbert_tokenizer,
+    "modernbert": Tiny("ModernBertConfig", Shipped("byte-level-bpe", _modernbert_tokenizer, no_prefix_space=True),
                        {"max_position_embeddings": 8192, "global_attn_every_n_layers": 2, "local_attention": 16}),
-    "electra": Tiny("ElectraConfig", _wordpiece_tokenizer, {"embedding_size": 16}),
-    "albert": Tiny("AlbertConfig", _albert_tokenizer, {"embedding_size": 16}),
-    "mpnet": Tiny("MPNetConfig", _mpnet_tokenizer, {"max_position_embeddings": 514,
-                                                    "relative_attention_num_buckets": 8}),
+    "electra": Tiny("ElectraConfig", WORDPIECE, {"embedding_size": 16}),
+    "albert": Tiny("AlbertConfig", Shipped("sentencepiece-unigram", _albert_tokenizer), {"embedding_size": 16}),
+    # relative_attention_num_buckets stays 32: MPNet's position bias computes its buckets for 32 whatever the config
+    "mpnet": Tiny("MPNetConfig", Shipped("wordpiece", _mpnet_tokenizer), {"max_position_embeddings": 514}),
 }
+
+
+def families_of(kind: str) -> tuple[str, ...]:
+    """The families whose tiny tokenizer is of ``kind``."""
+    return tuple(family for family, tiny in TINY.items() if tiny.tokenizer.kind == kind)
 
 
 def _load_written_tokenizer(folder: Path, model_type: str) -> Any:
@@ -237,7 +262,7 @@ def make_base_model(model_type: str, folder: str | Path, seed: int = 0) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tiny = TINY[model_type]
-    tokenizer = tiny.tokenizer(folder)
+    tokenizer = tiny.tokenizer.build(folder)
     written = tokenizer is None
     if written:
         tokenizer = _load_written_tokenizer(folder, model_type)
