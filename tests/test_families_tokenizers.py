@@ -137,6 +137,17 @@ def test_spm_model_alone_converts_and_pre_split_words_tokenise_as_running_text(l
 
 
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_the_tiny_model_is_the_family_and_its_config_agrees_with_its_tokenizer(model_type):
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(str(tiny_model_path(model_type)))
+    tokenizer, _ = load_base_tokenizer(tiny_model_path(model_type))
+    assert config.model_type == model_type
+    assert (config.vocab_size, config.pad_token_id) == (len(tokenizer), tokenizer.pad_token_id)
+    assert None not in (tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id)
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
 def test_training_decides_the_prefix_space_from_the_tokenizer(model_type):
     _, prefix_space = load_base_tokenizer(tiny_model_path(model_type))
     assert prefix_space == TINY[model_type].tokenizer.no_prefix_space

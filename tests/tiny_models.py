@@ -96,20 +96,25 @@ MODERNBERT_SPECIALS = {"unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": 
                        "mask_token": "[MASK]"}
 
 
-def _modernbert_tokenizer(folder: Path) -> Any:
-    """A byte-level BPE without a prefix space, saved as a plain fast tokenizer: ModernBERT's released layout."""
+def _modernbert_tokenizer(folder: Path) -> None:
+    """A byte-level BPE without a prefix space, saved as a plain fast tokenizer: ModernBERT's released layout
+    (tokenizer.json alone, ``tokenizer_class`` PreTrainedTokenizerFast)."""
     from tokenizers import processors
     from transformers import PreTrainedTokenizerFast
 
     _, _, bpe = _byte_level_bpe(folder, False, list(MODERNBERT_SPECIALS.values()))
-    for name in ("vocab.json", "merges.txt"):  # ModernBERT ships tokenizer.json alone
+    for name in ("vocab.json", "merges.txt"):
         (folder / name).unlink()
     backend = bpe._tokenizer  # the tokenizers.Tokenizer the implementation wraps
     cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
     backend.post_processor = processors.TemplateProcessing(
         single="[CLS]:0 $A:0 [SEP]:0", pair="[CLS]:0 $A:0 [SEP]:0 $B:0 [SEP]:0",
         special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
-    return PreTrainedTokenizerFast(tokenizer_object=backend, **MODERNBERT_SPECIALS)
+    PreTrainedTokenizerFast(tokenizer_object=backend, **MODERNBERT_SPECIALS).save_pretrained(str(folder))
+    config_file = folder / "tokenizer_config.json"
+    # transformers 5 writes its own name for the class; the hub's file names the transformers 4 one
+    config = {**json.loads(config_file.read_text(encoding="utf-8")), "tokenizer_class": "PreTrainedTokenizerFast"}
+    config_file.write_text(json.dumps(config, indent=2), encoding="utf-8")
 
 
 # -- SentencePiece Unigram -----------------------------------------------------------------------------------------
