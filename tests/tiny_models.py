@@ -118,20 +118,28 @@ def _modernbert_tokenizer(folder: Path) -> None:
 
 
 # -- SentencePiece Unigram -----------------------------------------------------------------------------------------
-#: the trainer's unknown piece; each family puts its own specials (its own <unk> among them) before the pieces
-UNIGRAM_UNK = "<unk>"
+def _train_spm(corpus: list[str], **options: Any) -> bytes:
+    """A serialised SentencePiece Unigram model over ``corpus`` (the trainer is deterministic, unlike the
+    tokenizers library's Unigram trainer, whose scores vary from run to run)."""
+    import sentencepiece
+
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(corpus), model_writer=model, vocab_size=400, model_type="unigram",
+        hard_vocab_limit=False, character_coverage=1.0, required_chars="".join(ALPHABET), minloglevel=2,
+        num_threads=1, **options)
+    return model.getvalue()
 
 
 def _unigram_pieces(lowercase: bool = False) -> list[tuple[str, float]]:
-    """(piece, score) of a Unigram model trained over Metaspace'd words, as SentencePiece would score them."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    """(piece, score) of a SentencePiece Unigram model, its unknown piece left out: each family puts its own
+    specials (its own <unk> among them) before the pieces, as the family's converted spm model has them."""
+    import sentencepiece
 
-    trainer = trainers.UnigramTrainer(vocab_size=400, special_tokens=[UNIGRAM_UNK], unk_token=UNIGRAM_UNK,
-                                      initial_alphabet=ALPHABET, show_progress=False)
-    model = Tokenizer(models.Unigram())
-    model.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
-    model.train_from_iterator([t.lower() for t in CORPUS] if lowercase else CORPUS, trainer=trainer)
-    return [(piece, score) for piece, score in json.loads(model.to_str())["model"]["vocab"] if piece != UNIGRAM_UNK]
+    corpus = [t.lower() for t in CORPUS] if lowercase else CORPUS
+    spm = sentencepiece.SentencePieceProcessor(model_proto=_train_spm(corpus, bos_id=-1, eos_id=-1))
+    return [(spm.id_to_piece(i), spm.get_score(i)) for i in range(spm.get_piece_size())
+            if not (spm.is_unknown(i) or spm.is_control(i))]
 
 
 def _specials(*names: str) -> list[tuple[str, float]]:
@@ -172,14 +180,7 @@ SPM_FILE = "spm.model"
 def _deberta_v3_tokenizer(folder: Path) -> None:
     """Only ``spm.model`` and the tokenizer_config.json DeBERTa-v3 ships: no tokenizer.json, so transformers must
     convert the SentencePiece model at load (with ``sentencepiece`` and ``protobuf``)."""
-    import sentencepiece
-
-    model = io.BytesIO()
-    sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(CORPUS), model_writer=model, vocab_size=400, model_type="unigram",
-        hard_vocab_limit=False, character_coverage=1.0, required_chars="".join(ALPHABET), minloglevel=2,
-        **DEBERTA_SPM)
-    (folder / SPM_FILE).write_bytes(model.getvalue())
+    (folder / SPM_FILE).write_bytes(_train_spm(CORPUS, **DEBERTA_SPM))
     config = {"do_lower_case": False, "vocab_type": "spm"}  # no tokenizer_class: the model_type names it
     (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
 
