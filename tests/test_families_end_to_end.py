@@ -116,7 +116,9 @@ def test_family_trains_exports_and_serves_what_training_scored(archived, handler
         assert (extracted / serving["onnx_file"]).is_file() and not list(extracted.glob("*.safetensors"))
 
     rows = [json.loads(line) for line in (checkpoint / "test_predictions.jsonl").read_text().splitlines()]
-    answers = _served(handler(extracted), extracted, [r["text"] for r in rows])
+    served = handler(extracted)
+    assert served._service.runtime == serving["runtime"]  # the worker runs what the archive chose
+    answers = _served(served, extracted, [r["text"] for r in rows])
     assert len(answers) == len(rows) == 12
     for row, answer in zip(rows, answers):
         scored = {k: v for k, v in row.items() if k not in ("text", "gold")}

@@ -36,7 +36,7 @@ sports business technology long text word words
 CHARS = "abcdefghijklmnopqrstuvwxyz0123456789.,:;!?'\"-()"
 #: what the subword tokenizers are trained on: the words in running text, alone, and capitalised
 CORPUS = [" ".join(WORDS), *WORDS, *(w.capitalize() for w in WORDS)]
-#: every character of the example data, so that SentencePiece never needs <unk> for it
+#: the characters the tests' texts are made of: SentencePiece keeps a piece for each, so none is <unk>
 ALPHABET = sorted(set(CHARS) | {c.upper() for c in CHARS})
 #: the size of the tiny models, as every family names it
 COMMON = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
@@ -91,7 +91,7 @@ def _roberta_style_bpe(prefix_space: bool) -> Callable[[Path], Any]:
     return build
 
 
-#: ModernBERT's special tokens, BERT's names (the tokenizer attribute each is)
+#: ModernBERT's special tokens (BERT's), by the tokenizer attribute each is
 MODERNBERT_SPECIALS = {"unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]",
                        "mask_token": "[MASK]"}
 
