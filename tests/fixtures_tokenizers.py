@@ -15,7 +15,10 @@ from typing import Any
 
 import pytest
 
-MODEL_TYPES = ("bert", "distilbert", "longformer", "layoutlm")
+from tests.tiny_models import TINY
+
+#: every family with a tiny model, in ``tests/tiny_models.py``'s order
+MODEL_TYPES = tuple(TINY)
 
 _FOLDER: Path | None = None
 _CACHE: dict[str, Any] = {}
