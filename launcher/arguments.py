@@ -21,11 +21,12 @@ _SERVING_KNOBS = (("--workers", "TorchServe workers per model"), ("--batch-size"
 _ALIASES = {"task_name": "--task"}
 
 
-def model_source(p: argparse.ArgumentParser, required: bool = True) -> None:
-    """--training-job or --model-data (one of them)."""
+def model_source(p: argparse.ArgumentParser, required: bool = True) -> argparse._MutuallyExclusiveGroup:
+    """--training-job or --model-data (one of them); the group, for a command that takes another source."""
     source = p.add_mutually_exclusive_group(required=required)
     source.add_argument("--training-job", help="the name of a Completed training job whose model to use")
     source.add_argument("--model-data", help="the s3://bucket/key URI of a model.tar.gz")
+    return source
 
 
 def images(p: argparse.ArgumentParser, env: Env, cpu_variable: str) -> None:
@@ -107,11 +108,12 @@ def train(p: argparse.ArgumentParser, env: Env) -> None:
     hyper = p.add_argument_group("hyperparameters (training.config.TrainConfig; unset ones keep its default)")
     for name, declared in FIELDS.items():
         flags = ["--" + name.replace("_", "-")] + ([_ALIASES[name]] if name in _ALIASES else [])
+        described = declared.describe().replace("%", "%%")  # argparse formats help with %: "~20% slower"
         if declared.kind is bool:
-            hyper.add_argument(*flags, action=argparse.BooleanOptionalAction, default=None, help=declared.describe())
+            hyper.add_argument(*flags, action=argparse.BooleanOptionalAction, default=None, help=described)
         else:
             hyper.add_argument(*flags, type=declared.kind, required=declared.required, choices=declared.choices,
-                               help=declared.describe())
+                               help=described)
     p.add_argument("--no-wait", dest="wait", action="store_false", help="return once the job has started")
 
 
@@ -127,7 +129,7 @@ def transform_job(p: argparse.ArgumentParser, env: Env) -> None:
 
 def deploy(p: argparse.ArgumentParser, env: Env) -> None:
     """deploy: a model source, how to serve it, and where (a new endpoint, or --endpoint to update)."""
-    model_source(p)
+    model_source(p).add_argument("--tuning-job", help="a Completed (or Stopped) tuning job: deploy its best trial")
     serving(p, env)
     p.add_argument("--endpoint", help="update this existing endpoint in place instead of creating one")
     serverless = p.add_argument_group("serverless inference")

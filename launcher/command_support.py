@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from launcher import deploy
+from launcher import data, deploy, training
 from launcher.aws import AwsSettings, Clients
 from launcher.endpoint_kinds import Asynchronous, Capture, Serverless
 from launcher.errors import SettingError, require
-from launcher.images import Images
+from launcher.hyperparameters import FIELDS, Hyperparameters
+from launcher.images import Images, default_batch_sizes
+from launcher.model_folder import check_model_name
 from launcher.placement import Placement, parse_tags
+from launcher.s3 import S3Uri
 from launcher.waiting import Poller
+from training.config import EMBEDDED_MODEL
 
 #: where a missing required value can come from, for the error message
 SOURCES = {"role": "--role or SMTX_SAGEMAKER_ROLE", "s3_prefix": "--s3-prefix or SMTX_S3_PREFIX"}
@@ -110,3 +114,32 @@ def _capture(args: argparse.Namespace) -> Capture | None:
     uri, percent = getattr(args, "capture", None), getattr(args, "capture_percent", None)
     require(uri is not None or percent is None, "capture_percent", percent, "no value without --capture s3://...")
     return Capture(uri, 100 if percent is None else percent) if uri is not None else None
+
+
+def hyperparameters_for(args: argparse.Namespace) -> Hyperparameters:
+    """The flags' hyperparameters; on a GPU instance, batch sizes the user left unset follow the architecture."""
+    values = {name: getattr(args, name) for name in FIELDS}
+    defaults = default_batch_sizes(values.get("model_name") or EMBEDDED_MODEL, args.instance_type)
+    for name, size in defaults.items():
+        if values.get(name) is None:
+            values[name] = size
+    return Hyperparameters(**values)
+
+
+def training_config_for(args: argparse.Namespace) -> tuple[training.TrainingConfig, data.UploadedData | None]:
+    """The job's config, every setting checked, and the upload it needs (planned and validated, not done)."""
+    prefix = S3Uri.parse(need(args, "s3_prefix"), "s3_prefix")
+    hyperparameters = hyperparameters_for(args)
+    check_model_name(hyperparameters.values.get("model_name"))  # a local folder, before any upload or job
+    image = image_for(args, args.instance_type, "--image or SMTX_TRAINING_IMAGE")
+    plan = None
+    if not args.data.startswith("s3://"):
+        plan = data.plan_upload(args.data, hyperparameters.task_name, str(prefix.join("data")),
+                                bool(hyperparameters.values.get("use_bbox")))
+    checkpoints = args.checkpoint_uri or (str(prefix.join("checkpoints")) if args.spot else None)
+    config = training.TrainingConfig(
+        image_uri=image, role_arn=need(args, "role"), data_uri=plan.uri if plan else args.data,
+        output_uri=str(prefix.join("output")), hyperparameters=hyperparameters, instance_type=args.instance_type,
+        instance_count=args.instance_count, volume_gb=args.volume_gb, max_runtime_s=args.max_runtime_s,
+        spot=args.spot, max_wait_s=args.max_wait_s, checkpoint_uri=checkpoints, placement=placement_for(args))
+    return config, plan

@@ -10,31 +10,27 @@ import argparse
 from dataclasses import dataclass
 from typing import Callable
 
-from launcher import arguments, data, deploy, drift_cli, endpoint_commands, follow, training, transform
+from launcher import arguments, data, deploy, drift_cli, endpoint_commands, follow, training, transform, tune_cli
 from launcher.aws import Clients
 from launcher.checks import existing_file, writable_path
 from launcher.cleanup import model_exists
 from launcher.command_support import (
     clients_for,
-    image_for,
     need,
     object_tagging_for,
     placement_for,
     poller_for,
     say,
     serving_for,
+    training_config_for,
 )
 from launcher.endpoint_commands import source_of
 from launcher.errors import SettingError, require
-from launcher.hyperparameters import FIELDS, Hyperparameters
-from launcher.images import default_batch_sizes
 from launcher.inventory import list_rows
 from launcher.local_transform import run_local_transform
-from launcher.model_folder import check_model_name
 from launcher.names import unique_name
 from launcher.s3 import S3Uri, ensure_bucket
 from launcher.s3_cleanup import confirm, delete_written, find_written
-from training.config import EMBEDDED_MODEL
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -53,37 +49,8 @@ def _upload(args: argparse.Namespace) -> int:
     return 0
 
 
-def _hyperparameters(args: argparse.Namespace) -> Hyperparameters:
-    """The flags' hyperparameters; on a GPU instance, batch sizes the user left unset follow the architecture."""
-    values = {name: getattr(args, name) for name in FIELDS}
-    defaults = default_batch_sizes(values.get("model_name") or EMBEDDED_MODEL, args.instance_type)
-    for name, size in defaults.items():
-        if values.get(name) is None:
-            values[name] = size
-    return Hyperparameters(**values)
-
-
-def _training_config(args: argparse.Namespace) -> tuple[training.TrainingConfig, data.UploadedData | None]:
-    """The job's config, every setting checked, and the upload it needs (planned and validated, not done)."""
-    prefix = S3Uri.parse(need(args, "s3_prefix"), "s3_prefix")
-    hyperparameters = _hyperparameters(args)
-    check_model_name(hyperparameters.values.get("model_name"))  # a local folder, before any upload or job
-    image = image_for(args, args.instance_type, "--image or SMTX_TRAINING_IMAGE")
-    plan = None
-    if not args.data.startswith("s3://"):
-        plan = data.plan_upload(args.data, hyperparameters.task_name, str(prefix.join("data")),
-                                bool(hyperparameters.values.get("use_bbox")))
-    checkpoints = args.checkpoint_uri or (str(prefix.join("checkpoints")) if args.spot else None)
-    config = training.TrainingConfig(
-        image_uri=image, role_arn=need(args, "role"), data_uri=plan.uri if plan else args.data,
-        output_uri=str(prefix.join("output")), hyperparameters=hyperparameters, instance_type=args.instance_type,
-        instance_count=args.instance_count, volume_gb=args.volume_gb, max_runtime_s=args.max_runtime_s,
-        spot=args.spot, max_wait_s=args.max_wait_s, checkpoint_uri=checkpoints, placement=placement_for(args))
-    return config, plan
-
-
 def _train(args: argparse.Namespace) -> int:
-    config, plan = _training_config(args)
+    config, plan = training_config_for(args)
     tagging = config.placement.object_tagging("train") if plan is not None else None  # S3's limit, checked now
     clients = clients_for(args)
     if plan is None:
@@ -238,4 +205,9 @@ COMMANDS: dict[str, Command] = {
                        arguments.cleanup, _cleanup),
     "drift": Command("compare an endpoint's captured answers (or a transform --local output) with the test split",
                      drift_cli.add_arguments, drift_cli.run),
+    "tune": Command("start a hyperparameter tuning job over train's job (and follow it)", tune_cli.add_arguments,
+                    tune_cli.run_tune),
+    "follow-tuning": Command("show a tuning job's trials and the best so far until it ends", tune_cli.job,
+                             tune_cli.run_follow),
+    "stop-tuning": Command("stop a tuning job and its running trials", tune_cli.job, tune_cli.run_stop),
 }

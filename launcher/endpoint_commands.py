@@ -13,12 +13,17 @@ from launcher.command_support import clients_for, object_tagging_for, poller_for
 from launcher.errors import SettingError, WaitTimeout, require
 from launcher.inventory import describe_endpoint
 from launcher.logs import LogTail, endpoint_tail, transform_tail
+from launcher.names import NAME_PATTERN
 from launcher.s3 import S3Uri, ensure_bucket
+from launcher.tuning import best_training_job
 from launcher.update import update_endpoint
 
 
 def source_of(args: argparse.Namespace) -> str:
-    """The one model source given (--training-job or --model-data), checked for its form."""
+    """The one model source given (--training-job or --model-data; deploy: or --tuning-job), checked for its form."""
+    if getattr(args, "tuning_job", None) is not None:  # its best trial is looked up once the flags are checked
+        require(bool(NAME_PATTERN.fullmatch(args.tuning_job)), "tuning_job", args.tuning_job, "a tuning job name")
+        return str(args.tuning_job)
     return deploy.model_source(args.training_job, args.model_data)
 
 
@@ -33,6 +38,9 @@ def run_deploy(args: argparse.Namespace) -> int:
     """deploy: a new endpoint, or with --endpoint the existing one updated in place."""
     source, serving = source_of(args), serving_for(args)
     clients, poller = clients_for(args), poller_for(args, 15.0)
+    if getattr(args, "tuning_job", None) is not None:
+        source = best_training_job(clients, source)
+        say(f"tuning job {args.tuning_job}: best trial {source}")
     if serving.asynchronous is not None:  # SageMaker would only find out at the first answer
         ensure_bucket(clients.s3, S3Uri.parse(serving.asynchronous.output_uri), clients.region)
     if args.endpoint:

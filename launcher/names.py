@@ -17,10 +17,11 @@ _SUFFIX_HEX = 8  # 32 random bits: collisions within one second are out of reach
 _issued: set[str] = set()
 
 
-def unique_name(prefix: str, now: datetime | None = None) -> str:
-    """``{prefix}-{YYYYmmdd-HHMMSS}-{8 hex}``; the prefix is cleaned and shortened so the name fits 63 chars."""
+def unique_name(prefix: str, now: datetime | None = None, max_length: int = MAX_LENGTH) -> str:
+    """``{prefix}-{YYYYmmdd-HHMMSS}-{8 hex}``; the prefix is cleaned and shortened so the name fits ``max_length``
+    characters (63; tuning jobs 32)."""
     stamp = (now or datetime.now(timezone.utc)).strftime(_STAMP)
-    room = MAX_LENGTH - len(stamp) - _SUFFIX_HEX - 2
+    room = max_length - len(stamp) - _SUFFIX_HEX - 2
     base = _NOT_ALLOWED.sub("-", prefix).strip("-")[:room].strip("-") or "smtx"
     while True:  # also never hand out the same name twice in one process
         name = f"{base}-{stamp}-{secrets.token_hex(_SUFFIX_HEX // 2)}"

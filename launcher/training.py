@@ -77,8 +77,9 @@ class TrainingConfig:
         return self.max_wait_s if self.max_wait_s is not None else min(2 * self.max_runtime_s, MAX_RUNTIME_S)
 
 
-def training_job_request(name: str, config: TrainingConfig) -> dict[str, Any]:
-    """The CreateTrainingJob arguments for ``config`` (pure: tests assert on it, start_training_job sends it)."""
+def training_job_request(name: str, config: TrainingConfig, command: str = "train") -> dict[str, Any]:
+    """The CreateTrainingJob arguments for ``config`` (pure: tests assert on it, start_training_job sends it;
+    ``launcher.tuning`` makes a tuning job's training definition from it, tagged with its ``command``)."""
     task = config.hyperparameters.task_name
     request: dict[str, Any] = {
         "TrainingJobName": name,
@@ -101,7 +102,7 @@ def training_job_request(name: str, config: TrainingConfig) -> dict[str, Any]:
                            "VolumeSizeInGB": config.volume_gb},
         "StoppingCondition": {"MaxRuntimeInSeconds": config.max_runtime_s},
         "EnableManagedSpotTraining": config.spot,
-        "Tags": config.placement.tag_list("train") + [{"Key": "smtx:task", "Value": task}],
+        "Tags": config.placement.tag_list(command) + [{"Key": "smtx:task", "Value": task}],
         "EnableNetworkIsolation": config.placement.network_isolation,
     }
     _place(request, config)

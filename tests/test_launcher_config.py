@@ -222,9 +222,12 @@ def test_the_parser_and_the_dispatch_come_from_one_command_table() -> None:
 def test_train_has_one_flag_per_training_config_field_with_its_doc_and_bounds() -> None:
     train = _subparsers(build_parser({}))["train"]
     by_dest = {a.dest: a for a in train._actions}
+    shown = " ".join(train.format_help().split())  # argparse fills help with %: a doc's "%" must survive it
     for h in hyperparameters():
-        assert by_dest[h.name].help == h.describe()
+        assert by_dest[h.name].help.replace("%%", "%") == h.describe()
         assert f"--{h.name.replace('_', '-')}" in by_dest[h.name].option_strings
+    # an unescaped "%" in a doc ("~20% slower") made argparse print its own action dict into --help
+    assert "option_strings" not in shown and "~20% slower" in shown, shown
     assert by_dest["task_name"].required and list(by_dest["task_name"].choices) == list(TASK_NAMES)
     args = build_parser({}).parse_args(["train", "--data", "s3://b/d/", "--task", "ner", "--warmup-ratio", "0.1",
                                         "--no-use-bbox"])
