@@ -11,11 +11,11 @@ from typing import Iterator
 import pytest
 from moto_tuning import Trial, TuningDriver, accept_tuning_calls
 
-from launcher.aws import Clients
+from launcher.aws import AwsSettings, Clients
 from launcher.metrics import metric_definitions
 from launcher.tuning import TuningFollower, outcome
 from launcher.waiting import Poller
-from moto_sagemaker import offline_account, run_cli, write_model_artifacts
+from moto_sagemaker import in_process_moto_server, offline_account, run_cli, write_model_artifacts
 
 REGION = "eu-west-1"
 BUCKET = "smtx-tune"
@@ -240,3 +240,30 @@ def test_warm_start_from_a_finished_tuning_job_on_the_same_data_is_identical_dat
         warm = aws.sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=child)["WarmStartConfig"]
         assert warm == {"ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": parent}],
                         "WarmStartType": expected}
+
+
+def test_tune_follow_and_deploy_the_best_trial_over_http_against_a_moto_server(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys) -> None:
+    """The same route through HTTP: a ThreadedMotoServer in this process (so the stand-ins apply), the launcher's
+    own clients pointed at it by AWS_ENDPOINT_URL."""
+    with in_process_moto_server() as url:
+        for name, value in {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "t",
+                            "AWS_DEFAULT_REGION": REGION, "AWS_CONFIG_FILE": str(tmp_path / "none")}.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("AWS_PROFILE", raising=False)
+        accept_tuning_calls()
+        write_model_artifacts(REGION)
+        clients = Clients(AwsSettings(region=REGION))
+        status, out, err = _run(capsys, *TUNE, "--range", "learning_rate=1e-5:1e-3:log")
+        assert status == 0, err
+        name = out.split("tuning job ", 1)[1].split(":", 1)[0]
+        assert f"follow with: python -m launcher follow-tuning {name}" in out
+        driver = TuningDriver(clients.sagemaker, REGION, name, TRIALS[:2])
+        driver.start()
+        for _ in range(3):
+            driver.sleep(0)
+        status, out, err = _run(capsys, "follow-tuning", name)
+        assert status == 0 and f"tuning job {name}: Completed (2 Completed)" in out, out + err
+        status, out, err = _run(capsys, "deploy", "--tuning-job", name, "--instance-type", "ml.m5.xlarge",
+                                "--no-wait")
+        assert status == 0 and f"best trial {driver.best['TrainingJobName']}" in out, err
