@@ -122,3 +122,22 @@ def test_data_capture_and_drift_run_as_written_against_a_moto_server(moto_server
     assert "1 records against 2 test records" in out, out
     assert re.search(r"\nlabel\s+\d+\.\d+\s+DRIFT\s+negative=50% positive=50%\s+negative=100%", out), out
     assert (tmp_path / "drift.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_tuning_runs_as_written_against_a_moto_server(moto_server: str, tmp_path: Path) -> None:
+    script = _block("### Tuning against the same moto server", "bash")
+    (tmp_path / "examples").symlink_to(REPO / "examples")
+    run = subprocess.run(["bash", "-c", "set -o pipefail\n" + script.replace(DOCUMENTED_URL, moto_server)],
+                         cwd=tmp_path, env=_clean_env(tmp_path), capture_output=True, text=True, timeout=300,
+                         check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
+    out, err = run.stdout, run.stderr
+    assert ("Bayesian {'Type': 'Maximize', 'MetricName': 'dev_f1_macro'} ['ContinuousParameterRanges', "
+            "'IntegerParameterRanges']") in out, out
+    assert "{'task_name': 'classif'}" in out
+    assert "'team': 'nlp'" in out and "'smtx:command': 'tune'" in out and "'smtx:task': 'classif'" in out
+    assert "error: --range warmup_ratio=0:2: 2.0 is refused" in err and "refused with exit 2" in out
+    assert re.search(r"tuning job smtx-hp-[\w-]+: best trial FakeTrainingJobName", out), out
+    assert "error: training_job='FakeTrainingJobName': expected the name of an existing training job" in err, err
+    assert "moto's best trial does not exist" in out
