@@ -37,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser, env: Env) -> None:
     search.add_argument("--max-jobs", type=int, required=True, help="training jobs in all")
     search.add_argument("--max-parallel", type=int, default=1, help="training jobs at once (default 1)")
     search.add_argument("--strategy", choices=list(tuning.STRATEGIES), default="bayesian")
+    search.add_argument("--max-resource", type=int, help="hyperband: the dev lines a trial logs, one per "
+                                                         "evaluation plus the final report (eval_steps 0 and "
+                                                         "--max-steps: 4 + 1)")
     search.add_argument("--early-stopping", choices=["off", "auto"], default="off",
                         help="auto: SageMaker stops trials unlikely to beat the best (not with hyperband)")
     search.add_argument("--warm-start", action="append", default=[], metavar="TUNING_JOB",
@@ -63,7 +66,8 @@ def _tuning_config(args: argparse.Namespace) -> tuple[tuning.TuningConfig, data.
         training=dataclasses.replace(training, hyperparameters=Hyperparameters(task, **static)),
         objective=objective, direction=tuning.objective_direction(task, objective, args.maximize), ranges=ranges,
         max_jobs=args.max_jobs, max_parallel=args.max_parallel, strategy=args.strategy,
-        early_stopping=args.early_stopping == "auto", warm_start=tuple(args.warm_start))
+        early_stopping=args.early_stopping == "auto", warm_start=tuple(args.warm_start),
+        max_resource=args.max_resource)
     return config, plan
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import botocore.session
 from botocore.exceptions import ClientError
 
-from launcher.aws import Clients, not_found
+from launcher.aws import Clients, error_code, not_found
 from launcher.errors import SettingError, require
 from launcher.hyperparameters import FIELDS, Hyperparameters
 from launcher.metrics import metric_names
@@ -184,6 +184,10 @@ class TuningConfig:
     warm_start: tuple[str, ...] = ()
     #: TransferLearning when a parent searched other data or another image, else IdenticalDataAndAlgorithm
     warm_start_type: str = "IdenticalDataAndAlgorithm"
+    #: hyperband only: the most dev evaluations a trial reports (SageMaker's MaxResource; each ``dev_`` line of
+    #: the objective is one unit). Required there: SageMaker falls back to an ``epochs`` hyperparameter, which
+    #: TrainConfig does not have (its ``num_train_epochs`` is not that name)
+    max_resource: int | None = None
     name_prefix: str = "smtx-hp"
 
     def __post_init__(self) -> None:
@@ -200,6 +204,12 @@ class TuningConfig:
                 self.max_parallel, f"a number of training jobs in [1, max_jobs ({self.max_jobs})]")
         require(not (self.early_stopping and self.strategy == "hyperband"), "early_stopping", "auto",
                 "no --early-stopping with --strategy hyperband (hyperband stops trials itself)")
+        if self.strategy == "hyperband":
+            require(isinstance(self.max_resource, int) and self.max_resource >= 1, "max_resource", self.max_resource,
+                    "with --strategy hyperband, the dev lines a trial logs (one per evaluation, plus the final "
+                    "report)")
+        else:
+            require(self.max_resource is None, "max_resource", self.max_resource, "no value without hyperband")
         require(len(self.warm_start) <= 5, "warm_start", list(self.warm_start), "at most 5 parent tuning jobs")
         require(not self.training.spot, "spot", True, "no --spot with tune (the trials of a tuning job would "
                 "share one checkpoint folder and resume from each other's checkpoints)")
@@ -233,6 +243,9 @@ def tuning_job_request(name: str, config: TuningConfig) -> dict[str, Any]:
         # SageMaker adds a tuning job's tags to every training job it starts
         "Tags": job["Tags"],
     }
+    if config.max_resource is not None:
+        request["HyperParameterTuningJobConfig"]["StrategyConfig"] = {
+            "HyperbandStrategyConfig": {"MinResource": 1, "MaxResource": config.max_resource}}
     if config.warm_start:
         request["WarmStartConfig"] = {
             "ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": p} for p in config.warm_start],
@@ -259,7 +272,7 @@ def describe_tuning_job(clients: Clients, name: str) -> dict[str, Any]:
     try:
         return dict(clients.sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name))
     except ClientError as exc:
-        if not_found(exc) or "ResourceNotFound" in str(exc):
+        if not_found(exc) or error_code(exc) == "ResourceNotFound":
             raise SettingError("tuning_job", name, _EXISTING) from None
         raise
 

@@ -90,6 +90,14 @@ def test_tune_sends_trains_job_definition_the_ranges_the_objective_and_the_tags(
         assert {"Key": "smtx:command", "Value": "tune"} in tagging and {"Key": "team", "Value": "nlp"} in tagging
 
 
+def test_hyperband_gets_its_resource_and_no_early_stopping(aws: Clients, capsys) -> None:
+    name = _tune(capsys, "--range", "seed=1:9", "--strategy", "hyperband", "--max-resource", "5")
+    config = aws.sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)[
+        "HyperParameterTuningJobConfig"]
+    assert config["Strategy"] == "Hyperband" and config["TrainingJobEarlyStoppingType"] == "Off"
+    assert config["StrategyConfig"] == {"HyperbandStrategyConfig": {"MinResource": 1, "MaxResource": 5}}
+
+
 def test_a_batch_size_defaulted_for_a_gpu_gives_way_to_its_range_and_a_regression_objective_minimises(
         aws: Clients, capsys) -> None:
     status, out, err = _run(capsys, "tune", "--data", str(EXAMPLES / "regression"), "--task", "regression",
@@ -126,6 +134,9 @@ REFUSED = [
     (["--range", "seed=1:9", "--objective", "test_accuracy"], "objective='test_accuracy'", "optimistic"),
     (["--range", "seed=1:9", "--objective", "dev_accuracy"], "--maximize or --minimize", "dev_f1_macro, dev_loss"),
     (["--range", "seed=1:9", "--strategy", "hyperband", "--early-stopping", "auto"], "hyperband stops trials", None),
+    (["--range", "seed=1:9", "--strategy", "hyperband"], "max_resource=None: expected with --strategy hyperband",
+     None),
+    (["--range", "seed=1:9", "--max-resource", "5"], "max_resource=5: expected no value without hyperband", None),
     (["--range", "seed=1:9", "--max-parallel", "5"], "max_parallel=5: expected a number of training jobs in [1, max_",
      None),
     (["--range", "seed=1:9", "--spot"], "no --spot with tune", None),
