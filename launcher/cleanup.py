@@ -117,6 +117,8 @@ class _Listing:
 #: kind -> how to list it
 LISTINGS: dict[str, _Listing] = {
     "training-jobs": _Listing("list_training_jobs", "TrainingJobSummaries", "TrainingJobName", "TrainingJobStatus"),
+    "tuning-jobs": _Listing("list_hyper_parameter_tuning_jobs", "HyperParameterTuningJobSummaries",
+                            "HyperParameterTuningJobName", "HyperParameterTuningJobStatus"),
     "transform-jobs": _Listing("list_transform_jobs", "TransformJobSummaries", "TransformJobName",
                                "TransformJobStatus"),
     "models": _Listing("list_models", "Models", "ModelName", None),

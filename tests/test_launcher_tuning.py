@@ -61,6 +61,8 @@ def test_tune_sends_trains_job_definition_the_ranges_the_objective_and_the_tags(
                  "--range", "mixed_precision=no,bf16", "--max-seq-length", "64", "--tag", "team=nlp",
                  "--early-stopping", "auto", "--strategy", "random")
     assert len(name) <= 32 and name.startswith("smtx-hp-")
+    status, out, err = _run(capsys, "list")
+    assert status == 0 and "tuning-jobs: 1\n" in out and name in out, out
     job = aws.sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
     config = job["HyperParameterTuningJobConfig"]
     assert config["Strategy"] == "Random" and config["TrainingJobEarlyStoppingType"] == "Auto"
