@@ -1,4 +1,4 @@
-"""``tune``, ``follow-tuning`` and ``stop-tuning``: the flags and the handlers (the API is ``launcher.tuning``).
+"""``tune``, ``follow-tuning`` and ``stop-tuning``: flags and handlers (API: ``launcher.tuning``, ``tuning_ranges``).
 
 ``tune`` takes every flag of ``train`` (data, image, role, instances, placement, and the hyperparameters that stay
 fixed), plus what to search: ``--range`` per tuned hyperparameter, the objective and the budget. Every setting,
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from launcher import arguments, data, tuning
+from launcher import arguments, data, tuning, tuning_ranges
 from launcher.arguments import Env
 from launcher.aws import Clients
 from launcher.command_support import clients_for, poller_for, say, training_config_for
@@ -60,11 +60,11 @@ def _tuning_config(args: argparse.Namespace) -> tuple[tuning.TuningConfig, data.
     # sizes) gives way to its range
     static = {name: value for name, value in training.hyperparameters.values.items()
               if name != "task_name" and not (name in ranged and getattr(args, name, None) is None)}
-    ranges = tuple(tuning.parse_range(item, task, static) for item in args.range)
+    ranges = tuple(tuning_ranges.parse_range(item, task, static) for item in args.range)
     objective = args.objective or f"dev_{task_kind(task).primary_metric}"
     config = tuning.TuningConfig(
         training=dataclasses.replace(training, hyperparameters=Hyperparameters(task, **static)),
-        objective=objective, direction=tuning.objective_direction(task, objective, args.maximize), ranges=ranges,
+        objective=objective, direction=tuning_ranges.objective_direction(task, objective, args.maximize), ranges=ranges,
         max_jobs=args.max_jobs, max_parallel=args.max_parallel, strategy=args.strategy,
         early_stopping=args.early_stopping == "auto", warm_start=tuple(args.warm_start),
         max_resource=args.max_resource)

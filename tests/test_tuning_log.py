@@ -16,7 +16,8 @@ from test_train_contract import make_opt_ml, run_train
 
 from launcher.hyperparameters import Hyperparameters
 from launcher.training import TrainingConfig
-from launcher.tuning import TuningConfig, objectives, parse_range, tuning_job_request
+from launcher.tuning import TuningConfig, tuning_job_request
+from launcher.tuning_ranges import objectives, parse_range
 
 pytestmark = pytest.mark.slow
 TASK = "classif"
