@@ -79,9 +79,8 @@ def run_tune(args: argparse.Namespace) -> int:
     if plan is None:
         data.check_uploaded(clients, config.training.data_uri)
     if config.warm_start:
-        config = dataclasses.replace(config, warm_start_type=tuning.warm_start_type(
-            clients, config.warm_start, dataclasses.replace(config.training, data_uri=plan.uri if plan else
-                                                            config.training.data_uri)))
+        config = dataclasses.replace(config, warm_start_type=tuning.warm_start_type(clients, config.warm_start,
+                                                                                    config.training))
     if ensure_bucket(clients.s3, S3Uri.parse(config.training.output_uri), clients.region, args.create_bucket):
         say(f"created bucket {S3Uri.parse(config.training.output_uri).bucket}")
     if plan is not None:
