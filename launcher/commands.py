@@ -17,6 +17,7 @@ from launcher import (
     drift_cli,
     endpoint_commands,
     follow,
+    pipeline_cli,
     registry_cli,
     training,
     transform,
@@ -254,4 +255,6 @@ COMMANDS: dict[str, Command] = {
     "approve": Command("approve a model package version (deploy --model-package then serves it)",
                        registry_cli.approval_arguments, registry_cli.run_approve),
     "reject": Command("reject a model package version", registry_cli.approval_arguments, registry_cli.run_reject),
+    "pipeline": Command("create, start or describe a train -> evaluate -> register SageMaker Pipeline",
+                        pipeline_cli.add_arguments, pipeline_cli.handler(_training_config)),
 }
