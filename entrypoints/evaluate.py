@@ -32,7 +32,12 @@ def unpack(model_input: Path, into: Path) -> Path:
     if not archives:
         return model_input
     with tarfile.open(archives[0], mode="r:gz") as archive:
-        archive.extractall(into, filter="data")  # "data": no links out of the folder, no devices
+        members = archive.getmembers()
+        for member in members:  # only plain files and folders inside ``into``: no links, devices or ../ paths
+            inside = (into / member.name).resolve().is_relative_to(into.resolve())
+            if not (member.isfile() or member.isdir()) or not inside:
+                raise ValueError(f"{archives[0].name} holds {member.name!r}, which is not a plain file inside it")
+        archive.extractall(into, members=members)  # noqa: S202 -- every member was checked just above
     return into
 
 
