@@ -297,5 +297,5 @@ def describe_run(clients: Clients, arn: str) -> RunReport:
             if not token:
                 break
     except (ClientError, BotoCoreError) as exc:  # e.g. no sagemaker:ListPipelineExecutionSteps permission
-        return RunReport(arn, status, failure, [], steps_error=str(exc))
+        return RunReport(arn, status, failure, [], steps_error=(str(exc).splitlines() or ["?"])[0])
     return RunReport(arn, status, failure, steps)
