@@ -132,7 +132,9 @@ def evaluate_step(config: PipelineConfig) -> dict[str, Any]:
         "ProcessingResources": {"ClusterConfig": cluster},
         "AppSpecification": {"ImageUri": config.evaluation_image, "ContainerEntrypoint": EVALUATE_COMMAND},
         "RoleArn": training.role_arn,
-        "ProcessingInputs": [mounted("model", ARCHIVE), mounted("data", training.data_uri)],
+        # the data prefix with its "/": a bare prefix would also mount a sibling folder named like it plus more
+        "ProcessingInputs": [mounted("model", ARCHIVE),
+                             mounted("data", str(S3Uri.parse(training.data_uri).as_prefix()))],
         "ProcessingOutputConfig": outputs,
         "NetworkConfig": network,
         "StoppingCondition": {"MaxRuntimeInSeconds": config.evaluation_max_runtime_s},
