@@ -19,7 +19,7 @@ import pytest
 
 from fixtures_tokenizers import MODEL_TYPES
 from handler_fixtures import WireRequest, make_context, ts_batch
-from handlers.environment import VARIABLES, WorkerContext
+from tasks.serving_contract import VARIABLES, WorkerContext
 from tiny_models import TINY
 
 pytestmark = pytest.mark.slow
