@@ -1,4 +1,4 @@
-"""The command table: for each command its help, its flags (``launcher.arguments``) and its handler.
+"""The command table: for each command its help, its flags (``launcher.cli.arguments``) and its handler.
 
 A handler turns parsed flags into typed configs, checks every setting before it creates anything (no orphan
 model, S3 folder or job when a later flag is wrong), calls the API and prints what people need. Printing is the
@@ -10,11 +10,12 @@ import argparse
 from dataclasses import dataclass
 from typing import Callable
 
-from launcher import arguments, data, deploy, drift_cli, endpoint_commands, follow, training, transform
 from launcher.aws import Clients
 from launcher.checks import existing_file, writable_path
-from launcher.cleanup import model_exists
-from launcher.command_support import (
+from launcher.cli import arguments, endpoint_commands
+from launcher.cli import drift as drift_cli
+from launcher.cli.endpoint_commands import source_of
+from launcher.cli.support import (
     clients_for,
     image_for,
     need,
@@ -24,13 +25,15 @@ from launcher.command_support import (
     say,
     serving_for,
 )
-from launcher.endpoint_commands import source_of
+from launcher.endpoints import deploy
+from launcher.endpoints.cleanup import model_exists
 from launcher.errors import SettingError, require
-from launcher.hyperparameters import FIELDS, Hyperparameters
 from launcher.images import default_batch_sizes
 from launcher.inventory import list_rows
-from launcher.local_transform import run_local_transform
-from launcher.model_folder import check_model_name
+from launcher.jobs import data, follow, training, transform
+from launcher.jobs.hyperparameters import FIELDS, Hyperparameters
+from launcher.jobs.local_transform import run_local_transform
+from launcher.jobs.model_folder import check_model_name
 from launcher.names import unique_name
 from launcher.s3 import S3Uri, ensure_bucket
 from launcher.s3_cleanup import confirm, delete_written, find_written

@@ -1,4 +1,4 @@
-"""The flags of each command (``launcher.commands.COMMANDS`` says which command gets which).
+"""The flags of each command (``launcher.cli.commands.COMMANDS`` says which command gets which).
 
 Flags fall back to the environment where a laptop usually keeps them: SMTX_SAGEMAKER_ROLE, SMTX_TRAINING_IMAGE,
 SMTX_SERVING_IMAGE (the CPU images), SMTX_GPU_IMAGE and SMTX_S3_PREFIX (the AWS variables are boto3's). The
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Mapping
 
-from launcher.hyperparameters import FIELDS
+from launcher.jobs.hyperparameters import FIELDS
 
 Env = Mapping[str, str]
 _SERVING_KNOBS = (("--workers", "TorchServe workers per model"), ("--batch-size", "TorchServe batch size"),

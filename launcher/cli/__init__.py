@@ -1,6 +1,6 @@
 """Command line over the launcher's Python API: ``python -m launcher COMMAND ...``.
 
-The commands, their flags and their handlers are one table, ``launcher.commands.COMMANDS``; this module builds
+The commands, their flags and their handlers are one table, ``launcher.cli.commands.COMMANDS``; this module builds
 the parser from it and maps errors to exit statuses. Flags fall back to the environment where a laptop usually
 keeps them: the AWS variables boto3 reads, plus SMTX_SAGEMAKER_ROLE, SMTX_TRAINING_IMAGE, SMTX_SERVING_IMAGE
 and SMTX_S3_PREFIX. Nothing else reads them.
@@ -15,8 +15,8 @@ from typing import Any, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from launcher.arguments import Env
-from launcher.commands import COMMANDS
+from launcher.cli.arguments import Env
+from launcher.cli.commands import COMMANDS
 from launcher.errors import LauncherError
 from training.data import DataError
 

@@ -15,10 +15,10 @@ from typing import Any, Iterator
 from botocore.exceptions import BotoCoreError, ClientError
 
 from launcher import drift
-from launcher.arguments import Env
 from launcher.checks import existing_file, writable_path
-from launcher.command_support import clients_for, say
-from launcher.deploy import VARIANT, check_model_data
+from launcher.cli.arguments import Env
+from launcher.cli.support import clients_for, say
+from launcher.endpoints.deploy import VARIANT, check_model_data
 from launcher.errors import SettingError, require
 from launcher.s3 import S3Uri
 

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from launcher.aws import Clients
-from launcher.batches import OutputCheck, check_output, read_lines
 from launcher.checks import check_instances, existing_file
 from launcher.content_types import JSONLINES
 from launcher.errors import ResponseError, require
+from launcher.jobs.batches import OutputCheck, check_output, read_lines
 from launcher.logs import transform_tail
 from launcher.names import unique_name
 from launcher.placement import Placement

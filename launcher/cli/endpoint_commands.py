@@ -6,15 +6,15 @@ import argparse
 import json
 import sys
 
-from launcher import autoscale, cleanup, deploy, invoke, multimodel
-from launcher.async_invoke import content_type_for, invoke_async, stage_input, wait_for_answer
 from launcher.aws import Clients
-from launcher.command_support import clients_for, object_tagging_for, poller_for, say, serving_for
+from launcher.cli.support import clients_for, object_tagging_for, poller_for, say, serving_for
+from launcher.endpoints import autoscale, cleanup, deploy, invoke, multimodel
+from launcher.endpoints.async_invoke import content_type_for, invoke_async, stage_input, wait_for_answer
+from launcher.endpoints.update import update_endpoint
 from launcher.errors import SettingError, WaitTimeout, require
 from launcher.inventory import describe_endpoint
 from launcher.logs import LogTail, endpoint_tail, transform_tail
 from launcher.s3 import S3Uri, ensure_bucket
-from launcher.update import update_endpoint
 
 
 def source_of(args: argparse.Namespace) -> str:

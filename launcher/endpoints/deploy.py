@@ -1,9 +1,9 @@
 """Endpoints: a SageMaker model, an endpoint config and an endpoint, from a training job or a URI.
 
-An endpoint serves on instances (real-time), serverless (``launcher.endpoint_kinds.Serverless``) or
+An endpoint serves on instances (real-time), serverless (``launcher.endpoints.serverless.Serverless``) or
 asynchronously (``Asynchronous``). The three resources of a new deploy share one unique name, so
-``launcher delete --endpoint NAME`` finds what deploy created; an update in place (``launcher.update``) gives the
-endpoint a new model and config, which ``delete`` finds through the endpoint.
+``launcher delete --endpoint NAME`` finds what deploy created; an update in place (``launcher.endpoints.update``)
+gives the endpoint a new model and config, which ``delete`` finds through the endpoint.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from launcher.aws import Clients
 from launcher.checks import check_image, check_instances, check_role
-from launcher.endpoint_kinds import (
+from launcher.endpoints.serverless import (
     SERVERLESS_PAYLOAD_MB,
     SERVERLESS_TIMEOUT_S,
     Asynchronous,
@@ -24,10 +24,10 @@ from launcher.endpoint_kinds import (
 )
 from launcher.errors import SettingError, require
 from launcher.images import check_gpu_image
+from launcher.jobs.training import model_artifact
 from launcher.names import NAME_PATTERN, unique_name
 from launcher.placement import Placement
 from launcher.s3 import S3Uri, exists
-from launcher.training import model_artifact
 from launcher.waiting import Poller, wait_for_status
 from tasks.serving_contract import VARIABLES, ServeConfigError
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from launcher import deploy
 from launcher.aws import AwsSettings, Clients
-from launcher.endpoint_kinds import Asynchronous, Capture, Serverless
+from launcher.endpoints import deploy
+from launcher.endpoints.serverless import Asynchronous, Capture, Serverless
 from launcher.errors import SettingError, require
 from launcher.images import Images
 from launcher.placement import Placement, parse_tags

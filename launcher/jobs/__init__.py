@@ -1,0 +1,1 @@
+"""The Python API for SageMaker jobs: training (data, hyperparameters, metrics) and Batch Transform."""
