@@ -12,8 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from launcher.cli import build_parser
-from launcher.cli.commands import COMMANDS
+from launcher.cli import COMMANDS, build_parser
 from launcher.endpoints.deploy import ServingConfig
 from launcher.errors import SettingError, WaitTimeout
 from launcher.jobs.hyperparameters import FIELDS, Hyperparameters
@@ -244,7 +243,7 @@ def test_a_bad_role_or_image_is_refused_with_the_same_words_everywhere() -> None
 
 
 def test_the_launcher_imports_neither_torch_nor_transformers() -> None:
-    code = ("import sys, launcher.cli, launcher.cli.commands, launcher.jobs.data; "
+    code = ("import sys, launcher.cli, launcher.jobs.data; "
             "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
                          cwd=Path(__file__).resolve().parents[1])

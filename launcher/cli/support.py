@@ -1,11 +1,14 @@
-"""What every command handler shares: output, required settings, clients, pollers, images, placement and the
-serving config, each made from parsed flags and checked before anything is created."""
+"""What every command handler shares: the table row, output, required settings, clients, pollers, images,
+placement, the model source and the serving config, each made from parsed flags and checked before anything is
+created."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from launcher.aws import AwsSettings, Clients
+from launcher.cli.flags import Env
 from launcher.endpoints import deploy
 from launcher.endpoints.serverless import Asynchronous, Capture, Serverless
 from launcher.errors import SettingError, require
@@ -16,6 +19,15 @@ from launcher.waiting import Poller
 #: where a missing required value can come from, for the error message
 SOURCES = {"role": "--role or SMTX_SAGEMAKER_ROLE", "s3_prefix": "--s3-prefix or SMTX_S3_PREFIX"}
 DEFAULT_INSTANCE = "ml.g4dn.xlarge"
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command of ``python -m launcher``: its help, its flags and its handler (which returns the exit status)."""
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser, Env], None]
+    run: Callable[[argparse.Namespace], int]
 
 
 def say(text: str) -> None:
@@ -59,6 +71,19 @@ def image_for(args: argparse.Namespace, instance_type: str, cpu_source: str) -> 
     images = Images(cpu=args.cpu_image, gpu=args.gpu_image or args.env_gpu_image, explicit=args.image,
                     cpu_source=cpu_source)
     return images.pick(instance_type)
+
+
+def source_of(args: argparse.Namespace) -> str:
+    """The one model source given (--training-job or --model-data), checked for its form."""
+    return deploy.model_source(args.training_job, args.model_data)
+
+
+def report_deployment(made: deploy.Deployment, updated: bool = False) -> int:
+    """Print what a deploy made (or updated) and how to delete it; exit status 0."""
+    verb = "updated" if updated else "endpoint"
+    say(f"{verb} {made.endpoint} (config {made.endpoint_config}, model {made.model}) serving {made.model_data}")
+    say(f"delete with: python -m launcher delete --endpoint {made.endpoint}")
+    return 0
 
 
 def _kind(args: argparse.Namespace) -> tuple[Serverless | None, Asynchronous | None]:
