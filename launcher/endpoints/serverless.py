@@ -1,8 +1,12 @@
-"""The ways an endpoint serves besides instances: serverless and asynchronous inference; and data capture.
+"""Serverless endpoints, every rule of them in one place: memory and concurrency, the memory an archive's runtime
+needs, the payload and timeout limits the container must keep, and what a serverless endpoint cannot have
+(instances, a GPU image, asynchronous mode, data capture, a VPC, network isolation, a KMS key).
 
-Each kind is a small config, checked when made, that gives the endpoint config its part (``ServerlessConfig`` in
-the variant, or ``AsyncInferenceConfig``) and the container the environment that kind needs. Variable names and
-bounds come from ``tasks.serving_contract.VARIABLES``, the container's own contract, never from here.
+``Serverless`` is a small config, checked when made, that gives the endpoint config's variant its
+``ServerlessConfig`` and the container the environment it needs. ``ServingConfig`` (``launcher.endpoints.deploy``)
+and the ``deploy --serverless`` flags (``launcher.cli.support``) both check through the functions below, so a rule
+is worded once. Variable names and bounds come from ``tasks.serving_contract.VARIABLES``, the container's own
+contract, never from here.
 """
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from launcher.errors import require
+from launcher.errors import SettingError, require
+from launcher.placement import Placement
 from launcher.s3 import S3Uri
 from tasks.serving_contract import VARIABLES
 
@@ -25,6 +30,9 @@ SERVERLESS_MAX_CONCURRENCY = 200
 #: serverless limits: a 4 MB request and response, 60 s per invocation
 SERVERLESS_PAYLOAD_MB = 4
 SERVERLESS_TIMEOUT_S = 60
+#: the container's timeouts, which must fit in SERVERLESS_TIMEOUT_S
+_TIMEOUTS = (VARIABLES["ts_response_timeout_s"].name, VARIABLES["model_server_timeout_s"].name)
+_NO = "serverless endpoints have"
 #: the smallest serverless memory each runtime (serving.json's ``runtime``) starts and answers in, in MB. Measured
 #: (bench/cold_start.py, the MiniLM-L6 classifier): all of serve -- entrypoint, frontend, worker -- peaks at
 #: 450 MB with an ONNX archive and 735 MB with a torch one; a 4 MB request adds up to ~250 MB (one 2M-character
@@ -32,11 +40,6 @@ SERVERLESS_TIMEOUT_S = 60
 SERVERLESS_MIN_MEMORY_MB: dict[str, int] = {"onnx": 1024, "torch": 2048}
 #: archives larger than this are not scanned for serving.json (the torch minimum, the larger, applies)
 MAX_SCAN_BYTES = 2 * 1024**3
-#: asynchronous inference: SageMaker's limits are a 1 GB payload and 1 hour of processing per request
-ASYNC_TIMEOUT_S = 3600
-ASYNC_MAX_CONCURRENT = 1000
-#: content types SageMaker writes into capture files as text; any other (CSV aside) is stored as BASE64
-CAPTURE_JSON_TYPES = ("application/json", "application/jsonlines")
 
 
 @dataclass(frozen=True)
@@ -73,52 +76,55 @@ class Serverless:
                     VARIABLES["ts_response_timeout_s"].check(SERVERLESS_TIMEOUT_S)}
 
 
-@dataclass(frozen=True)
-class Asynchronous:
-    """An asynchronous endpoint: where answers and failures go, who is told, and requests per instance."""
+def check_flags(serverless: bool, memory_mb: int | None, max_concurrency: int | None) -> None:
+    """``--memory-mb`` and ``--max-concurrency`` are refused without ``--serverless``, naming the flag."""
+    for flag, value in (("memory_mb", memory_mb), ("max_concurrency", max_concurrency)):
+        require(serverless or value is None, flag, value, "no value without --serverless")
 
-    output_uri: str
-    success_topic: str | None = None
-    error_topic: str | None = None
-    max_concurrent_invocations: int | None = None
 
-    def __post_init__(self) -> None:
-        S3Uri.parse(self.output_uri, "output")
-        for field, topic in (("success_topic", self.success_topic), ("error_topic", self.error_topic)):
-            require(topic is None or (topic.startswith("arn:") and ":sns:" in topic), field, topic,
-                    "an SNS topic ARN such as arn:aws:sns:eu-west-1:123456789012:smtx-done")
-        require(self.max_concurrent_invocations is None or 1 <= self.max_concurrent_invocations
-                <= ASYNC_MAX_CONCURRENT, "max_concurrent_invocations", self.max_concurrent_invocations,
-                f"an integer in [1, {ASYNC_MAX_CONCURRENT}]")
+def from_flags(memory_mb: int | None, max_concurrency: int | None) -> Serverless:
+    """The Serverless config of ``deploy --serverless``, which needs both sizes."""
+    if memory_mb is None or max_concurrency is None:
+        raise SettingError("serverless", True, "--memory-mb N and --max-concurrency N with it")
+    return Serverless(memory_mb, max_concurrency)
 
-    @property
-    def failure_uri(self) -> str:
-        """Where SageMaker writes the error of a failed request (``{output}/failures/``)."""
-        return str(S3Uri.parse(self.output_uri).join("failures").as_prefix())
 
-    def config(self, kms_key: str | None) -> dict[str, Any]:
-        """The endpoint config's ``AsyncInferenceConfig``."""
-        output: dict[str, Any] = {"S3OutputPath": str(S3Uri.parse(self.output_uri).as_prefix()),
-                                  "S3FailurePath": self.failure_uri}
-        topics = {key: value for key, value in (("SuccessTopic", self.success_topic),
-                                                ("ErrorTopic", self.error_topic)) if value}
-        if topics:
-            output["NotificationConfig"] = topics
-        if kms_key:
-            output["KmsKeyId"] = kms_key
-        made: dict[str, Any] = {"OutputConfig": output}
-        if self.max_concurrent_invocations is not None:
-            made["ClientConfig"] = {"MaxConcurrentInvocationsPerInstance": self.max_concurrent_invocations}
-        return made
+def check_not_async(asynchronous: bool) -> None:
+    """A serverless endpoint has no asynchronous mode."""
+    require(not asynchronous, "serverless", True, "either --serverless or --async")
 
-    @staticmethod
-    def environment() -> dict[str, str]:
-        """Asynchronous serving (a line per input line, errors in place), the largest payload the contract takes
-        (SageMaker's async limit is 1 GB) and a long timeout."""
-        payload, timeout, mode = VARIABLES["max_payload_mb"], VARIABLES["ts_response_timeout_s"], \
-            VARIABLES["async_inference"]
-        return {mode.name: mode.check(True), payload.name: payload.check(payload.high), timeout.name: timeout.check(
-            min(ASYNC_TIMEOUT_S, timeout.high or ASYNC_TIMEOUT_S))}
+
+def check_no_instances(instance_type: str | None, instance_count: int | None, gpu_image: str | None = None) -> None:
+    """A serverless endpoint has no instances, so no instance type, no instance count and no GPU image (None: not
+    given)."""
+    require(instance_type is None and instance_count is None and gpu_image is None, "instance_type", instance_type,
+            f"no --instance-type, --instance-count or --gpu-image with --serverless ({_NO} no instances and no GPU)")
+
+
+def check_endpoint(instance_type: str | None, instance_count: int, asynchronous: bool, capture_uri: str | None,
+                   placement: Placement) -> None:
+    """What a serverless endpoint cannot have besides its own settings: instances, asynchronous mode, data capture,
+    a VPC or network isolation, a KMS key. ``instance_count`` 1 is the config's default, read as not given."""
+    check_no_instances(instance_type, None if instance_count == 1 else instance_count)
+    check_not_async(asynchronous)
+    require(capture_uri is None, "capture", capture_uri,
+            f"no --capture ({_NO} no data capture; SageMaker refuses DataCaptureConfig on them)")
+    require(not placement.in_vpc and not placement.network_isolation, "subnet", list(placement.subnets),
+            f"no --subnet/--security-group/--network-isolation ({_NO} none)")
+    require(placement.kms_key is None, "kms_key", placement.kms_key,
+            f"no KMS key ({_NO} no ML volume and write nothing to S3)")
+
+
+def check_limits(environment: dict[str, Any]) -> None:
+    """The container's limits (its parsed environment, by variable name) must hold inside serverless' 4 MB payload
+    and 60 s invocation limits."""
+    payload = VARIABLES["max_payload_mb"].name
+    require(environment[payload] <= SERVERLESS_PAYLOAD_MB, payload, str(environment[payload]),
+            f"at most {SERVERLESS_PAYLOAD_MB} on a serverless endpoint")
+    for name in _TIMEOUTS:
+        if name in environment:
+            require(environment[name] <= SERVERLESS_TIMEOUT_S, name, str(environment[name]),
+                    f"seconds in [1, {SERVERLESS_TIMEOUT_S}] on a serverless endpoint")
 
 
 def archive_runtime(s3: Any, model_data: str) -> str | None:
@@ -139,31 +145,3 @@ def archive_runtime(s3: Any, model_data: str) -> str | None:
     except (ClientError, BotoCoreError, tarfile.TarError, OSError, ValueError, EOFError) as exc:
         log.info("could not read serving.json from %s: %s", model_data, exc)
         return None
-
-
-@dataclass(frozen=True)
-class Capture:
-    """Endpoint data capture: requests and answers, a percentage of them, written under ``destination_uri``.
-
-    SageMaker writes ``{destination}/{endpoint}/{variant}/yyyy/mm/dd/hh/*.jsonl``; ``launcher drift`` reads it.
-    Serverless endpoints cannot capture (SageMaker refuses DataCaptureConfig there), checked in ServingConfig.
-    """
-
-    destination_uri: str
-    percent: int = 100
-
-    def __post_init__(self) -> None:
-        S3Uri.parse(self.destination_uri, "capture")
-        require(type(self.percent) is int and 1 <= self.percent <= 100, "capture_percent", self.percent,
-                "an integer in [1, 100] (the share of requests captured)")
-
-    def config(self, kms_key: str | None) -> dict[str, Any]:
-        """The endpoint config's ``DataCaptureConfig``: input and output, JSON and JSON Lines kept as text."""
-        made: dict[str, Any] = {
-            "EnableCapture": True, "InitialSamplingPercentage": self.percent,
-            "DestinationS3Uri": str(S3Uri.parse(self.destination_uri)).rstrip("/"),
-            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
-            "CaptureContentTypeHeader": {"JsonContentTypes": list(CAPTURE_JSON_TYPES)}}
-        if kms_key:
-            made["KmsKeyId"] = kms_key
-        return made
