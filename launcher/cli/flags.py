@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import Mapping
 
+from launcher.checks import DEFAULT_INSTANCE
+
 Env = Mapping[str, str]
 _SERVING_KNOBS = (("--workers", "TorchServe workers per model"), ("--batch-size", "TorchServe batch size"),
                   ("--max-batch-delay-ms", "TorchServe max batch delay"),
@@ -53,7 +55,7 @@ def serving(p: argparse.ArgumentParser, env: Env, waits: bool = True) -> None:
     """Image, role, instances, TorchServe settings and placement of a model."""
     images(p, env, "SMTX_SERVING_IMAGE")
     p.add_argument("--role", default=env.get("SMTX_SAGEMAKER_ROLE"), help="execution role (SMTX_SAGEMAKER_ROLE)")
-    p.add_argument("--instance-type", help="ml.* instance type (default ml.g4dn.xlarge)")
+    p.add_argument("--instance-type", help=f"ml.* instance type (default {DEFAULT_INSTANCE})")
     p.add_argument("--instance-count", type=int, help="instances (default 1)")
     placement(p, env)
     for flag, help_text in _SERVING_KNOBS:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from launcher.aws import AwsSettings, Clients
+from launcher.checks import DEFAULT_INSTANCE
 from launcher.cli.flags import Env
 from launcher.endpoints import deploy
 from launcher.endpoints import serverless as serverless_rules
@@ -21,7 +22,6 @@ from launcher.waiting import Poller
 
 #: where a missing required value can come from, for the error message
 SOURCES = {"role": "--role or SMTX_SAGEMAKER_ROLE", "s3_prefix": "--s3-prefix or SMTX_S3_PREFIX"}
-DEFAULT_INSTANCE = "ml.g4dn.xlarge"
 
 
 @dataclass(frozen=True)

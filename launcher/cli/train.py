@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from launcher.aws import Clients
+from launcher.checks import DEFAULT_INSTANCE
 from launcher.cli import flags
 from launcher.cli.flags import Env
 from launcher.cli.support import Command, clients_for, image_for, need, placement_for, poller_for, say
@@ -29,7 +30,7 @@ def train_flags(p: argparse.ArgumentParser, env: Env) -> None:
     flags.prefix(p, env, "prefix for uploaded data, model output and checkpoints", creates=True)
     flags.images(p, env, "SMTX_TRAINING_IMAGE")
     p.add_argument("--role", default=env.get("SMTX_SAGEMAKER_ROLE"), help="execution role (SMTX_SAGEMAKER_ROLE)")
-    p.add_argument("--instance-type", default="ml.g4dn.xlarge")
+    p.add_argument("--instance-type", default=DEFAULT_INSTANCE)
     p.add_argument("--instance-count", type=int, default=1)
     p.add_argument("--volume-gb", type=int, default=30)
     p.add_argument("--max-runtime-s", type=int, default=24 * 3600)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from launcher.checks import existing_file, writable_path
+from launcher.checks import DEFAULT_INSTANCE, existing_file, writable_path
 from launcher.cli import flags
 from launcher.cli.flags import Env
 from launcher.cli.support import Command, clients_for, need, placement_for, poller_for, say, serving_for, source_of
@@ -52,7 +52,7 @@ def run_transform(args: argparse.Namespace) -> int:
     create = None if args.model else _model_to_create(args)
     placement = create[1].placement if create else placement_for(args)
     config = transform.TransformConfig(model_name=args.model or unique_name("smtx-model"),
-                                       instance_type=args.instance_type or "ml.g4dn.xlarge",
+                                       instance_type=args.instance_type or DEFAULT_INSTANCE,
                                        instance_count=1 if args.instance_count is None else args.instance_count,
                                        max_payload_mb=args.max_payload_mb,
                                        max_concurrent_transforms=args.max_concurrent, placement=placement)

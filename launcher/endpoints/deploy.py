@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from launcher.aws import Clients
-from launcher.checks import check_image, check_instances, check_role
+from launcher.checks import DEFAULT_INSTANCE, check_image, check_instances, check_role
 from launcher.endpoints import serverless as serverless_rules
 from launcher.endpoints.asynchronous import Asynchronous
 from launcher.endpoints.capture import Capture
@@ -53,7 +53,7 @@ class ServingConfig:
     image_uri: str
     role_arn: str
     #: None for a serverless endpoint, which has no instances
-    instance_type: str | None = "ml.g4dn.xlarge"
+    instance_type: str | None = DEFAULT_INSTANCE
     instance_count: int = 1
     #: TorchServe workers per model; None keeps the container's default, one (tasks/serving_contract.py)
     workers: int | None = None

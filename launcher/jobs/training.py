@@ -8,7 +8,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from launcher.aws import Clients, not_found
-from launcher.checks import check_image, check_instances, check_role
+from launcher.checks import DEFAULT_INSTANCE, check_image, check_instances, check_role
 from launcher.errors import SettingError, require
 from launcher.images import check_gpu_image
 from launcher.jobs.hyperparameters import Hyperparameters
@@ -37,7 +37,7 @@ class TrainingConfig:
     #: S3 prefix under which SageMaker writes ``{job}/output/model.tar.gz``
     output_uri: str
     hyperparameters: Hyperparameters
-    instance_type: str = "ml.g4dn.xlarge"
+    instance_type: str = DEFAULT_INSTANCE
     instance_count: int = 1
     volume_gb: int = 30
     max_runtime_s: int = 24 * 3600
