@@ -1,7 +1,7 @@
 """A SageMaker Pipeline: Train -> Evaluate -> CheckObjective -> Register, or ObjectiveMissed saying why.
 
 Each step's Arguments are the request the single command sends, made by the same function: Train is
-``launcher.training.training_job_request``, Register is ``launcher.registry.package_request``. Only what a
+``launcher.jobs.training.training_job_request``, Register is ``launcher.registry.package_request``. Only what a
 pipeline decides when it runs is replaced by a pipeline expression: the job name is the pipeline's to give, the
 archive is Train's output, the metrics are Evaluate's. Evaluate is a Processing job that runs our training image's
 ``python -m entrypoints evaluate`` on the archive and the data prefix (scoring its test split as serving
@@ -22,8 +22,8 @@ from launcher import registry
 from launcher.aws import Clients, error_code
 from launcher.checks import check_instances
 from launcher.errors import SettingError, require
+from launcher.jobs.training import TrainingConfig, training_job_request
 from launcher.s3 import S3Uri
-from launcher.training import TrainingConfig, training_job_request
 from tasks.kinds import task_kind
 
 VERSION = "2020-12-01"

@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from launcher.aws import Clients, error_code
 from launcher.checks import check_image, check_instances
-from launcher.deploy import check_model_data
+from launcher.endpoints.deploy import check_model_data
 from launcher.errors import SettingError, require
 from launcher.names import NAME_PATTERN
 from launcher.placement import Placement

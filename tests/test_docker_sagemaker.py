@@ -22,7 +22,7 @@ import pytest
 
 pytest.register_assert_rewrite("docker_fixtures")  # before the import below: its asserts explain failures
 from docker_fixtures import VARIANT, docker, report  # noqa: E402 -- after register_assert_rewrite, as it requires
-from launcher.local_transform import run_local_transform  # noqa: E402 -- after register_assert_rewrite, as it requires
+from launcher.jobs.local_transform import run_local_transform  # noqa: E402 -- after register_assert_rewrite, as it requires
 from serving_fixtures import batch_transform_input, http, post_json, train_and_archive  # noqa: E402 -- after register_assert_rewrite, as it requires
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

@@ -86,7 +86,7 @@ class TestSingleModelServer:
             served.stop()
 
     def test_batch_transform_of_20000_lines_with_1_percent_bad(self, server, tmp_path, record_property):
-        from launcher.local_transform import run_local_transform
+        from launcher.jobs.local_transform import run_local_transform
 
         source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
         bad = _transform_input(source, 20_000, 100)
@@ -104,7 +104,7 @@ class TestSingleModelServer:
                 assert len(answer["pred"]) == _words(i), (i, answer)
 
     def test_batch_transform_of_short_lines_at_the_default_payload_size(self, server, tmp_path):
-        from launcher.local_transform import run_local_transform
+        from launcher.jobs.local_transform import run_local_transform
 
         source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
         bad = _transform_input(source, 20_000, 100, words=lambda i: 1 + i % 3)

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from launcher.batches import Batch, Oversized, check_output, read_lines, split_batches
 from launcher.content_types import CODECS, codec
 from launcher.errors import ResponseError, SettingError
+from launcher.jobs.batches import Batch, Oversized, check_output, read_lines, split_batches
 from tasks.serving_contract import JSON, JSONLINES
 
 

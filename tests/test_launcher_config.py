@@ -12,16 +12,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from launcher.cli import build_parser
-from launcher.commands import COMMANDS
-from launcher.deploy import ServingConfig
+from launcher.cli import COMMANDS, build_parser
+from launcher.endpoints.deploy import ServingConfig
 from launcher.errors import SettingError, WaitTimeout
-from launcher.hyperparameters import FIELDS, Hyperparameters
-from launcher.metrics import TASK_METRICS, metric_definitions, metric_names, parse_metrics
+from launcher.jobs.hyperparameters import FIELDS, Hyperparameters
+from launcher.jobs.metrics import TASK_METRICS, metric_definitions, metric_names, parse_metrics
+from launcher.jobs.training import DATA_CHANNEL, TrainingConfig, training_job_request
+from launcher.jobs.transform import TransformConfig, transform_job_request
 from launcher.names import MAX_LENGTH, NAME_PATTERN, unique_name
 from launcher.s3 import S3Uri
-from launcher.training import DATA_CHANNEL, TrainingConfig, training_job_request
-from launcher.transform import TransformConfig, transform_job_request
 from launcher.waiting import Poller
 from tasks.kinds import TASK_NAMES, TASKS
 from training.config import TrainConfig, hyperparameters
@@ -244,7 +243,7 @@ def test_a_bad_role_or_image_is_refused_with_the_same_words_everywhere() -> None
 
 
 def test_the_launcher_imports_neither_torch_nor_transformers() -> None:
-    code = ("import sys, launcher.cli, launcher.commands, launcher.data; "
+    code = ("import sys, launcher.cli, launcher.jobs.data; "
             "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
                          cwd=Path(__file__).resolve().parents[1])

@@ -15,7 +15,7 @@ import requests
 
 from launcher.aws import Clients
 from launcher.cli import main
-from launcher.invoke import read_records
+from launcher.endpoints.invoke import read_records
 from moto_sagemaker import offline_account, run_cli
 
 REGION = "eu-west-1"

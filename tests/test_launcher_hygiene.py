@@ -12,7 +12,7 @@ import pytest
 
 from launcher.aws import TRANSFORM_LOG_GROUP, Clients
 from launcher.cli import main
-from launcher.deploy import ServingConfig, endpoint_config_request, model_request
+from launcher.endpoints.deploy import ServingConfig, endpoint_config_request, model_request
 from launcher.errors import SettingError
 from launcher.images import default_batch_sizes, family_of, tagged_cpu
 from launcher.placement import Placement, has_local_storage

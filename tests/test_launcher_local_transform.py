@@ -11,10 +11,10 @@ from typing import Iterator
 
 import pytest
 
-from launcher.batches import BYTES_PER_MB
 from launcher.cli import main
 from launcher.errors import ServerUnreachable, SettingError
-from launcher.local_transform import invocations_url, run_local_transform
+from launcher.jobs.batches import BYTES_PER_MB
+from launcher.jobs.local_transform import invocations_url, run_local_transform
 
 
 class _Server(ThreadingHTTPServer):

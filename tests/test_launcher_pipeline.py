@@ -28,8 +28,8 @@ from moto.sagemaker.responses import SageMakerResponse
 from launcher import pipeline, registry
 from launcher.aws import Clients
 from launcher.cli import build_parser
-from launcher.pipeline_cli import config_for
-from launcher.training import training_job_request
+from launcher.cli.pipeline import config_for
+from launcher.jobs.training import training_job_request
 from moto_sagemaker import offline_account, run_cli
 
 REGION = "eu-west-1"
@@ -45,7 +45,7 @@ CREATE = ["pipeline", "create", "nightly", "--data", DATA, "--task", "classif", 
 
 
 def _config(*extra: str) -> pipeline.PipelineConfig:
-    from launcher.commands import _training_config
+    from launcher.cli.train import _training_config
 
     args = build_parser(ENV).parse_args([*CREATE, *extra])
     return config_for(args, _training_config)
@@ -196,7 +196,7 @@ def test_every_reference_names_a_step_a_property_file_or_a_parameter_that_exists
 def test_a_regression_error_is_minimized_and_a_miss_ends_in_a_fail_step_that_says_why() -> None:
     args = [a if a not in ("classif", "test_f1_macro") else {"classif": "regression", "test_f1_macro": "test_mse"}[a]
             for a in CREATE[2:]]
-    from launcher.commands import _training_config
+    from launcher.cli.train import _training_config
 
     config = config_for(build_parser(ENV).parse_args(["pipeline", "create", *args]), _training_config)
     check = pipeline.definition(config)["Steps"][2]["Arguments"]

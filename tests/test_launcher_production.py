@@ -7,7 +7,7 @@ import json
 import re
 import tarfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 import requests
@@ -16,6 +16,10 @@ from moto.sagemaker.models import sagemaker_backends
 
 from launcher.aws import Clients
 from launcher.cli import main
+from launcher.endpoints.asynchronous import Asynchronous
+from launcher.endpoints.deploy import ServingConfig
+from launcher.endpoints.serverless import Serverless
+from launcher.errors import SettingError
 from moto_sagemaker import UPDATE_FAILURES, accept_endpoint_updates, offline_account, run_cli
 
 REGION = "eu-west-1"
@@ -107,6 +111,20 @@ def test_bad_serverless_flags_exit_2_and_create_nothing(aws: Clients, capsys: py
     status, _, err = _run(capsys, "deploy", "--model-data", ONNX, "--serverless", *argv)
     assert status == 2 and named in err, err
     assert _nothing_created(aws)
+
+
+@pytest.mark.parametrize("argv, config", [
+    (["--instance-type", "ml.m5.large"], {"instance_type": "ml.m5.large"}),
+    (["--async", "--output", f"s3://{BUCKET}/out"],
+     {"instance_type": None, "asynchronous": Asynchronous(f"s3://{BUCKET}/out")}),
+])
+def test_a_serverless_rule_says_the_same_from_the_command_line_and_the_python_api(
+        aws: Clients, capsys: pytest.CaptureFixture[str], argv: list[str], config: dict[str, Any]) -> None:
+    status, _, err = _run(capsys, "deploy", "--model-data", ONNX, "--serverless", "--memory-mb", "2048",
+                          "--max-concurrency", "5", *argv)
+    with pytest.raises(SettingError) as refused:
+        ServingConfig(CPU_IMAGE, ROLE, serverless=Serverless(2048, 5), **config)
+    assert status == 2 and err.strip() == f"error: {refused.value}"
 
 
 def test_serverless_memory_below_the_archives_runtime_is_refused_naming_the_minimum(

@@ -12,14 +12,14 @@ from moto.sagemaker.models import sagemaker_backends
 from moto.sagemakerruntime.models import sagemakerruntime_backends
 
 from launcher.aws import AwsSettings, Clients
-from launcher.cleanup import delete_endpoint, delete_model, list_resources
-from launcher.deploy import ServingConfig, create_model, deploy, wait_for_endpoint
+from launcher.endpoints.cleanup import delete_endpoint, delete_model, list_resources
+from launcher.endpoints.deploy import ServingConfig, create_model, deploy, wait_for_endpoint
+from launcher.endpoints.invoke import invoke, read_records
+from launcher.endpoints.multimodel import add_model, deploy_multi_model, list_target_models
 from launcher.errors import JobFailed, ResponseError, SettingError
-from launcher.hyperparameters import Hyperparameters
-from launcher.invoke import invoke, read_records
-from launcher.multimodel import add_model, deploy_multi_model, list_target_models
-from launcher.training import TrainingConfig, start_training_job
-from launcher.transform import TransformConfig, run_transform, start_transform_job, wait_for_transform
+from launcher.jobs.hyperparameters import Hyperparameters
+from launcher.jobs.training import TrainingConfig, start_training_job
+from launcher.jobs.transform import TransformConfig, run_transform, start_transform_job, wait_for_transform
 from launcher.waiting import Poller
 from moto_sagemaker import answer_invocations, write_model_artifacts, write_transform_output
 

@@ -13,13 +13,13 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sagemaker.models import sagemaker_backends
 
 from launcher.aws import TRAINING_LOG_GROUP, AwsSettings, Clients
-from launcher.data import upload_dataset
 from launcher.errors import SettingError, WaitTimeout
-from launcher.follow import follow_training_job
-from launcher.hyperparameters import Hyperparameters
+from launcher.jobs.data import upload_dataset
+from launcher.jobs.follow import follow_training_job
+from launcher.jobs.hyperparameters import Hyperparameters
+from launcher.jobs.metrics import metric_definitions
+from launcher.jobs.training import TrainingConfig, start_training_job, stop_training_job
 from launcher.logs import LogTail
-from launcher.metrics import metric_definitions
-from launcher.training import TrainingConfig, start_training_job, stop_training_job
 from launcher.waiting import Poller
 from moto_sagemaker import Step, TrainingJobDriver
 from training.data import DataError

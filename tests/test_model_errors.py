@@ -21,7 +21,7 @@ import pytest
 from archive.build import RuntimeOptions, build
 from conftest import ROOT
 from launcher.errors import SettingError
-from launcher.model_folder import check_model_name
+from launcher.jobs.model_folder import check_model_name
 from runtimes.model_source import NOT_FETCHED, ModelError, check_model
 from tasks.model_config import looks_local
 from tasks.spec import TASK_SPEC_FILE, TaskSpec

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from launcher.local_transform import run_local_transform
+from launcher.jobs.local_transform import run_local_transform
 from serving_fixtures import Serve, batch_transform_input, http, post_json, train_and_archive, wait_invocable
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import EXAMPLES, PAIRS
-from launcher.metrics import metric_definitions
+from launcher.jobs.metrics import metric_definitions
 from runtimes.torch_runtime import load_checkpoint
 from tasks.predict import predict
 from training.config import TrainConfig

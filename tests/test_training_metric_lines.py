@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from launcher.metrics import format_metrics, metric_definitions, parse_metrics
+from launcher.jobs.metrics import format_metrics, metric_definitions, parse_metrics
 from tasks.batching import pad
 from tasks.encode import encode
 from tasks.kinds import TASKS, task_kind

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from conftest import EXAMPLES, subset  # noqa: E402 -- after the sys.path line that makes tests/ importable
-from launcher.metrics import metric_definitions  # noqa: E402 -- as above
+from launcher.jobs.metrics import metric_definitions  # noqa: E402 -- as above
 from tiny_models import make_base_model  # noqa: E402 -- as above
 from training.config import hyperparameters  # noqa: E402 -- as above
 

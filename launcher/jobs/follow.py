@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from launcher.aws import TRAINING_LOG_GROUP, Clients
+from launcher.jobs.metrics import format_metrics, parse_metrics
+from launcher.jobs.training import describe_training_job
 from launcher.logs import LogTail
-from launcher.metrics import format_metrics, parse_metrics
-from launcher.training import describe_training_job
 from launcher.waiting import Poller
 
 log = logging.getLogger(__name__)

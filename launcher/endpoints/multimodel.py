@@ -10,7 +10,7 @@ import re
 from dataclasses import replace
 
 from launcher.aws import Clients
-from launcher.deploy import (
+from launcher.endpoints.deploy import (
     Deployment,
     Emit,
     ServingConfig,

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from launcher.aws import Clients
-from launcher.batches import OutputCheck, check_output, read_lines
-from launcher.checks import check_instances, existing_file
+from launcher.checks import DEFAULT_INSTANCE, check_instances, existing_file
 from launcher.content_types import JSONLINES
 from launcher.errors import ResponseError, require
+from launcher.jobs.batches import OutputCheck, check_output, read_lines
 from launcher.logs import transform_tail
 from launcher.names import unique_name
 from launcher.placement import Placement
@@ -38,7 +38,7 @@ class TransformConfig:
     """One Batch Transform job over an existing SageMaker model."""
 
     model_name: str
-    instance_type: str = "ml.g4dn.xlarge"
+    instance_type: str = DEFAULT_INSTANCE
     instance_count: int = 1
     #: largest request body; a single record must fit
     max_payload_mb: int = 6

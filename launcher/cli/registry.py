@@ -13,11 +13,11 @@ from datetime import datetime
 from typing import Any, Callable
 
 from launcher import registry
-from launcher.arguments import Env, images, tags
 from launcher.aws import Clients
-from launcher.command_support import DEFAULT_INSTANCE, clients_for, object_tagging_for, say
-from launcher.deploy import resolve_model_data
-from launcher.endpoint_commands import run_deploy as run_endpoint_deploy
+from launcher.checks import DEFAULT_INSTANCE
+from launcher.cli.flags import Env, images, tags
+from launcher.cli.support import Command, clients_for, object_tagging_for, say
+from launcher.endpoints.deploy import resolve_model_data
 from launcher.errors import SettingError, require
 from launcher.images import is_gpu_instance
 from launcher.inventory import Row
@@ -127,12 +127,13 @@ def _print_versions(clients: Clients, group: str, indent: str = "  ") -> None:
             f"{_when(version.get('CreationTime'))}  {version.get('ModelPackageDescription', '')}")
 
 
-def run_deploy(args: argparse.Namespace) -> int:
-    """deploy: with --model-package, the version's images and archive through the usual deploy path, once the
-    version is Approved (or --force); without it, the usual deploy."""
+def resolve_package(args: argparse.Namespace) -> None:
+    """deploy: without --model-package, only the check that --force comes with it; with it, the version's image
+    for this instance kind and its archive put in place of the model source and images the usual deploy reads,
+    once the version is Approved (or --force)."""
     if not args.model_package:
         require(not args.force, "force", True, "--force only with --model-package ARN")
-        return run_endpoint_deploy(args)
+        return
     registry.check_version_arn(args.model_package)
     given = [flag for flag, value in (("--image", args.image), ("--gpu-image", args.gpu_image)) if value]
     require(not given, "image", given, "no --image or --gpu-image with --model-package (the version's images "
@@ -148,9 +149,16 @@ def run_deploy(args: argparse.Namespace) -> int:
         print(f"warning: deploying {args.model_package}, which is {status} (--force)", file=sys.stderr)
     gpu = not args.serverless and is_gpu_instance(args.instance_type or DEFAULT_INSTANCE)
     image, model_data = registry.deployable(described, gpu)
-    # the usual deploy path, with the version's image for this instance kind and its archive
     args.image, args.gpu_image = None, None
     args.cpu_image, args.env_gpu_image = (None, image) if gpu else (image, None)
     args.model_data, args.training_job = model_data, None
     say(f"deploying {args.model_package} ({status}): {image} serving {model_data}")
-    return run_endpoint_deploy(args)
+
+
+COMMANDS = {
+    "register": Command("register a model.tar.gz as a new Model Registry version (PendingManualApproval) with its "
+                        "metrics and model card", register_arguments, run_register),
+    "approve": Command("approve a model package version (deploy --model-package then serves it)",
+                       approval_arguments, run_approve),
+    "reject": Command("reject a model package version", approval_arguments, run_reject),
+}

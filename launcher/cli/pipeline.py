@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 from typing import Any, Callable
 
-from launcher import arguments, data, pipeline
-from launcher.arguments import Env
-from launcher.command_support import clients_for, image_for, say
+from launcher import pipeline
+from launcher.cli import train
+from launcher.cli.flags import Env
+from launcher.cli.support import Command, clients_for, image_for, say
 from launcher.errors import require
+from launcher.jobs import data
+from launcher.jobs.training import TrainingConfig
 from launcher.s3 import S3Uri, ensure_bucket
-from launcher.training import TrainingConfig
 
 
 def add_arguments(p: argparse.ArgumentParser, env: Env) -> None:
@@ -24,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser, env: Env) -> None:
     actions = p.add_subparsers(dest="action", required=True, metavar="{create,start,describe}")
     create = actions.add_parser("create", help="create (or update) the pipeline", allow_abbrev=False)
     create.add_argument("name", help="the pipeline's name")
-    arguments.train(create, env)
+    train.train_flags(create, env)
     gate = create.add_argument_group("evaluation and registration")
     gate.add_argument("--group", required=True, help="the model package group a passing run registers into")
     gate.add_argument("--objective", required=True, help="the test score to check, e.g. test_f1 (test_ and one of "
@@ -48,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser, env: Env) -> None:
     describe.add_argument("--execution", help="a run's ARN (default: the latest run)")
 
 
-#: ``train``'s own builder of its job config from its flags (``launcher.commands``), handed in by the command
+#: ``train``'s own builder of its job config from its flags (``launcher.cli.train``), handed in by the command
 #: table so that ``pipeline create`` reads train's flags the one way ``train`` does
 TrainingConfigFor = Callable[[argparse.Namespace], tuple[TrainingConfig, Any]]
 
@@ -108,3 +110,9 @@ def _describe(args: argparse.Namespace) -> int:
     for line in pipeline.describe_run(clients, arn).lines():
         say(line)
     return 0
+
+
+COMMANDS = {
+    "pipeline": Command("create, start or describe a train -> evaluate -> register SageMaker Pipeline",
+                        add_arguments, handler(train._training_config)),
+}

@@ -1,13 +1,20 @@
-"""What every command handler shares: output, required settings, clients, pollers, images, placement and the
-serving config, each made from parsed flags and checked before anything is created."""
+"""What every command handler shares: the table row, output, required settings, clients, pollers, images,
+placement, the model source and the serving config, each made from parsed flags and checked before anything is
+created."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
-from launcher import deploy
 from launcher.aws import AwsSettings, Clients
-from launcher.endpoint_kinds import Asynchronous, Capture, Serverless
+from launcher.checks import DEFAULT_INSTANCE
+from launcher.cli.flags import Env
+from launcher.endpoints import deploy
+from launcher.endpoints import serverless as serverless_rules
+from launcher.endpoints.asynchronous import Asynchronous
+from launcher.endpoints.capture import Capture
+from launcher.endpoints.serverless import Serverless
 from launcher.errors import SettingError, require
 from launcher.images import Images
 from launcher.placement import Placement, parse_tags
@@ -15,7 +22,15 @@ from launcher.waiting import Poller
 
 #: where a missing required value can come from, for the error message
 SOURCES = {"role": "--role or SMTX_SAGEMAKER_ROLE", "s3_prefix": "--s3-prefix or SMTX_S3_PREFIX"}
-DEFAULT_INSTANCE = "ml.g4dn.xlarge"
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command of ``python -m launcher``: its help, its flags and its handler (which returns the exit status)."""
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser, Env], None]
+    run: Callable[[argparse.Namespace], int]
 
 
 def say(text: str) -> None:
@@ -54,27 +69,37 @@ def object_tagging_for(args: argparse.Namespace, command: str) -> str:
     return Placement(tags=parse_tags(args.tag)).object_tagging(command)
 
 
-def image_for(args: argparse.Namespace, instance_type: str, cpu_source: str) -> str:
-    """The image for ``instance_type``: --image when given, else the CPU or the GPU image by instance type."""
+def image_for(args: argparse.Namespace, instance_type: str | None, cpu_source: str) -> str:
+    """The image for ``instance_type``: --image when given, else the CPU or the GPU image by instance type (None:
+    no instances, serverless, which runs the CPU image)."""
     images = Images(cpu=args.cpu_image, gpu=args.gpu_image or args.env_gpu_image, explicit=args.image,
                     cpu_source=cpu_source)
     return images.pick(instance_type)
 
 
+def source_of(args: argparse.Namespace) -> str:
+    """The one model source given (--training-job or --model-data), checked for its form."""
+    return deploy.model_source(args.training_job, args.model_data)
+
+
+def report_deployment(made: deploy.Deployment, updated: bool = False) -> int:
+    """Print what a deploy made (or updated) and how to delete it; exit status 0."""
+    verb = "updated" if updated else "endpoint"
+    say(f"{verb} {made.endpoint} (config {made.endpoint_config}, model {made.model}) serving {made.model_data}")
+    say(f"delete with: python -m launcher delete --endpoint {made.endpoint}")
+    return 0
+
+
 def _kind(args: argparse.Namespace) -> tuple[Serverless | None, Asynchronous | None]:
     """The endpoint kind the deploy flags ask for; flags of another kind are refused, naming them."""
-    serverless_flags = {"memory_mb": args.memory_mb, "max_concurrency": args.max_concurrency}
+    serverless_rules.check_flags(args.serverless, args.memory_mb, args.max_concurrency)
     async_flags = {"output": args.output, "success_topic": args.success_topic, "error_topic": args.error_topic,
                    "max_concurrent_invocations": args.max_concurrent_invocations}
-    for flag, value in serverless_flags.items():
-        require(args.serverless or value is None, flag, value, "no value without --serverless")
     for flag, value in async_flags.items():
         require(args.asynchronous or value is None, flag, value, "no value without --async")
-    require(not (args.serverless and args.asynchronous), "serverless", True, "either --serverless or --async")
     if args.serverless:
-        require(args.memory_mb is not None and args.max_concurrency is not None, "serverless", True,
-                "--memory-mb N and --max-concurrency N with it")
-        return Serverless(args.memory_mb, args.max_concurrency), None
+        serverless_rules.check_not_async(args.asynchronous)
+        return serverless_rules.from_flags(args.memory_mb, args.max_concurrency), None
     if args.asynchronous:
         require(args.output is not None, "output", None, "an s3:// prefix for the answers with --async")
         return None, Asynchronous(args.output, args.success_topic, args.error_topic, args.max_concurrent_invocations)
@@ -89,11 +114,10 @@ def serving_for(args: argparse.Namespace) -> deploy.ServingConfig:
     knobs: dict[str, Any] = {name: getattr(args, name) for name in deploy.ENVIRONMENT}
     serverless, asynchronous = _kind(args) if hasattr(args, "serverless") else (None, None)
     if serverless is not None:
-        require(args.instance_type is None and args.instance_count is None and args.gpu_image is None,
-                "instance_type", args.instance_type, "no --instance-type, --instance-count or --gpu-image with "
-                "--serverless (serverless endpoints have no instances and no GPU)")
+        # only the flags tell a count or a GPU image given from none: ServingConfig sees the defaults
+        serverless_rules.check_no_instances(args.instance_type, args.instance_count, args.gpu_image)
         instance_type, count = None, 1
-        image = image_for(args, "ml.m5.large", "--image or SMTX_SERVING_IMAGE")  # serverless runs the CPU image
+        image = image_for(args, None, "--image or SMTX_SERVING_IMAGE")
     else:
         # an explicit 0 is refused by the config's check, never read as "unset"
         instance_type = args.instance_type or DEFAULT_INSTANCE

@@ -23,10 +23,10 @@ import requests
 from requests.adapters import HTTPAdapter
 from tqdm import tqdm
 
-from launcher.batches import BYTES_PER_MB, Batch, ErrorLine, Oversized, error_lines, read_lines, split_batches
 from launcher.checks import writable_path
 from launcher.content_types import JSONLINES
 from launcher.errors import ServerUnreachable, require
+from launcher.jobs.batches import BYTES_PER_MB, Batch, ErrorLine, Oversized, error_lines, read_lines, split_batches
 
 log = logging.getLogger(__name__)
 

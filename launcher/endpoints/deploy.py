@@ -1,9 +1,10 @@
 """Endpoints: a SageMaker model, an endpoint config and an endpoint, from a training job or a URI.
 
-An endpoint serves on instances (real-time), serverless (``launcher.endpoint_kinds.Serverless``) or
-asynchronously (``Asynchronous``). The three resources of a new deploy share one unique name, so
-``launcher delete --endpoint NAME`` finds what deploy created; an update in place (``launcher.update``) gives the
-endpoint a new model and config, which ``delete`` finds through the endpoint.
+An endpoint serves on instances (real-time), serverless (``launcher.endpoints.serverless``, which holds every
+rule of that kind) or asynchronously (``launcher.endpoints.asynchronous``). The three resources of a new deploy
+share one unique name, so ``launcher delete --endpoint NAME`` finds what deploy created; an update in place
+(``launcher.endpoints.update``) gives the endpoint a new model and config, which ``delete`` finds through the
+endpoint.
 """
 from __future__ import annotations
 
@@ -13,21 +14,17 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from launcher.aws import Clients
-from launcher.checks import check_image, check_instances, check_role
-from launcher.endpoint_kinds import (
-    SERVERLESS_PAYLOAD_MB,
-    SERVERLESS_TIMEOUT_S,
-    Asynchronous,
-    Capture,
-    Serverless,
-    archive_runtime,
-)
+from launcher.checks import DEFAULT_INSTANCE, check_image, check_instances, check_role
+from launcher.endpoints import serverless as serverless_rules
+from launcher.endpoints.asynchronous import Asynchronous
+from launcher.endpoints.capture import Capture
+from launcher.endpoints.serverless import Serverless, archive_runtime
 from launcher.errors import SettingError, require
 from launcher.images import check_gpu_image
+from launcher.jobs.training import model_artifact
 from launcher.names import NAME_PATTERN, unique_name
 from launcher.placement import Placement
 from launcher.s3 import S3Uri, exists
-from launcher.training import model_artifact
 from launcher.waiting import Poller, wait_for_status
 from tasks.serving_contract import VARIABLES, ServeConfigError
 
@@ -39,7 +36,6 @@ VARIANT = "AllTraffic"
 ENVIRONMENT = {field: VARIABLES[key] for field, key in (
     ("workers", "workers"), ("batch_size", "batch_size"), ("max_batch_delay_ms", "max_batch_delay_ms"),
     ("response_timeout_s", "ts_response_timeout_s"), ("model_server_timeout_s", "model_server_timeout_s"))}
-_TIMEOUTS = (VARIABLES["ts_response_timeout_s"].name, VARIABLES["model_server_timeout_s"].name)
 #: variable name -> its rule, for the values sent through --env
 _CONTRACT = {var.name: var for var in VARIABLES.values()}
 #: endpoint status -> True: ready, False: failed, None: keep waiting
@@ -57,7 +53,7 @@ class ServingConfig:
     image_uri: str
     role_arn: str
     #: None for a serverless endpoint, which has no instances
-    instance_type: str | None = "ml.g4dn.xlarge"
+    instance_type: str | None = DEFAULT_INSTANCE
     instance_count: int = 1
     #: TorchServe workers per model; None keeps the container's default, one (tasks/serving_contract.py)
     workers: int | None = None
@@ -97,7 +93,7 @@ class ServingConfig:
                     "NAME=value pairs with NAME matching [A-Za-z_][A-Za-z0-9_]*")
         parsed = self._check_environment()
         if self.serverless is not None:
-            self._check_serverless_limits(parsed)
+            serverless_rules.check_limits(parsed)
 
     def _check_environment(self) -> dict[str, Any]:
         """Every variable of the container's contract, parsed by the container's own rule (so ``--env`` cannot
@@ -117,26 +113,8 @@ class ServingConfig:
             check_instances(str(self.instance_type), self.instance_count, "hosting")
             check_gpu_image(self.image_uri, str(self.instance_type))
             return
-        no = "serverless endpoints have"
-        require(self.instance_type is None and self.instance_count == 1, "instance_type", self.instance_type,
-                f"no instance type or count ({no} no instances and no GPU)")
-        require(self.asynchronous is None, "async", True, f"instances ({no} no asynchronous mode)")
-        require(self.capture is None, "capture", self.capture.destination_uri if self.capture else None,
-                f"no --capture ({no} no data capture; SageMaker refuses DataCaptureConfig on them)")
-        require(not self.placement.in_vpc and not self.placement.network_isolation, "subnet",
-                list(self.placement.subnets), f"no --subnet/--security-group/--network-isolation ({no} none)")
-        require(self.placement.kms_key is None, "kms_key", self.placement.kms_key,
-                f"no KMS key ({no} no ML volume and write nothing to S3)")
-
-    def _check_serverless_limits(self, parsed: dict[str, Any]) -> None:
-        """The container's limits must hold inside serverless' 4 MB payload and 60 s invocation limits."""
-        payload = VARIABLES["max_payload_mb"].name
-        require(parsed[payload] <= SERVERLESS_PAYLOAD_MB, payload, str(parsed[payload]),
-                f"at most {SERVERLESS_PAYLOAD_MB} on a serverless endpoint")
-        for name in _TIMEOUTS:
-            if name in parsed:
-                require(parsed[name] <= SERVERLESS_TIMEOUT_S, name, str(parsed[name]),
-                        f"seconds in [1, {SERVERLESS_TIMEOUT_S}] on a serverless endpoint")
+        serverless_rules.check_endpoint(self.instance_type, self.instance_count, self.asynchronous is not None,
+                                        self.capture.destination_uri if self.capture else None, self.placement)
 
     def environment(self) -> dict[str, str]:
         """The container environment: the kind's defaults, the knobs that are set, then extra_environment."""

@@ -1,4 +1,4 @@
-"""Start and stop SageMaker training jobs (following one is ``launcher.follow``)."""
+"""Start and stop SageMaker training jobs (following one is ``launcher.jobs.follow``)."""
 from __future__ import annotations
 
 import logging
@@ -8,11 +8,11 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from launcher.aws import Clients, not_found
-from launcher.checks import check_image, check_instances, check_role
+from launcher.checks import DEFAULT_INSTANCE, check_image, check_instances, check_role
 from launcher.errors import SettingError, require
-from launcher.hyperparameters import Hyperparameters
 from launcher.images import check_gpu_image
-from launcher.metrics import metric_definitions
+from launcher.jobs.hyperparameters import Hyperparameters
+from launcher.jobs.metrics import metric_definitions
 from launcher.names import unique_name
 from launcher.placement import Placement
 from launcher.s3 import S3Uri
@@ -32,12 +32,12 @@ class TrainingConfig:
 
     image_uri: str
     role_arn: str
-    #: S3 prefix holding train.csv, dev.csv and test.csv (see launcher.data.upload_dataset)
+    #: S3 prefix holding train.csv, dev.csv and test.csv (see launcher.jobs.data.upload_dataset)
     data_uri: str
     #: S3 prefix under which SageMaker writes ``{job}/output/model.tar.gz``
     output_uri: str
     hyperparameters: Hyperparameters
-    instance_type: str = "ml.g4dn.xlarge"
+    instance_type: str = DEFAULT_INSTANCE
     instance_count: int = 1
     volume_gb: int = 30
     max_runtime_s: int = 24 * 3600

@@ -1,7 +1,8 @@
 """Command line over the launcher's Python API: ``python -m launcher COMMAND ...``.
 
-The commands, their flags and their handlers are one table, ``launcher.commands.COMMANDS``; this module builds
-the parser from it and maps errors to exit statuses. Flags fall back to the environment where a laptop usually
+Each command group is one module of this package holding its commands' flags and handlers side by side, and its
+rows of the command table (``COMMANDS``: help, flags, handler). This module joins the rows in help order, builds the
+parser from them and maps errors to exit statuses. Flags fall back to the environment where a laptop usually
 keeps them: the AWS variables boto3 reads, plus SMTX_SAGEMAKER_ROLE, SMTX_TRAINING_IMAGE, SMTX_SERVING_IMAGE
 and SMTX_S3_PREFIX. Nothing else reads them.
 """
@@ -15,11 +16,43 @@ from typing import Any, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from launcher.arguments import Env
-from launcher.commands import COMMANDS
+from launcher.cli import (
+    data,
+    deploy,
+    drift,
+    endpoints,
+    invoke,
+    multimodel,
+    pipeline,
+    registry,
+    resources,
+    train,
+    transform,
+)
+from launcher.cli.flags import Env
+from launcher.cli.support import Command
 from launcher.errors import LauncherError
 from training.data import DataError
 
+#: the command groups, in the order ``--help`` lists their commands
+_GROUPS: tuple[dict[str, Command], ...] = (data.COMMANDS, train.COMMANDS, deploy.COMMANDS, multimodel.COMMANDS,
+                                           invoke.COMMANDS, endpoints.COMMANDS, transform.COMMANDS,
+                                           resources.COMMANDS, drift.COMMANDS, registry.COMMANDS,
+                                           pipeline.COMMANDS)
+
+
+def _table(groups: tuple[dict[str, Command], ...]) -> dict[str, Command]:
+    table: dict[str, Command] = {}
+    for group in groups:
+        for name, command in group.items():
+            if name in table:  # two groups declaring one name: the later would silently win
+                raise ValueError(f"command {name!r} is declared twice")
+            table[name] = command
+    return table
+
+
+#: the one command table: the parser and the dispatch both read it
+COMMANDS = _table(_GROUPS)
 #: the flags every command takes, before or after its name: (flags, add_argument keywords)
 GLOBAL_FLAGS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--region",), {"help": "AWS region (default: AWS_REGION / AWS_DEFAULT_REGION)"}),

@@ -7,8 +7,8 @@ from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
-from launcher.autoscale import remove_scaling
 from launcher.aws import Clients, error_code, not_found
+from launcher.endpoints.autoscale import remove_scaling
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,15 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from launcher.aws import Clients, error_code
-from launcher.cleanup import delete_model, endpoint_parts, try_delete
-from launcher.deploy import Deployment, Emit, ServingConfig, checked_model_data, create_endpoint_config, create_model
+from launcher.endpoints.cleanup import delete_model, endpoint_parts, try_delete
+from launcher.endpoints.deploy import (
+    Deployment,
+    Emit,
+    ServingConfig,
+    checked_model_data,
+    create_endpoint_config,
+    create_model,
+)
 from launcher.errors import JobFailed, LauncherError, SettingError, WaitTimeout
 from launcher.names import unique_name
 from launcher.waiting import Poller

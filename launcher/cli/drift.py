@@ -15,10 +15,10 @@ from typing import Any, Iterator
 from botocore.exceptions import BotoCoreError, ClientError
 
 from launcher import drift
-from launcher.arguments import Env
 from launcher.checks import existing_file, writable_path
-from launcher.command_support import clients_for, say
-from launcher.deploy import VARIANT, check_model_data
+from launcher.cli.flags import Env
+from launcher.cli.support import Command, clients_for, say
+from launcher.endpoints.deploy import VARIANT, check_model_data
 from launcher.errors import SettingError, require
 from launcher.s3 import S3Uri
 
@@ -121,3 +121,9 @@ def _captured_objects(clients: Any, endpoint: str, variant: str) -> Iterator[tup
             if item["Key"].endswith(".jsonl"):
                 body = clients.s3.get_object(Bucket=prefix.bucket, Key=item["Key"])["Body"].read()
                 yield f"s3://{prefix.bucket}/{item['Key']}", body.decode("utf-8")
+
+
+COMMANDS = {
+    "drift": Command("compare an endpoint's captured answers (or a transform --local output) with the test split",
+                     add_arguments, run),
+}
