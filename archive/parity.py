@@ -27,6 +27,7 @@ from tasks.errors import RecordError
 from tasks.fields import Record, split_words
 from tasks.kinds import task_kind
 from tasks.records import make_record
+from tasks.serving_manifest import GpuEntry
 from tasks.spec import TaskSpec
 
 __all__ = ["CHECK_BATCH_SIZE", "CheckSets", "NoCheckData", "check_sets", "gpu_entry", "length_probes", "parity",
@@ -95,22 +96,21 @@ def length_probes(spec: TaskSpec, records: Sequence[Record]) -> list[Record]:
 
 # -- the check set a GPU worker runs at load ----------------------------------------------------------------------
 def gpu_entry(payload: Path, weights: bool, reference: tuple[list[Record], list[dict]] | None,
-              missing: str = "") -> dict[str, Any]:
+              missing: str = "") -> GpuEntry:
     """serving.json's ``gpu`` entry, writing the check set (``reference``: records and torch's fp32 answers on the
     CPU, length probes first so the cap keeps them) into ``payload`` where the archive keeps torch's weights.
 
     ``missing``: why there is no reference (no test data), where ``reference`` is None."""
     if not weights:
-        return {"runtime": None, "reason": "the weights were dropped (ONNX serves): on a GPU host this archive "
-                "serves ONNX on the CPU; make archive --keep-weights keeps the way to the GPU"}
-    entry: dict[str, Any] = {
-        "runtime": "torch", "fp16_tolerance": FP16_TOLERANCE,
-        "note": "on a GPU torch serves (ONNX Runtime's CUDA provider is not used): fp16 where it passes the parity "
-                f"gate against {CHECK_FILE} on the serving GPU at load, fp32 otherwise"}
+        return GpuEntry(runtime=None, reason="the weights were dropped (ONNX serves): on a GPU host this archive "
+                        "serves ONNX on the CPU; make archive --keep-weights keeps the way to the GPU")
+    note = ("on a GPU torch serves (ONNX Runtime's CUDA provider is not used): fp16 where it passes the parity "
+            f"gate against {CHECK_FILE} on the serving GPU at load, fp32 otherwise")
     if reference is None:
-        return {**entry, "check_file": None, "check_records": 0,
-                "reason": f"no check set ({missing}): fp16 is never checked, so fp32 serves on a GPU"}
+        return GpuEntry(runtime="torch", fp16_tolerance=FP16_TOLERANCE, note=note,
+                        reason=f"no check set ({missing}): fp16 is never checked, so fp32 serves on a GPU")
     records, expected = reference
     written = write_check_set(payload / CHECK_FILE, records, expected)
-    return {**entry, "check_file": CHECK_FILE, "check_records": written,
-            "reason": f"{written} records with torch's fp32 answers (CPU, archive time) for the load-time gate"}
+    return GpuEntry(runtime="torch", fp16_tolerance=FP16_TOLERANCE, note=note, check_file=CHECK_FILE,
+                    check_records=written,
+                    reason=f"{written} records with torch's fp32 answers (CPU, archive time) for the load-time gate")

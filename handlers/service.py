@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 from handlers import codecs
 from handlers.errors import BadRequest, OutOfResources, PayloadTooLarge, RequestError, ServerError, is_out_of_memory
-from runtimes.checkpoint import SERVING_FILE, check_checkpoint
+from runtimes.checkpoint import check_checkpoint
 from runtimes.device import ServePlan, batch_budget
 from runtimes.load import load_runner
 from tasks.errors import RecordError
@@ -25,7 +25,7 @@ from tasks.records import make_record
 from tasks.serving_contract import JSON, VARIABLES
 
 log = logging.getLogger(__name__)
-__all__ = ["SERVING_FILE", "InferenceService", "Request", "Response", "Settings", "for_device", "load_runner"]
+__all__ = ["InferenceService", "Request", "Response", "Settings", "for_device", "load_runner"]
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,11 @@ from typing import Any
 
 from tasks.errors import SpecError
 from tasks.kinds import check_spec, task_kind
+from tasks.serving_manifest import SERVING_FILE, ManifestError, ServingManifest
 from tasks.spec import TASK_SPEC_FILE, TaskSpec
 
 #: pickle-based weight formats: loading one can run arbitrary code, so they are refused outright
 PICKLED_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
-#: written by ``make archive``: which runtime serves, the graph file, and why (absent: torch, from the weights)
-SERVING_FILE = "serving.json"
 
 
 class CheckpointError(ValueError):
@@ -69,30 +68,31 @@ def has_weights(path: Path) -> bool:
     return any(path.glob("*.safetensors"))
 
 
-def read_serving(path: Path) -> dict[str, Any]:
-    """``serving.json`` of an archive ({} for a training checkpoint, which torch serves)."""
+def read_serving(path: Path) -> ServingManifest:
+    """``serving.json`` of an archive (``ServingManifest()``, torch, for a training checkpoint, which has none)."""
     file = path / SERVING_FILE
     if not file.is_file():
-        return {}
+        return ServingManifest()
     try:
-        serving = json.loads(file.read_text(encoding="utf-8"))
+        return ServingManifest.from_dict(json.loads(file.read_text(encoding="utf-8")))
+    except ManifestError as exc:
+        raise CheckpointError(f"{file} is not valid: {exc}") from None
     except ValueError as exc:
         raise CheckpointError(f"{file} is not valid JSON: {exc}") from None
-    if not isinstance(serving, dict) or serving.get("runtime", "torch") not in ("torch", "onnx"):
-        raise CheckpointError(f"{file} must be an object whose runtime is 'torch' or 'onnx'")
-    return serving
 
 
-def onnx_file(path: Path, serving: dict[str, Any] | None = None) -> Path | None:
+def write_serving(path: Path, serving: ServingManifest) -> None:
+    """Write ``serving`` as the archive directory ``path``'s serving.json (``make archive``, once)."""
+    (path / SERVING_FILE).write_text(json.dumps(serving.to_dict(), indent=2), encoding="utf-8")
+
+
+def onnx_file(path: Path, serving: ServingManifest | None = None) -> Path | None:
     """The ONNX graph serving.json says serves this archive, or None where torch serves it (``serving``: the
     file's content where the caller has read it already)."""
     serving = read_serving(path) if serving is None else serving
-    if serving.get("runtime") != "onnx":
+    if serving.runtime != "onnx" or serving.onnx_file is None:
         return None
-    name = serving.get("onnx_file")
-    if not isinstance(name, str) or Path(name).name != name:
-        raise CheckpointError(f"{path / SERVING_FILE} names no ONNX model file in the archive (onnx_file={name!r})")
-    return path / name
+    return path / serving.onnx_file
 
 
 def check_output_width(width: object, spec: TaskSpec, graph: Path) -> None:

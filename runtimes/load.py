@@ -13,6 +13,7 @@ from typing import Any
 from runtimes.checkpoint import check_output_width, has_weights, onnx_file, read_serving
 from runtimes.device import ServePlan, choose, probe
 from tasks.predict import Runner
+from tasks.serving_manifest import ServingManifest
 from tasks.spec import TaskSpec
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def load_runner(model_dir: Path, spec: TaskSpec, threads: int | None = None, gpu
     return tokenizer, runner, plan
 
 
-def _load_onnx(model_dir: Path, spec: TaskSpec, serving: dict[str, Any], threads: int | None) -> tuple[Any, Runner]:
+def _load_onnx(model_dir: Path, spec: TaskSpec, serving: ServingManifest, threads: int | None) -> tuple[Any, Runner]:
     graph = onnx_file(model_dir, serving)
     assert graph is not None, "choose() picks onnx only where serving.json names a graph"
     started = time.perf_counter()
@@ -45,7 +46,7 @@ def _load_onnx(model_dir: Path, spec: TaskSpec, serving: dict[str, Any], threads
     from runtimes.tokenizer import load_serving_tokenizer
 
     imported = time.perf_counter()
-    runner = OnnxRunner(graph, intra_op_threads=threads, optimized=serving.get("graph_optimization"))
+    runner = OnnxRunner(graph, intra_op_threads=threads, optimized=serving.graph_optimization)
     check_output_width(runner.output_width, spec, graph)
     session = time.perf_counter()
     tokenizer = load_serving_tokenizer(model_dir, spec.prefix_space)
@@ -55,7 +56,7 @@ def _load_onnx(model_dir: Path, spec: TaskSpec, serving: dict[str, Any], threads
     return tokenizer, runner
 
 
-def _load_torch(model_dir: Path, spec: TaskSpec, serving: dict[str, Any], threads: int | None, plan: ServePlan
+def _load_torch(model_dir: Path, spec: TaskSpec, serving: ServingManifest, threads: int | None, plan: ServePlan
                 ) -> tuple[Any, Runner, ServePlan]:
     started = time.perf_counter()
     from runtimes.torch_runtime import load_checkpoint, place, set_threads

@@ -16,6 +16,7 @@ from runtimes.parity import parity, read_check_set, run_check
 from runtimes.word_start import add_prefix_space, pre_tokenizer_of, word_start
 from tasks.families import longest_input, model_inputs
 from tasks.kinds import check_spec, task_kind
+from tasks.serving_manifest import ServingManifest
 from tasks.spec import TASK_SPEC_FILE, TaskSpec
 
 
@@ -108,8 +109,8 @@ def on_device(runner: TorchRunner, device: str, precision: str, keep: bool = Fal
     return TorchRunner(model, runner.input_names, device)
 
 
-def place(model_dir: Path, spec: TaskSpec, serving: dict[str, Any], tokenizer: Any, runner: TorchRunner, plan: ServePlan
-          ) -> tuple[TorchRunner, ServePlan]:
+def place(model_dir: Path, spec: TaskSpec, serving: ServingManifest, tokenizer: Any, runner: TorchRunner,
+          plan: ServePlan) -> tuple[TorchRunner, ServePlan]:
     """``runner``'s model on the plan's GPU: fp16 where it passes the parity gate against the archive's fp32
     answers (``runtimes.parity``'s check set, run here on this device), fp32 otherwise; and the plan, gated."""
     figures = None
@@ -119,7 +120,8 @@ def place(model_dir: Path, spec: TaskSpec, serving: dict[str, Any], tokenizer: A
         if check is not None:
             records, expected = check
             candidate = on_device(runner, plan.device, "fp16", keep=True)  # the fp32 model stays for a fallback
-            tolerance = float((serving.get("gpu") or {}).get("fp16_tolerance", FP16_TOLERANCE))
+            archived = serving.gpu.fp16_tolerance if serving.gpu else None
+            tolerance = FP16_TOLERANCE if archived is None else float(archived)
             figures = parity(spec, expected, run_check(spec, tokenizer, candidate, records), tolerance)
     plan = gate_precision(plan, figures)
     if plan.precision == "fp16" and candidate is not None:
