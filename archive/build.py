@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from archive.checks import check_checkpoint
+from archive.checks import read_checkpoint
 from archive.onnx_export import export_onnx, first_line, remove_graph
 from archive.parity import NoCheckData, check_sets, gpu_entry, length_probes, parity, run_check
 from archive.quantize import QuantizationRefused, quantization_gate, quantize_int8, refusal
@@ -42,9 +42,8 @@ from runtimes.model_source import check_model
 from runtimes.onnx_runtime import SAVED_OPTIMIZATION, OnnxRunner, save_optimized
 from runtimes.parity import MAX_CHECK_RECORDS
 from runtimes.tokenizer import write_serving_tokenizer
-from tasks.kinds import task_kind
+from tasks.kinds import Resolved
 from tasks.serving_manifest import ServingManifest
-from tasks.spec import TaskSpec
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,7 +156,7 @@ def _torch(reason: str, **figures: Any) -> ServingManifest:
     return ServingManifest(runtime="torch", reason=reason, **figures)
 
 
-def choose_runtime(checkpoint: Path, spec: TaskSpec, payload: Path, options: RuntimeOptions) -> ServingManifest:
+def choose_runtime(checkpoint: Path, task: Resolved, payload: Path, options: RuntimeOptions) -> ServingManifest:
     """Export to ``payload`` and keep ONNX where it passes the gates; what becomes serving.json.
 
     Its ``gpu`` entry (``archive.parity.gpu_entry``) says what a GPU worker does, and the check set it runs at
@@ -165,27 +164,27 @@ def choose_runtime(checkpoint: Path, spec: TaskSpec, payload: Path, options: Run
     Raises QuantizationRefused when int8 was asked for and cannot be served (gate missed, or no ONNX at all).
     """
     try:
-        sets = check_sets(checkpoint, spec, options.data)
+        sets = check_sets(checkpoint, task, options.data)
     except NoCheckData as exc:
         return replace(_no_check_data(exc, options), gpu=gpu_entry(payload, True, None, str(exc)))
     from runtimes.torch_runtime import load_checkpoint
 
-    _, tokenizer, torch_runner = load_checkpoint(checkpoint, spec)
-    probes = length_probes(spec, sets.test)
+    _, tokenizer, torch_runner = load_checkpoint(checkpoint, task)
+    probes = length_probes(task, sets.test)
     # without an export, the check set's records are all torch needs to answer
     records = [*probes, *(sets.test if options.runtime == "onnx" else sets.test[:MAX_CHECK_RECORDS])]
-    reference = (records, run_check(spec, tokenizer, torch_runner, records))
+    reference = (records, run_check(task, tokenizer, torch_runner, records))
     if options.runtime == "torch":
         return ServingManifest(runtime="torch", reason=ASKED_TORCH, gpu=gpu_entry(payload, True, reference))
     with tempfile.TemporaryDirectory(prefix="smtx-onnx-") as work:
         fused = Path(work) / "exported.onnx"  # before ONNX Runtime's own optimisations: what int8 quantizes
-        serving = _fp32_onnx(spec, tokenizer, torch_runner, reference, len(probes), fused, payload,
+        serving = _fp32_onnx(task, tokenizer, torch_runner, reference, len(probes), fused, payload,
                              options.parity_tolerance)
         if options.quantize is not None:
             if serving.runtime != "onnx":
                 raise QuantizationRefused(f"int8 quantization refused: it needs ONNX, which was not chosen: "
                                           f"{serving.reason}")
-            serving = _quantized(spec, tokenizer, sets.dev, fused, payload, serving, options.quantize_tolerance)
+            serving = _quantized(task, tokenizer, sets.dev, fused, payload, serving, options.quantize_tolerance)
     weights = serving.runtime == "torch" or options.keep_weights
     if serving.runtime == "onnx":
         _lean_payload(tokenizer, payload, options.keep_weights)
@@ -212,21 +211,21 @@ def _lean_payload(tokenizer: Any, payload: Path, keep_weights: bool) -> None:
     write_serving_tokenizer(tokenizer, payload)
 
 
-def _fp32_onnx(spec: TaskSpec, tokenizer: Any, torch_runner: Any, reference: tuple[list, list[dict]], probes: int,
+def _fp32_onnx(task: Resolved, tokenizer: Any, torch_runner: Any, reference: tuple[list, list[dict]], probes: int,
                exported: Path, payload: Path, tolerance: float) -> ServingManifest:
     """ONNX in ``payload`` if it answers what torch answered (``reference``: the length probes, then the test
     records, with torch's answers); else torch."""
     records, expected = reference
     onnx_path = payload / ONNX_FILE
     try:
-        graph = export_onnx(torch_runner.model, spec, tokenizer, records[:probes], exported)
+        graph = export_onnx(torch_runner.model, task, tokenizer, records[:probes], exported)
         optimized = save_optimized(exported, onnx_path)
-        got = run_check(spec, tokenizer, OnnxRunner(onnx_path, optimized=optimized), records)
+        got = run_check(task, tokenizer, OnnxRunner(onnx_path, optimized=optimized), records)
     except Exception as exc:  # broad on purpose: any export or run failure means "serve torch", with its reason
         log.debug("ONNX export or run failed", exc_info=True)
         remove_graph(onnx_path)
         return _torch(f"ONNX export or run failed: {first_line(exc)}")
-    figures = {**parity(spec, expected, got, tolerance), "length_probes": probes}
+    figures = {**parity(task, expected, got, tolerance), "length_probes": probes}
     if not figures["passed"]:
         remove_graph(onnx_path)
         return _torch(f"ONNX differs from torch on the test set: label agreement {figures['label_agreement']:.2%}, "
@@ -238,7 +237,7 @@ def _fp32_onnx(spec: TaskSpec, tokenizer: Any, torch_runner: Any, reference: tup
                f"probes: same labels, max difference {figures['max_abs_diff']:.2e} (tolerance {tolerance:g})")
 
 
-def _quantized(spec: TaskSpec, tokenizer: Any, dev: list, exported: Path, payload: Path, serving: ServingManifest,
+def _quantized(task: Resolved, tokenizer: Any, dev: list, exported: Path, payload: Path, serving: ServingManifest,
                tolerance: float) -> ServingManifest:
     """``serving`` switched to the int8 model if it passes the dev-metric gate; QuantizationRefused otherwise.
 
@@ -251,7 +250,7 @@ def _quantized(spec: TaskSpec, tokenizer: Any, dev: list, exported: Path, payloa
     save_optimized(int8_path, int8_path)
     fp32 = OnnxRunner(fp32_path, optimized=SAVED_OPTIMIZATION)
     int8 = OnnxRunner(int8_path, optimized=SAVED_OPTIMIZATION)
-    figures = quantization_gate(spec, dev, run_check(spec, tokenizer, fp32, dev), run_check(spec, tokenizer, int8, dev),
+    figures = quantization_gate(task, dev, run_check(task, tokenizer, fp32, dev), run_check(task, tokenizer, int8, dev),
                                 tolerance)
     if not figures["passed"]:
         raise QuantizationRefused(refusal(figures), figures)
@@ -293,15 +292,16 @@ def build(checkpoint: str | Path, out: str | Path, name: str | None = None,
     QuantizationRefused when int8 was asked for and cannot be served; either way nothing is written to ``out``.
     """
     checkpoint, out = Path(checkpoint), Path(out)
-    spec = check_checkpoint(checkpoint)
+    # the spec, its task's row and its family, resolved once here and passed along (not looked up again by name)
+    task = read_checkpoint(checkpoint)
     # transformers can load it as a model with its head (no checkpoint code) and its tokenizer loads: ModelError
     # otherwise, before anything is staged
-    check_model(str(checkpoint), task_kind(spec.task).head)
+    check_model(str(checkpoint), task.kind.head)
     name = safe_name(name or checkpoint.name)
     with tempfile.TemporaryDirectory(prefix="smtx-archive-") as tmp:
         tmp_path = Path(tmp)
         _payload(checkpoint, tmp_path / "payload")
-        serving = choose_runtime(checkpoint, spec, tmp_path / "payload", runtime)
+        serving = choose_runtime(checkpoint, task, tmp_path / "payload", runtime)
         write_serving(tmp_path / "payload", serving)
         out.mkdir(parents=True, exist_ok=True)
         config_file = tmp_path / "model-config.yaml"
@@ -309,7 +309,7 @@ def build(checkpoint: str | Path, out: str | Path, name: str | None = None,
         staged = _run_archiver(name, tmp_path / "payload", config_file, tmp_path / "export")
         if not (staged / "model-config.yaml").is_file():  # keep it at the root, where TorchServe looks
             shutil.copy2(config_file, staged / "model-config.yaml")
-        check_checkpoint(staged)  # what will be served passes the same checks
+        read_checkpoint(staged)  # what will be served passes the same checks
         mar, tarball = out / f"{name}.mar", out / "model.tar.gz"
         partial = (mar.with_suffix(".mar.partial"), tarball.with_suffix(".partial"))
         try:
@@ -321,5 +321,5 @@ def build(checkpoint: str | Path, out: str | Path, name: str | None = None,
             raise
         partial[0].replace(mar)
         partial[1].replace(tarball)
-    log.info("%s model archived: %s and %s (runtime %s)", spec.task, mar, tarball, serving.runtime)
+    log.info("%s model archived: %s and %s (runtime %s)", task.spec.task, mar, tarball, serving.runtime)
     return Built(mar=mar, tarball=tarball, runtime=serving.runtime, serving=serving)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.errors import SpecError
-from tasks.kinds import check_spec, task_kind
+from tasks.kinds import Resolved, TaskLike, as_resolved, resolve
 from tasks.serving_manifest import SERVING_FILE, ManifestError, ServingManifest
 from tasks.spec import TASK_SPEC_FILE, TaskSpec
 
@@ -31,7 +31,13 @@ class CheckpointError(ValueError):
 
 
 def check_checkpoint(path: str | Path) -> TaskSpec:
-    """The checkpoint's spec, after checking spec, weights, labels and tokenizer."""
+    """The checkpoint's spec, after checking spec, weights, labels and tokenizer (``read_checkpoint``)."""
+    return read_checkpoint(path).spec
+
+
+def read_checkpoint(path: str | Path) -> Resolved:
+    """The checkpoint's spec with its task's row and family, resolved once here (``tasks.kinds.resolve``), after
+    checking spec, weights, labels and tokenizer: what the archive and serving pass along from here on."""
     path = Path(path)
     if not path.is_dir():
         raise CheckpointError(f"checkpoint {path} is not a directory")
@@ -48,7 +54,7 @@ def check_checkpoint(path: str | Path) -> TaskSpec:
     if graph is None and not weights:
         raise CheckpointError(f"checkpoint {path} has no .safetensors weights")
     try:
-        spec = check_spec(TaskSpec.from_dict(json.loads((path / TASK_SPEC_FILE).read_text(encoding="utf-8"))))
+        task = resolve(TaskSpec.from_dict(json.loads((path / TASK_SPEC_FILE).read_text(encoding="utf-8"))))
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {path} has no {TASK_SPEC_FILE}; was it written by our training?") from None
     except (ValueError, SpecError) as exc:
@@ -57,10 +63,10 @@ def check_checkpoint(path: str | Path) -> TaskSpec:
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {path} has no readable config.json: {exc}") from None
-    _check_head(spec, config, path)
+    _check_head(task, config, path)
     if not any((path / name).is_file() for name in ("tokenizer.json", "vocab.txt", "vocab.json")):
         raise CheckpointError(f"checkpoint {path} has no tokenizer files (tokenizer.json)")
-    return spec
+    return task
 
 
 def has_weights(path: Path) -> bool:
@@ -95,21 +101,24 @@ def onnx_file(path: Path, serving: ServingManifest | None = None) -> Path | None
     return path / serving.onnx_file
 
 
-def check_output_width(width: object, spec: TaskSpec, graph: Path) -> None:
+def check_output_width(width: object, task: TaskLike, graph: Path) -> None:
     """The graph's logits are as wide as the task spec's outputs (a symbolic width is left to config.json)."""
-    if isinstance(width, int) and width != task_kind(spec.task).num_outputs(spec.labels):
+    resolved = as_resolved(task)
+    needed = resolved.kind.num_outputs(resolved.spec.labels)
+    if isinstance(width, int) and width != needed:
         raise CheckpointError(f"the ONNX model {graph.name} gives {width} outputs but the task spec needs "
-                              f"{task_kind(spec.task).num_outputs(spec.labels)} ({graph.parent})")
+                              f"{needed} ({graph.parent})")
 
 
-def _check_head(spec: TaskSpec, config: dict[str, Any], path: Path) -> None:
+def _check_head(task: Resolved, config: dict[str, Any], path: Path) -> None:
+    spec = task.spec
     if config.get("model_type") != spec.model_type:
         raise CheckpointError(f"config.json model_type {config.get('model_type')!r} differs from the task spec's "
                               f"{spec.model_type!r}")
     id2label = config.get("id2label") or {}
-    if len(id2label) != task_kind(spec.task).num_outputs(spec.labels):
-        raise CheckpointError(f"the model head has {len(id2label)} outputs but the task spec needs "
-                              f"{task_kind(spec.task).num_outputs(spec.labels)} ({path})")
+    needed = task.kind.num_outputs(spec.labels)
+    if len(id2label) != needed:
+        raise CheckpointError(f"the model head has {len(id2label)} outputs but the task spec needs {needed} ({path})")
     if spec.labels and [id2label.get(str(i)) for i in range(len(spec.labels))] != list(spec.labels):
         raise CheckpointError(f"config.json id2label {id2label} does not match the task spec labels "
                               f"{list(spec.labels)}")
