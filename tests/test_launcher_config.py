@@ -17,7 +17,7 @@ from launcher.commands import COMMANDS
 from launcher.deploy import ServingConfig
 from launcher.errors import SettingError, WaitTimeout
 from launcher.hyperparameters import FIELDS, Hyperparameters
-from launcher.metrics import TASK_METRICS, metric_definitions, metric_names, parse_metrics
+from launcher.metrics import metric_definitions, metric_names, parse_metrics
 from launcher.names import MAX_LENGTH, NAME_PATTERN, unique_name
 from launcher.s3 import S3Uri
 from launcher.training import DATA_CHANNEL, TrainingConfig, training_job_request
@@ -71,7 +71,7 @@ def test_every_task_has_metric_definitions_for_train_dev_and_test(task: str) -> 
     names = {d["Name"] for d in metric_definitions(task)}
     assert {"train_loss", "dev_loss"} <= names
     assert "test_loss" not in names  # the test split is scored, never run through the loss: nothing logs it
-    for metric in TASK_METRICS[task]:
+    for metric in TASKS[task].metric_names:
         assert {f"dev_{metric}", f"test_{metric}"} <= names
     assert len(names) <= 40  # SageMaker's limit per job
 

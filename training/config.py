@@ -103,7 +103,7 @@ class TrainConfig:
             value, meta = getattr(self, f.name), f.metadata
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f.name, f"{f.name}={value!r} is not valid; expected a finite number")
-            if "min" in meta and value < meta["min"] and not (f.name == "max_steps" and value == -1):
+            if "min" in meta and value < meta["min"]:
                 raise ConfigError(f.name, f"{f.name}={value!r} is too small; expected at least {meta['min']}")
             if "above" in meta and value <= meta["above"]:
                 raise ConfigError(f.name, f"{f.name}={value!r} is too small; expected above {meta['above']}")

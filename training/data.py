@@ -136,11 +136,6 @@ def _rows_or_errors(reader, name: str, problems: _Collector):
             yield None
 
 
-def sorted_labels(task: str, names: set[str]) -> tuple[str, ...]:
-    """The label order of the model's outputs, as the task's row sets it (NER: ``O`` first, B- before I-)."""
-    return task_kind(task).order_labels(names)
-
-
 def _columns(kind: TaskKind, use_bbox: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The required and the optional columns of a data file for this task."""
     required = (*kind.inputs, "labels", *(("bbox",) if use_bbox else ()))
