@@ -9,8 +9,9 @@ handlers side by side (``__init__`` joins their ``COMMANDS`` rows, builds the pa
     ``multimodel`` deploy-multi, add-model · ``invoke`` invoke, invoke-async · ``endpoints`` autoscale,
     describe, logs · ``transform`` transform, follow-transform, stop-transform · ``resources`` delete, list,
     cleanup · ``drift`` drift · ``registry`` register, approve, reject (and deploy --model-package, list
-    --group) · ``pipeline`` pipeline create|start|describe; ``flags`` the flag groups several commands take; ``support`` what the handlers
-    share (clients, pollers, images, the serving config from flags, the table row ``Command``).
+    --group) · ``pipeline`` pipeline create|start|describe; ``flags`` the flag groups several commands take;
+    ``support`` what the handlers share (clients, pollers, images, the serving config from flags, the table row
+    ``Command``).
 ``endpoints/``: the Python API for endpoints:
     ``deploy`` ServingConfig and model / endpoint config / endpoint creation · ``serverless`` every rule of
     serverless endpoints · ``asynchronous`` asynchronous endpoints · ``capture`` data capture · ``update`` an

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,11 +20,12 @@ from handler_fixtures import trained  # noqa: F401 -- pytest fixtures
 from handlers.service import InferenceService, Request
 from runtimes.checkpoint import CheckpointError, check_checkpoint
 from runtimes.torch_runtime import read_spec
+from tasks.serving_manifest import SCHEMA_VERSION, ServingManifest
 
 ROOT = Path(__file__).resolve().parents[1]
 #: torch serving, no ONNX export: what is archived here is the layout (the ONNX choice has its own tests)
 TORCH = RuntimeOptions(runtime="torch")
-TORCH_SERVING = {"runtime": "torch", "onnx_file": None, "reason": "runtime 'torch' was asked for (--runtime torch)"}
+TORCH_SERVING = ServingManifest(runtime="torch", reason="runtime 'torch' was asked for (--runtime torch)")
 LABELS = ["business", "health", "sports", "technology"]  # examples/data/classif, in the order training sorts them
 TASKS = "['ner', 'classif', 'multilabel-classif', 'regression', 'pair-classif']"
 
@@ -158,9 +160,9 @@ def built(classif, tmp_path_factory):
                  runtime=TORCH)
 
 
-def without_gpu(serving: dict) -> dict:
+def without_gpu(serving: ServingManifest) -> ServingManifest:
     """serving.json less its ``gpu`` entry (tests/test_gpu_check_set.py checks that one)."""
-    return {k: v for k, v in serving.items() if k != "gpu"}
+    return replace(serving, gpu=None)
 
 
 def zip_files(path: Path) -> dict[str, bytes]:
@@ -187,7 +189,9 @@ def test_the_mar_holds_manifest_config_code_and_serving_files(built, classif):
                                  "configFile": "model-config.yaml"}
     assert files["model-config.yaml"].decode() == ("batchSize: 4\nmaxBatchDelay: 0\nresponseTimeout: 120\n"
                                                    "startupTimeout: 300\n")
-    assert without_gpu(json.loads(files["serving.json"])) == TORCH_SERVING
+    written = json.loads(files["serving.json"])
+    assert written["schema_version"] == SCHEMA_VERSION
+    assert without_gpu(ServingManifest.from_dict(written)) == TORCH_SERVING
     assert not any(n.endswith(".onnx") for n in files)
     assert files["ts_handler.py"] == (ROOT / "handlers" / "ts_handler.py").read_bytes()
     for package in ("tasks", "runtimes", "handlers"):

@@ -15,6 +15,7 @@ import pytest
 from archive.build import RuntimeOptions, build
 from handler_fixtures import trained  # noqa: F401
 from handlers.service import InferenceService, Request
+from runtimes.checkpoint import read_serving
 from runtimes.device import FP16_TOLERANCE, ServePlan
 from runtimes.parity import CHECK_FILE, MAX_CHECK_RECORDS, read_check_set, run_check
 from runtimes.torch_runtime import load_checkpoint, place
@@ -73,8 +74,7 @@ def test_a_worker_given_a_gpu_torch_cannot_see_serves_on_the_cpu_as_today(archiv
 
 def gate(path: Path) -> tuple[ServePlan, object]:
     spec, tokenizer, runner = load_checkpoint(path)
-    serving = json.loads((path / "serving.json").read_text())
-    placed, plan = place(path, spec, serving, tokenizer, runner, FP16_HERE)
+    placed, plan = place(path, spec, read_serving(path), tokenizer, runner, FP16_HERE)
     return plan, next(placed.model.parameters()).dtype
 
 

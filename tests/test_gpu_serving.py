@@ -23,16 +23,17 @@ from runtimes.device import (
 from runtimes.parity import CheckSetError, parity, read_check_set
 from tasks.batching import plan_batches
 from tasks.serving_contract import ServeConfig
+from tasks.serving_manifest import ServingManifest
 from tasks.spec import TaskSpec
 
-TORCH, ONNX = {"runtime": "torch"}, {"runtime": "onnx", "onnx_file": "model.onnx"}
+TORCH, ONNX = ServingManifest(runtime="torch"), ServingManifest(runtime="onnx", onnx_file="model.onnx")
 T4 = ServingFacts(gpu_id=0, weights=True, cuda=True, gpu_count=1, name="Tesla T4", capability=(7, 5),
                   cuda_build="12.4")
 SPEC = TaskSpec(task="classif", model_type="bert", labels=("a", "b"))
 
 
 # -- the choice ---------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("serving, runtime", [({}, "torch"), (TORCH, "torch"), (ONNX, "onnx")])
+@pytest.mark.parametrize("serving, runtime", [(ServingManifest(), "torch"), (TORCH, "torch"), (ONNX, "onnx")])
 def test_without_a_gpu_the_archive_serves_as_today(serving, runtime):
     plan = choose(serving, ServingFacts(gpu_id=None, weights=True))
     assert (plan.device, plan.runtime, plan.precision) == ("cpu", runtime, "fp32")

@@ -16,14 +16,14 @@ from launcher.cli import COMMANDS, build_parser
 from launcher.endpoints.deploy import ServingConfig
 from launcher.errors import SettingError, WaitTimeout
 from launcher.jobs.hyperparameters import FIELDS, Hyperparameters
-from launcher.jobs.metrics import TASK_METRICS, metric_definitions, metric_names, parse_metrics
+from launcher.jobs.metrics import metric_definitions, metric_names, parse_metrics
 from launcher.jobs.training import DATA_CHANNEL, TrainingConfig, training_job_request
 from launcher.jobs.transform import TransformConfig, transform_job_request
 from launcher.names import MAX_LENGTH, NAME_PATTERN, unique_name
 from launcher.s3 import S3Uri
 from launcher.waiting import Poller
 from tasks.kinds import TASK_NAMES, TASKS
-from training.config import TrainConfig, hyperparameters
+from training.config import ConfigError, TrainConfig, hyperparameters
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/smtx:latest"
@@ -70,7 +70,7 @@ def test_every_task_has_metric_definitions_for_train_dev_and_test(task: str) -> 
     names = {d["Name"] for d in metric_definitions(task)}
     assert {"train_loss", "dev_loss"} <= names
     assert "test_loss" not in names  # the test split is scored, never run through the loss: nothing logs it
-    for metric in TASK_METRICS[task]:
+    for metric in TASKS[task].metric_names:
         assert {f"dev_{metric}", f"test_{metric}"} <= names
     assert len(names) <= 40  # SageMaker's limit per job
 
@@ -132,6 +132,20 @@ def test_bad_hyperparameters_are_named_with_their_value(field: str, value: objec
     with pytest.raises(SettingError) as err:
         Hyperparameters(**{**base, field: value})
     assert err.value.field == field and repr(value) in str(err.value)
+
+
+@pytest.mark.parametrize("values", [
+    {"num_train_epochs": 0.0}, {"max_seq_length": 64, "stride": 32}, {"head_learning_rate_ratio": 0.0},
+    {"max_steps": -2},
+])
+def test_a_refused_hyperparameter_is_the_field_the_training_config_names(values: dict) -> None:
+    """The launcher takes the field from ConfigError.field, not from the message's words."""
+    with pytest.raises(ConfigError) as job:
+        TrainConfig.from_hyperparameters({"task_name": "ner", **{k: str(v) for k, v in values.items()}})
+    with pytest.raises(SettingError) as err:
+        Hyperparameters(task_name="ner", **values)
+    assert err.value.field == job.value.field and err.value.value == values[job.value.field]
+    assert str(err.value) == str(job.value)
 
 
 @pytest.mark.parametrize("overrides, field", [

@@ -16,6 +16,10 @@ from launcher.errors import ServerUnreachable, SettingError
 from launcher.jobs.batches import BYTES_PER_MB
 from launcher.jobs.local_transform import invocations_url, run_local_transform
 
+#: how long a held request waits for a second one (``_Server.hold``): far longer than a concurrent client needs to
+#: send its second request, short enough that a sequential client fails the test quickly instead of hanging it
+HOLD_S = 10.0
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -25,7 +29,12 @@ class _Server(ThreadingHTTPServer):
         self.bodies: list[bytes] = []
         self.in_flight = 0
         self.max_in_flight = 0
-        self.lock = threading.Lock()
+        #: guards the counters; requests held by ``hold`` wait on it for a second one to arrive
+        self.lock = threading.Condition()
+        #: hold each request until another is in flight beside it (once that has happened, none is held); a request
+        #: held alone for HOLD_S answers 503, and so do the ones after it, so only a concurrent client passes
+        self.hold = False
+        self.gave_up = False
 
     @property
     def url(self) -> str:
@@ -43,11 +52,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        with self.server.lock:
-            self.server.bodies.append(body)
-            self.server.in_flight += 1
-            self.server.max_in_flight = max(self.server.max_in_flight, self.server.in_flight)
+        srv = self.server
+        with srv.lock:
+            srv.bodies.append(body)
+            srv.in_flight += 1
+            srv.max_in_flight = max(srv.max_in_flight, srv.in_flight)
+            srv.lock.notify_all()
+            if srv.hold and not srv.gave_up:
+                srv.gave_up = not srv.lock.wait_for(lambda: srv.max_in_flight >= 2, timeout=HOLD_S)
+            alone = srv.hold and srv.gave_up
         try:
+            if alone:
+                return self._send(503, b"held alone: no second request arrived while this one was in flight")
             self._answer(body)
         finally:
             with self.server.lock:
@@ -113,14 +129,18 @@ def test_a_blank_line_in_an_answer_is_a_missing_answer(server: _Server, tmp_path
 
 
 def test_answers_are_assembled_in_input_order_under_concurrency(server: _Server, tmp_path: Path) -> None:
+    """The server holds each request until a second one is in flight beside it: a client that sends one request
+    at a time gets 503s (after HOLD_S) and fails here; one that sends up to ``concurrency`` at once passes."""
     big = "x" * (BYTES_PER_MB // 4)  # four of these make more than one 1 MB payload
     texts = ["slow first"] + [f"{i}{big}" for i in range(9)] + ["", "last"]
     src = _write(tmp_path / "in.jsonl", texts)
+    server.hold = True
     summary = run_local_transform(src, tmp_path / "out.jsonl", server.url, max_payload_mb=1, concurrency=3)
+    assert not server.gave_up, "no two requests were in flight at the same time"
     assert summary.ok and summary.records == summary.output_lines == len(texts)
     assert summary.requests == len(server.bodies) >= 3
     assert all(len(body) <= BYTES_PER_MB for body in server.bodies)
-    assert 1 <= server.max_in_flight <= 3
+    assert 2 <= server.max_in_flight <= 3
     out = _output(tmp_path / "out.jsonl")
     assert out[0] == {"pred": "SLOW FIR"} and out[-1] == {"pred": "LAST"}
     assert [o["pred"][0] for o in out[1:10]] == [str(i) for i in range(9)]

@@ -40,7 +40,8 @@ def _archive(runtime: str | None) -> bytes:
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         files = {"model.safetensors": b"\0" * 4096}
         if runtime:
-            files["serving.json"] = json.dumps({"runtime": runtime}).encode()
+            files["serving.json"] = json.dumps(  # as an archive's serving.json names its graph
+                {"runtime": runtime, "onnx_file": "model.onnx" if runtime == "onnx" else None}).encode()
         for name, body in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(body)

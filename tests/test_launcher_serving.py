@@ -12,14 +12,16 @@ from moto.sagemaker.models import sagemaker_backends
 from moto.sagemakerruntime.models import sagemakerruntime_backends
 
 from launcher.aws import AwsSettings, Clients
-from launcher.endpoints.cleanup import delete_endpoint, delete_model, list_resources
+from launcher.endpoints.cleanup import delete_endpoint, delete_model
 from launcher.endpoints.deploy import ServingConfig, create_model, deploy, wait_for_endpoint
 from launcher.endpoints.invoke import invoke, read_records
-from launcher.endpoints.multimodel import add_model, deploy_multi_model, list_target_models
+from launcher.endpoints.multimodel import add_model, deploy_multi_model
 from launcher.errors import JobFailed, ResponseError, SettingError
+from launcher.inventory import list_rows
 from launcher.jobs.hyperparameters import Hyperparameters
 from launcher.jobs.training import TrainingConfig, start_training_job
 from launcher.jobs.transform import TransformConfig, run_transform, start_transform_job, wait_for_transform
+from launcher.s3 import S3Uri, list_keys
 from launcher.waiting import Poller
 from moto_sagemaker import answer_invocations, write_model_artifacts, write_transform_output
 
@@ -109,7 +111,7 @@ def test_multi_model_endpoint_serves_archives_added_under_its_prefix(clients: Cl
     assert container["Environment"]["SAGEMAKER_MULTI_MODEL"] == "true"
     assert add_model(clients, MODEL_DATA, prefix) == "classif.tar.gz"
     assert add_model(clients, MODEL_DATA, prefix, "classif-v2.tar.gz") == "classif-v2.tar.gz"
-    assert list_target_models(clients, prefix) == ["classif-v2.tar.gz", "classif.tar.gz"]
+    assert list_keys(clients.s3, S3Uri.parse(prefix).as_prefix()) == ["classif-v2.tar.gz", "classif.tar.gz"]
     with pytest.raises(SettingError, match="not already under"):
         add_model(clients, MODEL_DATA, prefix, "classif.tar.gz")
     answer_invocations(REGION)
@@ -160,13 +162,12 @@ def test_a_failed_transform_raises_with_its_reason(clients: Clients) -> None:
 def test_delete_removes_what_deploy_created_and_list_shows_what_exists(clients: Clients) -> None:
     made = deploy(clients, MODEL_DATA, SERVING, wait=False)
     other = deploy(clients, MODEL_DATA, SERVING, wait=False)
-    listed = list_resources(clients)
-    assert {made.endpoint, other.endpoint} == {name for name, _ in listed["endpoints"]}
-    assert dict(listed["endpoints"])[made.endpoint] == "InService"
-    assert list_resources(clients, name_contains=made.endpoint)["models"] == [(made.model, "")]
+    listed = {row.name: row for row in list_rows(clients)["endpoints"]}  # what `launcher list` prints
+    assert set(listed) == {made.endpoint, other.endpoint} and listed[made.endpoint].status == "InService"
+    assert [row.name for row in list_rows(clients, name_contains=made.endpoint)["models"]] == [made.model]
     assert delete_endpoint(clients, made.endpoint) == [
         f"deleted endpoint {made.endpoint}", f"deleted endpoint config {made.endpoint_config}",
         f"deleted model {made.model}"]
     assert all("not found" in line for line in delete_endpoint(clients, made.endpoint))
-    assert [name for name, _ in list_resources(clients)["endpoints"]] == [other.endpoint]
+    assert [row.name for row in list_rows(clients)["endpoints"]] == [other.endpoint]
     assert delete_model(clients, other.model) == f"deleted model {other.model}"

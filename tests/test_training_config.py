@@ -12,10 +12,14 @@ from training.config import EMBEDDED_MODEL, ConfigError, TrainConfig, hyperparam
 VALID_NAMES = sorted(f.name for f in dataclasses.fields(TrainConfig))
 
 
-def _error(raw: dict) -> str:
+def _raised(raw: dict) -> ConfigError:
     with pytest.raises(ConfigError) as info:
         TrainConfig.from_hyperparameters(raw)
-    return str(info.value)
+    return info.value
+
+
+def _error(raw: dict) -> str:
+    return str(_raised(raw))
 
 
 def test_defaults():
@@ -131,7 +135,18 @@ def test_task_name_is_required():
     ({"task_name": "ner", "logging_steps": "0"}, "logging_steps=0 is too small; expected at least 1"),
 ])
 def test_errors_name_field_and_value(raw, message):
-    assert _error(raw) == message
+    error = _raised(raw)
+    assert str(error) == message
+    assert message.startswith(f"{error.field}=")  # .field is the hyperparameter the message is about
+
+
+@pytest.mark.parametrize("raw, field", [
+    ({"task_name": "ner", "epochs": "3"}, "epochs"),  # unknown: the name as given
+    ({"max_steps": "3"}, "task_name"),  # missing
+    ({"task_name": "ner", "max_seq_length": "64", "stride": "32"}, "stride"),  # two fields: the one to change
+])
+def test_errors_whose_message_does_not_start_with_the_field_still_carry_it(raw, field):
+    assert _raised(raw).field == field
 
 
 def test_epochs_do_not_matter_when_steps_are_set():

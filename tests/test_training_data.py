@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from tasks.fields import Record
-from training.data import MAX_PROBLEMS, DataError, Problem, load_dataset, sorted_labels
+from tasks.kinds import task_kind
+from training.data import MAX_PROBLEMS, DataError, Problem, load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,9 +70,10 @@ def test_ner_labels_are_o_first_then_by_type_b_before_i(tmp_path):
     assert data.train[0].label == ["B-PER", "I-PER", "O", "B-LOC"]
 
 
-def test_sorted_labels():
-    assert sorted_labels("ner", {"I-PER", "B-PER", "B-LOC"}) == ("O", "B-LOC", "B-PER", "I-PER")
-    assert sorted_labels("classif", {"b", "a", "C"}) == ("C", "a", "b")
+def test_the_task_row_orders_the_labels():
+    """The order load_dataset gives a model's outputs (Dataset.labels), from the task's row."""
+    assert task_kind("ner").order_labels({"I-PER", "B-PER", "B-LOC"}) == ("O", "B-LOC", "B-PER", "I-PER")
+    assert task_kind("classif").order_labels({"b", "a", "C"}) == ("C", "a", "b")
 
 
 def test_layoutlm_boxes_are_read_from_the_bbox_column(tmp_path):

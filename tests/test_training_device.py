@@ -45,6 +45,9 @@ def test_half_precision_on_the_cpu_is_refused(requested):
 def test_a_precision_error_is_a_config_error():
     """So that the entrypoints report it as a user's mistake (failure file, exit 2 on the command line)."""
     assert issubclass(PrecisionError, ConfigError)
+    with pytest.raises(PrecisionError) as info:
+        resolve_precision("bf16", T4)
+    assert info.value.field == "mixed_precision"
 
 
 def test_mixed_precision_is_a_validated_hyperparameter():

@@ -123,14 +123,3 @@ LISTINGS: dict[str, _Listing] = {
     "endpoint-configs": _Listing("list_endpoint_configs", "EndpointConfigs", "EndpointConfigName", None),
     "endpoints": _Listing("list_endpoints", "Endpoints", "EndpointName", "EndpointStatus"),
 }
-
-
-def list_resources(clients: Clients, name_contains: str = "smtx") -> dict[str, list[tuple[str, str]]]:
-    """(name, status) of every resource of each kind whose name contains ``name_contains``."""
-    found: dict[str, list[tuple[str, str]]] = {}
-    for kind, listing in LISTINGS.items():
-        pages = clients.sagemaker.get_paginator(listing.operation).paginate(NameContains=name_contains)
-        rows = [(item[listing.name], item.get(listing.status, "") if listing.status else "")
-                for page in pages for item in page.get(listing.items, [])]
-        found[kind] = sorted(row for row in rows if name_contains in row[0])
-    return found

@@ -55,7 +55,8 @@ class ServingConfig:
     #: None for a serverless endpoint, which has no instances
     instance_type: str | None = DEFAULT_INSTANCE
     instance_count: int = 1
-    #: TorchServe workers per model; None keeps the container's default, one (tasks/serving_contract.py)
+    #: TorchServe workers per model; None keeps the container's default: one per visible GPU, else one
+    #: (entrypoints/serve.py's with_default_workers; the bounds are tasks/serving_contract.py's)
     workers: int | None = None
     #: requests TorchServe batches together; None keeps the container's default
     batch_size: int | None = None

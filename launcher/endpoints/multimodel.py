@@ -22,7 +22,7 @@ from launcher.endpoints.deploy import (
 from launcher.errors import require
 from launcher.names import unique_name
 from launcher.placement import Placement
-from launcher.s3 import S3Uri, copy, exists, list_keys
+from launcher.s3 import S3Uri, copy, exists
 from launcher.waiting import Poller
 
 log = logging.getLogger(__name__)
@@ -75,8 +75,3 @@ def add_model(clients: Clients, source: str, prefix: str, target: str | None = N
          Placement().object_tagging("add-model") if tagging is None else tagging)
     return target
 
-
-def list_target_models(clients: Clients, prefix: str) -> list[str]:
-    """The TargetModel names available under ``prefix``."""
-    return [key for key in list_keys(clients.s3, S3Uri.parse(prefix, "model_prefix").as_prefix())
-            if key.endswith(".tar.gz")]

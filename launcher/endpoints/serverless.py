@@ -22,6 +22,7 @@ from launcher.errors import SettingError, require
 from launcher.placement import Placement
 from launcher.s3 import S3Uri
 from tasks.serving_contract import VARIABLES
+from tasks.serving_manifest import DEFAULT_RUNTIME, SERVING_FILE, ServingManifest
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +129,9 @@ def check_limits(environment: dict[str, Any]) -> None:
 
 
 def archive_runtime(s3: Any, model_data: str) -> str | None:
-    """The ``runtime`` an archive's serving.json names ("torch" when it has none, as the handler reads it);
-    None when the archive cannot be read (missing, forbidden, not a tar.gz, or over MAX_SCAN_BYTES)."""
+    """The ``runtime`` an archive's serving.json names (torch when it has none, as the handler reads it);
+    None when the archive or its serving.json cannot be read (missing, forbidden, not a tar.gz, over
+    MAX_SCAN_BYTES, or a manifest this code does not read)."""
     location = S3Uri.parse(model_data, "model_data")
     try:
         response = s3.get_object(Bucket=location.bucket, Key=location.key)
@@ -138,10 +140,10 @@ def archive_runtime(s3: Any, model_data: str) -> str | None:
             return None
         with tarfile.open(fileobj=response["Body"], mode="r|gz") as archive:
             for member in archive:  # a stream: serving.json is read as it passes, the rest is skipped
-                if member.isfile() and member.name.lstrip("./") == "serving.json":
+                if member.isfile() and member.name.lstrip("./") == SERVING_FILE:
                     handle = archive.extractfile(member)
-                    return str(json.load(handle).get("runtime", "torch")) if handle else None
-        return "torch"
+                    return ServingManifest.from_dict(json.load(handle)).runtime if handle else None
+        return DEFAULT_RUNTIME
     except (ClientError, BotoCoreError, tarfile.TarError, OSError, ValueError, EOFError) as exc:
         log.info("could not read serving.json from %s: %s", model_data, exc)
         return None

@@ -7,7 +7,6 @@ training defaults apply and live in one place.
 """
 from __future__ import annotations
 
-import re
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
@@ -26,7 +25,6 @@ _FORMAT: dict[type, Callable[[Any], str]] = {
     str: str,
 }
 _EXPECTED = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
-_FIELD_IN_MESSAGE = re.compile(r"^(\w+)=")
 
 
 def _type_ok(kind: type, value: Any) -> bool:
@@ -54,9 +52,7 @@ class Hyperparameters:
         try:  # the job parses these strings with TrainConfig: fail here, with its words, not in the job
             TrainConfig.from_hyperparameters(self.as_sagemaker())
         except TrainConfigError as exc:
-            match = _FIELD_IN_MESSAGE.match(str(exc))
-            field = match.group(1) if match else "hyperparameters"
-            raise SettingError(field, self.values.get(field), "a valid value", message=str(exc)) from None
+            raise SettingError(exc.field, self.values.get(exc.field), "a valid value", message=str(exc)) from None
 
     @property
     def task_name(self) -> str:

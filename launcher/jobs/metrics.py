@@ -12,9 +12,6 @@ from tasks.kinds import TASKS
 from training.metric_lines import SPLITS, format_metric, logged_metric_names, parse_metric_lines
 from training.metric_lines import metric_regex as _regex
 
-#: scores each task's evaluation logs for dev and test (a view of the task table)
-TASK_METRICS: dict[str, tuple[str, ...]] = {name: kind.metric_names for name, kind in TASKS.items()}
-
 
 def metric_regex(split: str, name: str) -> str:
     """The regex SageMaker applies to each log line; its one group captures the value."""
