@@ -16,11 +16,11 @@ import requests
 from launcher.aws import Clients
 from launcher.cli import main
 from launcher.invoke import read_records
-from moto_sagemaker import offline_account, run_cli
+from tests.helpers import EXAMPLES
+from tests.helpers.moto_sagemaker import offline_account, run_cli
 
 REGION = "eu-west-1"
 BUCKET = "smtx-defects"
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "data"
 ENV = {
     "SMTX_SAGEMAKER_ROLE": "arn:aws:iam::123456789012:role/SageMakerExecution",
     "SMTX_TRAINING_IMAGE": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/smtx-train:1",

@@ -18,11 +18,11 @@ import requests
 from launcher.aws import AwsSettings, Clients
 from launcher.checks import offered_instance_types
 from launcher.cli import build_parser
-from moto_sagemaker import in_process_moto_server, offline_account, run_cli, write_log_lines
+from tests.helpers import EXAMPLES
+from tests.helpers.moto_sagemaker import in_process_moto_server, offline_account, run_cli, write_log_lines
 
 REGION = "eu-west-1"
 BUCKET = "smtx-new-user"
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "data"
 ENV = {
     "SMTX_SAGEMAKER_ROLE": "arn:aws:iam::123456789012:role/SageMakerExecution",
     "SMTX_TRAINING_IMAGE": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/smtx-train:1",
