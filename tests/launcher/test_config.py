@@ -1,4 +1,4 @@
-"""Pure tests of the launcher's configs, names, metric regexes and request builders (no AWS, no moto)."""
+"""Pure tests of the launcher's configs, names, metric regexes, images and request builders (no AWS, no moto)."""
 from __future__ import annotations
 
 import argparse
@@ -16,17 +16,19 @@ from launcher.commands import COMMANDS
 from launcher.deploy import ServingConfig
 from launcher.errors import SettingError, WaitTimeout
 from launcher.hyperparameters import FIELDS, Hyperparameters
+from launcher.images import default_batch_sizes, family_of, tagged_cpu
 from launcher.metrics import TASK_METRICS, metric_definitions, metric_names, parse_metrics
 from launcher.names import MAX_LENGTH, NAME_PATTERN, unique_name
+from launcher.placement import has_local_storage
 from launcher.s3 import S3Uri
 from launcher.training import DATA_CHANNEL, TrainingConfig, training_job_request
 from launcher.transform import TransformConfig, transform_job_request
 from launcher.waiting import Poller
 from tasks.kinds import TASK_NAMES, TASKS
 from tests.helpers import ROOT
+from tests.helpers.launcher_account import ROLE
 from training.config import TrainConfig, hyperparameters
 
-ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/smtx:latest"
 
 
@@ -249,3 +251,18 @@ def test_the_launcher_imports_neither_torch_nor_transformers() -> None:
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
                          cwd=ROOT)
     assert run.stdout.strip() == "[]"
+
+
+# account hygiene: tags, VPC, KMS, network isolation and the image per instance type ----------------------------------
+def test_the_image_follows_the_instance_type_and_the_tag_convention() -> None:
+    assert tagged_cpu("acct.dkr.ecr.eu-west-1.amazonaws.com/smtx:cpu") and tagged_cpu("r/smtx:1.4-cpu-py311")
+    assert not tagged_cpu("r/smtx-cpu-builds:1.4") and not tagged_cpu("r/smtx:gpu") and not tagged_cpu("r/smtx")
+    assert (family_of("allenai/longformer-base-4096"), family_of("distilbert-base-uncased"),
+            family_of("microsoft/layoutlm-base-uncased"), family_of("embedded:all-MiniLM-L6-v2"),
+            family_of("roberta-base"), family_of("gpt2")) == (
+        "longformer", "distilbert", "layoutlm", "bert", "roberta", None)
+    assert default_batch_sizes("allenai/longformer-base-4096", "ml.g4dn.2xlarge") == {
+        "per_device_train_batch_size": 1, "per_device_eval_batch_size": 1}
+    assert default_batch_sizes("bert-base-cased", "ml.m5.xlarge") == {}
+    assert [has_local_storage(t) for t in ("ml.g4dn.xlarge", "ml.m5d.large", "ml.g5.xlarge", "ml.m5.xlarge",
+                                           "ml.p3.2xlarge")] == [True, True, True, False, False]

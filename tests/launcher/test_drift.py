@@ -15,16 +15,9 @@ import pytest
 
 from launcher import drift
 from launcher.aws import Clients
+from tests.helpers.launcher_account import BUCKET, ENV, REGION
 from tests.helpers.moto_sagemaker import offline_account, run_cli
 
-REGION = "eu-west-1"
-BUCKET = "smtx-drift"
-ENV = {
-    "SMTX_SAGEMAKER_ROLE": "arn:aws:iam::123456789012:role/SageMakerExecution",
-    "SMTX_SERVING_IMAGE": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/smtx-serve:1",
-    "SMTX_GPU_IMAGE": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/smtx:1-gpu",
-    "SMTX_S3_PREFIX": f"s3://{BUCKET}/smtx",
-}
 MODEL = f"s3://{BUCKET}/models/m/model.tar.gz"
 CAPTURE = f"s3://{BUCKET}/capture"
 #: the test split: 'sports' and 'politics' half each, confident, three to five words

@@ -16,15 +16,9 @@ from moto.sagemaker.models import sagemaker_backends
 
 from launcher.aws import Clients
 from launcher.cli import main
-from tests.helpers.moto_sagemaker import UPDATE_FAILURES, accept_endpoint_updates, offline_account, run_cli
+from tests.helpers.launcher_account import BUCKET, CPU_IMAGE, ENV, REGION, cli
+from tests.helpers.moto_sagemaker import UPDATE_FAILURES, accept_endpoint_updates, offline_account
 
-REGION = "eu-west-1"
-BUCKET = "smtx-production"
-ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
-CPU_IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/smtx:1-cpu"
-GPU_IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/smtx:1-gpu"
-ENV = {"SMTX_SAGEMAKER_ROLE": ROLE, "SMTX_SERVING_IMAGE": CPU_IMAGE, "SMTX_GPU_IMAGE": GPU_IMAGE,
-       "SMTX_S3_PREFIX": f"s3://{BUCKET}/smtx"}
 ONNX = f"s3://{BUCKET}/models/onnx/model.tar.gz"
 TORCH = f"s3://{BUCKET}/models/torch/model.tar.gz"
 ASYNC_RESULTS = "http://motoapi.amazonaws.com/moto-api/static/sagemaker/async-endpoint-results"
@@ -54,10 +48,6 @@ def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Clients]:
         yield clients
 
 
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    return run_cli(capsys, ENV, *argv)
-
-
 def _endpoint(out: str) -> str:
     match = re.search(r"(?:endpoint|updated) (smtx-ep-[\w-]+) \(config", out)
     assert match, out
@@ -72,7 +62,7 @@ def _nothing_created(clients: Clients) -> bool:
 
 def test_serverless_deploy_sends_memory_concurrency_and_limits_that_fit(aws: Clients,
                                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    status, out, err = _run(capsys, "deploy", "--model-data", ONNX, "--serverless", "--memory-mb", "2048",
+    status, out, err = cli(capsys, "deploy", "--model-data", ONNX, "--serverless", "--memory-mb", "2048",
                           "--max-concurrency", "5", "--tag", "team=nlp")
     assert status == 0, out + err
     name = _endpoint(out)
@@ -104,31 +94,31 @@ def test_serverless_deploy_sends_memory_concurrency_and_limits_that_fit(aws: Cli
 ])
 def test_bad_serverless_flags_exit_2_and_create_nothing(aws: Clients, capsys: pytest.CaptureFixture[str],
                                                         argv: list[str], named: str) -> None:
-    status, _, err = _run(capsys, "deploy", "--model-data", ONNX, "--serverless", *argv)
+    status, _, err = cli(capsys, "deploy", "--model-data", ONNX, "--serverless", *argv)
     assert status == 2 and named in err, err
     assert _nothing_created(aws)
 
 
 def test_serverless_memory_below_the_archives_runtime_is_refused_naming_the_minimum(
         aws: Clients, capsys: pytest.CaptureFixture[str]) -> None:
-    status, _, err = _run(capsys, "deploy", "--model-data", TORCH, "--serverless", "--memory-mb", "1024",
-                          "--max-concurrency", "1")
+    status, _, err = cli(capsys, "deploy", "--model-data", TORCH, "--serverless", "--memory-mb", "1024",
+                         "--max-concurrency", "1")
     assert status == 2 and "memory_mb=1024: expected at least 2048 MB for a torch archive" in err, err
     aws.s3.put_object(Bucket=BUCKET, Key="models/odd/model.tar.gz", Body=b"not a tarball")
-    status, _, err = _run(capsys, "deploy", "--model-data", f"s3://{BUCKET}/models/odd/model.tar.gz",
-                          "--serverless", "--memory-mb", "1024", "--max-concurrency", "1")
+    status, _, err = cli(capsys, "deploy", "--model-data", f"s3://{BUCKET}/models/odd/model.tar.gz",
+                         "--serverless", "--memory-mb", "1024", "--max-concurrency", "1")
     assert status == 2 and "at least 2048 MB for an archive whose runtime could not be read" in err, err
     assert _nothing_created(aws)
-    assert _run(capsys, "deploy", "--model-data", ONNX, "--serverless", "--memory-mb", "1024",
-                "--max-concurrency", "1")[0] == 0
-    assert _run(capsys, "deploy", "--model-data", TORCH, "--serverless", "--memory-mb", "2048",
-                "--max-concurrency", "1")[0] == 0
+    assert cli(capsys, "deploy", "--model-data", ONNX, "--serverless", "--memory-mb", "1024",
+               "--max-concurrency", "1")[0] == 0
+    assert cli(capsys, "deploy", "--model-data", TORCH, "--serverless", "--memory-mb", "2048",
+               "--max-concurrency", "1")[0] == 0
 
 
 def test_async_deploy_then_invoke_async_uploads_waits_and_prints_the_answer(
         aws: Clients, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    status, out, _ = _run(capsys, "deploy", "--model-data", ONNX, "--instance-type", "ml.m5.xlarge", "--async",
-                          "--output", f"s3://{BUCKET}/async-out", "--max-concurrent-invocations", "4",
+    status, out, _ = cli(capsys, "deploy", "--model-data", ONNX, "--instance-type", "ml.m5.xlarge", "--async",
+                         "--output", f"s3://{BUCKET}/async-out", "--max-concurrent-invocations", "4",
                           "--success-topic", "arn:aws:sns:eu-west-1:123456789012:done",
                           "--kms-key", "alias/smtx")
     assert status == 0, out
@@ -148,23 +138,23 @@ def test_async_deploy_then_invoke_async_uploads_waits_and_prints_the_answer(
         {"data": '{"pred": "positive"}\n'}, {"is_failure": True, "data": "record 1: no text"}]}, timeout=30)
     records = tmp_path / "big.jsonl"
     records.write_text('{"text": "great"}\n', encoding="utf-8")
-    status, out, _ = _run(capsys, "invoke-async", name, "--input", str(records), "--wait")
+    status, out, _ = cli(capsys, "invoke-async", name, "--input", str(records), "--wait")
     assert status == 0 and out.splitlines()[-1] == '{"pred": "positive"}', out
     uploaded = re.search(r"queued (s3://\S+):", out).group(1)  # type: ignore[union-attr]
     assert uploaded.startswith(f"s3://{BUCKET}/smtx/async-input/smtx-async-") and uploaded.endswith("/big.jsonl")
     aws.s3.put_object(Bucket=BUCKET, Key="inputs/bad.jsonl", Body=b'{"txt": 1}\n')
-    status, out, err = _run(capsys, "invoke-async", name, "--input", f"s3://{BUCKET}/inputs/bad.jsonl", "--wait")
+    status, out, err = cli(capsys, "invoke-async", name, "--input", f"s3://{BUCKET}/inputs/bad.jsonl", "--wait")
     assert f"queued s3://{BUCKET}/inputs/bad.jsonl:" in out  # an s3:// input is sent as it is
     assert status == 1 and "the request failed" in err and "record 1: no text" in err
 
 
 def test_invoke_async_bad_input_exits_2(aws: Clients, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    status, _, err = _run(capsys, "invoke-async", "ep", "--input", str(tmp_path / "missing.jsonl"))
+    status, _, err = cli(capsys, "invoke-async", "ep", "--input", str(tmp_path / "missing.jsonl"))
     assert status == 2 and "input=" in err and "an existing file" in err
-    status, _, err = _run(capsys, "invoke-async", "ep", "--input", f"s3://{BUCKET}/nothing/here.jsonl")
+    status, _, err = cli(capsys, "invoke-async", "ep", "--input", f"s3://{BUCKET}/nothing/here.jsonl")
     assert status == 2 and "has no key 'nothing/here.jsonl'" in err
     (tmp_path / "records.csv").write_text("a\n")
-    status, _, err = _run(capsys, "invoke-async", "ep", "--input", str(tmp_path / "records.csv"))
+    status, _, err = cli(capsys, "invoke-async", "ep", "--input", str(tmp_path / "records.csv"))
     assert status == 2 and "--content-type json|jsonlines" in err
     (tmp_path / "records.jsonl").write_text('{"text": "a"}\n')
     status = main(["invoke-async", "ep", "--input", str(tmp_path / "records.jsonl")],
@@ -174,23 +164,23 @@ def test_invoke_async_bad_input_exits_2(aws: Clients, capsys: pytest.CaptureFixt
 
 def test_async_flags_without_async_and_without_output_are_refused(aws: Clients,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    status, _, err = _run(capsys, "deploy", "--model-data", ONNX, "--output", f"s3://{BUCKET}/x")
+    status, _, err = cli(capsys, "deploy", "--model-data", ONNX, "--output", f"s3://{BUCKET}/x")
     assert status == 2 and "output=" in err and "no value without --async" in err
-    status, _, err = _run(capsys, "deploy", "--model-data", ONNX, "--async")
+    status, _, err = cli(capsys, "deploy", "--model-data", ONNX, "--async")
     assert status == 2 and "an s3:// prefix for the answers with --async" in err
-    status, _, err = _run(capsys, "deploy", "--model-data", ONNX, "--async", "--output", f"s3://{BUCKET}/x",
-                          "--error-topic", "not-an-arn")
+    status, _, err = cli(capsys, "deploy", "--model-data", ONNX, "--async", "--output", f"s3://{BUCKET}/x",
+                         "--error-topic", "not-an-arn")
     assert status == 2 and "error_topic='not-an-arn': expected an SNS topic ARN" in err
-    status, _, err = _run(capsys, "deploy", "--model-data", ONNX, "--async", "--output", "s3://no-such-bucket/x")
+    status, _, err = cli(capsys, "deploy", "--model-data", ONNX, "--async", "--output", "s3://no-such-bucket/x")
     assert status == 2 and "bucket 'no-such-bucket' (from s3://no-such-bucket/x) does not exist" in err
     assert _nothing_created(aws)
 
 
 def test_update_in_place_swaps_config_and_model_then_deletes_the_old_ones(
         aws: Clients, capsys: pytest.CaptureFixture[str]) -> None:
-    name = _endpoint(_run(capsys, "deploy", "--model-data", ONNX, "--instance-type", "ml.m5.xlarge")[1])
-    status, out, _ = _run(capsys, "deploy", "--model-data", TORCH, "--instance-type", "ml.m5.xlarge",
-                          "--endpoint", name)
+    name = _endpoint(cli(capsys, "deploy", "--model-data", ONNX, "--instance-type", "ml.m5.xlarge")[1])
+    status, out, _ = cli(capsys, "deploy", "--model-data", TORCH, "--instance-type", "ml.m5.xlarge",
+                         "--endpoint", name)
     assert status == 0, out
     new_config = aws.sagemaker.describe_endpoint(EndpointName=name)["EndpointConfigName"]
     assert new_config != name and f"updated {name} (config {new_config}" in out
@@ -198,16 +188,16 @@ def test_update_in_place_swaps_config_and_model_then_deletes_the_old_ones(
     models = [m["ModelName"] for m in aws.sagemaker.list_models()["Models"]]
     assert models == [new_config]
     assert aws.sagemaker.describe_model(ModelName=new_config)["PrimaryContainer"]["ModelDataUrl"] == TORCH
-    deleted = _run(capsys, "delete", "--endpoint", name)[1]
+    deleted = cli(capsys, "delete", "--endpoint", name)[1]
     assert f"deleted endpoint config {new_config}\ndeleted model {new_config}" in deleted
 
 
 def test_a_failed_update_leaves_the_old_config_serving_and_removes_what_it_made(
         aws: Clients, capsys: pytest.CaptureFixture[str]) -> None:
-    name = _endpoint(_run(capsys, "deploy", "--model-data", ONNX, "--instance-type", "ml.m5.xlarge")[1])
+    name = _endpoint(cli(capsys, "deploy", "--model-data", ONNX, "--instance-type", "ml.m5.xlarge")[1])
     UPDATE_FAILURES[name] = "the new model failed its health check"
-    status, _, err = _run(capsys, "deploy", "--model-data", TORCH, "--instance-type", "ml.m5.xlarge",
-                          "--endpoint", name)
+    status, _, err = cli(capsys, "deploy", "--model-data", TORCH, "--instance-type", "ml.m5.xlarge",
+                         "--endpoint", name)
     assert status == 1 and "the new model failed its health check" in err
     assert f"it still serves {name} with model {name}" in err and "deleted model smtx-ep-" in err
     assert aws.sagemaker.describe_endpoint(EndpointName=name)["EndpointConfigName"] == name
@@ -217,20 +207,20 @@ def test_a_failed_update_leaves_the_old_config_serving_and_removes_what_it_made(
 
 def test_updating_a_missing_or_busy_endpoint_is_refused_before_anything_is_made(
         aws: Clients, capsys: pytest.CaptureFixture[str]) -> None:
-    status, _, err = _run(capsys, "deploy", "--model-data", ONNX, "--endpoint", "smtx-ep-nope")
+    status, _, err = cli(capsys, "deploy", "--model-data", ONNX, "--endpoint", "smtx-ep-nope")
     assert status == 2 and "an existing endpoint to update" in err and _nothing_created(aws)
-    name = _endpoint(_run(capsys, "deploy", "--model-data", ONNX, "--instance-type", "ml.m5.xlarge")[1])
+    name = _endpoint(cli(capsys, "deploy", "--model-data", ONNX, "--instance-type", "ml.m5.xlarge")[1])
     sagemaker_backends[DEFAULT_ACCOUNT_ID][REGION].endpoints[name].endpoint_status = "Updating"
-    status, _, err = _run(capsys, "deploy", "--model-data", ONNX, "--endpoint", name)
+    status, _, err = cli(capsys, "deploy", "--model-data", ONNX, "--endpoint", name)
     assert status == 2 and "an InService endpoint (it is Updating" in err
     assert len(aws.sagemaker.list_models()["Models"]) == 1
 
 
 def test_autoscale_tracks_invocations_and_delete_removes_the_target_first(
         aws: Clients, capsys: pytest.CaptureFixture[str]) -> None:
-    name = _endpoint(_run(capsys, "deploy", "--model-data", ONNX, "--instance-type", "ml.m5.xlarge")[1])
-    status, out, _ = _run(capsys, "autoscale", name, "--min", "1", "--max", "4", "--target-invocations", "70",
-                          "--scale-in-cooldown", "600")
+    name = _endpoint(cli(capsys, "deploy", "--model-data", ONNX, "--instance-type", "ml.m5.xlarge")[1])
+    status, out, _ = cli(capsys, "autoscale", name, "--min", "1", "--max", "4", "--target-invocations", "70",
+                         "--scale-in-cooldown", "600")
     assert status == 0 and f"endpoint/{name}/variant/AllTraffic: 1-4 instances" in out
     aas = aws.autoscaling
     target = aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"][0]
@@ -240,26 +230,26 @@ def test_autoscale_tracks_invocations_and_delete_removes_the_target_first(
     assert tracking["TargetValue"] == 70.0 and tracking["ScaleInCooldown"] == 600
     assert tracking["PredefinedMetricSpecification"]["PredefinedMetricType"] == \
         "SageMakerVariantInvocationsPerInstance"
-    assert "autoscaling " in _run(capsys, "describe", name)[1]
-    out = _run(capsys, "delete", "--endpoint", name)[1]
+    assert "autoscaling " in cli(capsys, "describe", name)[1]
+    out = cli(capsys, "delete", "--endpoint", name)[1]
     assert out.index("removed autoscaling") < out.index("deleted endpoint ")
     assert not aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
 
 
 def test_async_endpoints_scale_to_zero_with_a_backlog_alarm_and_off_removes_it(
         aws: Clients, capsys: pytest.CaptureFixture[str]) -> None:
-    name = _endpoint(_run(capsys, "deploy", "--model-data", ONNX, "--instance-type", "ml.m5.xlarge", "--async",
-                          "--output", f"s3://{BUCKET}/async-out")[1])
-    status, out, _ = _run(capsys, "autoscale", name, "--min", "0", "--max", "2", "--target-backlog", "5")
+    name = _endpoint(cli(capsys, "deploy", "--model-data", ONNX, "--instance-type", "ml.m5.xlarge", "--async",
+                         "--output", f"s3://{BUCKET}/async-out")[1])
+    status, out, _ = cli(capsys, "autoscale", name, "--min", "0", "--max", "2", "--target-backlog", "5")
     assert status == 0 and "starts an instance when requests wait" in out, out
     policies = aws.autoscaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
     assert sorted(p["PolicyType"] for p in policies) == ["StepScaling", "TargetTrackingScaling"]
     alarm = aws.cloudwatch.describe_alarms()["MetricAlarms"][0]
     assert alarm["MetricName"] == "HasBacklogWithoutCapacity" and alarm["AlarmActions"]
-    status, out, _ = _run(capsys, "autoscale", name, "--off")
+    status, out, _ = cli(capsys, "autoscale", name, "--off")
     assert status == 0 and "deleted alarm" in out and "removed autoscaling" in out
     assert not aws.cloudwatch.describe_alarms()["MetricAlarms"]
-    assert "had no autoscaling" in _run(capsys, "autoscale", name, "--off")[1]
+    assert "had no autoscaling" in cli(capsys, "autoscale", name, "--off")[1]
 
 
 @pytest.mark.parametrize("argv, named", [
@@ -272,18 +262,18 @@ def test_async_endpoints_scale_to_zero_with_a_backlog_alarm_and_off_removes_it(
 ])
 def test_bad_autoscale_flags_exit_2_and_register_nothing(aws: Clients, capsys: pytest.CaptureFixture[str],
                                                          argv: list[str], named: str) -> None:
-    name = _endpoint(_run(capsys, "deploy", "--model-data", ONNX, "--instance-type", "ml.m5.xlarge")[1])
-    status, _, err = _run(capsys, "autoscale", name, *argv)
+    name = _endpoint(cli(capsys, "deploy", "--model-data", ONNX, "--instance-type", "ml.m5.xlarge")[1])
+    status, _, err = cli(capsys, "autoscale", name, *argv)
     assert status == 2 and named in err, err
     assert not aws.autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
 
 
 def test_env_values_of_the_containers_contract_are_checked_by_its_own_rules(
         aws: Clients, capsys: pytest.CaptureFixture[str]) -> None:
-    status, _, err = _run(capsys, "deploy", "--model-data", ONNX, "--instance-type", "ml.m5.xlarge",
-                          "--env", "SAGEMAKER_MAX_PAYLOAD_IN_MB=abc")
+    status, _, err = cli(capsys, "deploy", "--model-data", ONNX, "--instance-type", "ml.m5.xlarge",
+                         "--env", "SAGEMAKER_MAX_PAYLOAD_IN_MB=abc")
     assert status == 2 and "SAGEMAKER_MAX_PAYLOAD_IN_MB='abc': expected an integer between 1 and 1024" in err
-    status, _, err = _run(capsys, "deploy", "--model-data", ONNX, "--serverless", "--memory-mb", "2048",
-                          "--max-concurrency", "1", "--env", "SAGEMAKER_MODEL_SERVER_TIMEOUT=61")
+    status, _, err = cli(capsys, "deploy", "--model-data", ONNX, "--serverless", "--memory-mb", "2048",
+                         "--max-concurrency", "1", "--env", "SAGEMAKER_MODEL_SERVER_TIMEOUT=61")
     assert status == 2 and "SAGEMAKER_MODEL_SERVER_TIMEOUT='61': expected seconds in [1, 60]" in err
     assert _nothing_created(aws)

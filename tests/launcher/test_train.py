@@ -1,6 +1,9 @@
-"""Clients, data upload, training jobs and following them, against moto in-process (mock_aws)."""
+"""upload, train, follow and stop-training: clients, data upload, training jobs and following them against moto
+in-process (the Python API), and through the command line: every setting checked before the data is uploaded,
+tags, VPC, KMS and the image per instance type on the job."""
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -22,12 +25,21 @@ from launcher.metrics import metric_definitions
 from launcher.training import TrainingConfig, start_training_job, stop_training_job
 from launcher.waiting import Poller
 from tests.helpers import EXAMPLES
+from tests.helpers.launcher_account import (
+    BUCKET,
+    CPU_IMAGE,
+    GPU_IMAGE,
+    KEY,
+    REGION,
+    ROLE,
+    VPC,
+    cli,
+    create_bucket,
+    created,
+    sagemaker_tags,
+)
 from tests.helpers.moto_sagemaker import Step, TrainingJobDriver
 from training.data import DataError
-
-REGION = "eu-west-1"
-BUCKET = "smtx-launcher-test"
-ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
 
 
 @pytest.fixture
@@ -195,3 +207,122 @@ def test_log_lines_of_several_instances_are_tagged_with_their_host(clients: Clie
 def test_moto_backend_is_the_one_the_driver_changes(clients: Clients) -> None:
     name = start_training_job(clients, _config())
     assert name in sagemaker_backends[DEFAULT_ACCOUNT_ID][REGION].training_jobs
+
+
+# bad input is refused before anything is created (issue 12: the defects a new user met) ------------------------------
+def test_upload_to_a_missing_bucket_says_how_to_create_it_or_creates_it(empty_account: Clients, capsys) -> None:
+    """Issue 12, defect 1: a bucket that does not exist."""
+    status, _, err = cli(capsys, "upload", str(EXAMPLES / "regression"), "--task", "regression")
+    assert status == 2 and not created(empty_account) and not empty_account.s3.list_buckets()["Buckets"]
+    assert f"bucket '{BUCKET}' (from s3://{BUCKET}/smtx/regression-regression-" in err
+    assert f"`aws s3 mb s3://{BUCKET} --region {REGION}`, or pass --create-bucket" in err
+    status, out, _ = cli(capsys, "upload", str(EXAMPLES / "regression"), "--task", "regression",
+                         "--create-bucket")
+    assert status == 0 and out.startswith(f"created bucket {BUCKET}\ns3://{BUCKET}/smtx/regression-regression-")
+    assert empty_account.s3.get_bucket_location(Bucket=BUCKET)["LocationConstraint"] == REGION
+    assert empty_account.s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 3
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--instance-type", "p3.2xlarge"], "instance_type='p3.2xlarge': expected an ml.* instance type"),
+    (["--max-wait-s", "7200"], "max_wait_s=7200: expected no value unless spot is on"),
+    (["--spot", "--max-wait-s", "60"], "max_wait_s=60: expected seconds in [max_runtime_s (86400)"),
+    (["--volume-gb", "0"], "volume_gb=0: expected an integer in [1, 16384]"),
+    (["--learning-rate", "-1"], "learning_rate=-1.0 is too small; expected at least 0.0"),
+])
+def test_train_checks_its_settings_before_uploading_the_data(empty_account: Clients, capsys, flags: list[str],
+                                                             named: str) -> None:
+    """Issue 12, defect 3: everything is checked before anything is created."""
+    create_bucket(empty_account)
+    status, out, err = cli(capsys, "train", "--data", str(EXAMPLES / "classif"), "--task", "classif", *flags)
+    assert status == 2 and named in err and "uploaded" not in out
+    assert not created(empty_account)
+
+
+def test_train_into_a_missing_bucket_uploads_nothing(empty_account: Clients, capsys) -> None:
+    """Issue 12, defect 3: everything is checked before anything is created."""
+    status, _, err = cli(capsys, "train", "--data", str(EXAMPLES / "classif"), "--task", "classif")
+    assert status == 2 and "or pass --create-bucket" in err and not empty_account.s3.list_buckets()["Buckets"]
+
+
+def test_ner_labels_are_refused_for_classif_before_upload(empty_account: Clients, capsys, tmp_path: Path) -> None:
+    """Issue 12, defect 8: labels that do not fit the task."""
+    create_bucket(empty_account)
+    folder = shutil.copytree(EXAMPLES / "ner", tmp_path / "ner")
+    status, _, err = cli(capsys, "upload", str(folder), "--task", "classif")
+    assert status == 2 and "train.csv, line 2, column labels" in err and not created(empty_account)
+
+
+# bad input is refused before anything is created (issue 23: the defects a new user met) ------------------------------
+@pytest.mark.parametrize("present, missing", [((), "train.csv, dev.csv, test.csv"),
+                                              (("train.csv",), "dev.csv, test.csv")])
+def test_train_refuses_a_prefix_without_the_three_files(account: Clients, capsys, present: tuple[str, ...],
+                                                        missing: str) -> None:
+    """Issue 23, defect 3: a data prefix without the three files."""
+    for name in present:
+        account.s3.put_object(Bucket=BUCKET, Key=f"data/{name}", Body=b"text\tlabels\n")
+    status, _, err = cli(capsys, "train", "--data", f"s3://{BUCKET}/data/", "--task", "classif")
+    assert status == 2 and f"data='s3://{BUCKET}/data/': expected an s3:// prefix holding train.csv, dev.csv and " \
+                           f"test.csv (missing: {missing};" in err
+    assert created(account) == ({"objects": [f"data/{n}" for n in present]} if present else {})
+    status, _, err = cli(capsys, "train", "--data", "s3://smtx-no-such-bucket/data/", "--task", "classif")
+    assert status == 2 and "bucket 'smtx-no-such-bucket' does not exist" in err
+
+
+@pytest.mark.parametrize("argv", [["follow", "smtx-classif-none"], ["deploy", "--training-job", "smtx-classif-none",
+                                                                     "--instance-type", "ml.m5.xlarge"]])
+def test_an_unknown_training_job_is_bad_input(account: Clients, capsys, argv: list[str]) -> None:
+    """Issue 23, defect 8: exit codes of unknown names."""
+    status, out, err = cli(capsys, *argv)
+    assert status == 2 and "AWS error" not in err
+    assert err == ("error: training_job='smtx-classif-none': expected the name of an existing training job "
+                   "(python -m launcher list shows them)\n")
+    assert created(account) == {}
+
+
+# account hygiene: tags, VPC, KMS, network isolation and the image per instance type ----------------------------------
+def test_training_gets_tags_vpc_kms_isolation_the_gpu_image_and_t4_batch_sizes(
+        simulated_account: Clients, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = cli(capsys, "train", "--data", str(EXAMPLES / "classif"), "--task", "classif",
+                           "--max-steps", "10", "--no-wait", "--tag", "team=nlp", "--kms-key", KEY,
+                            "--network-isolation", *VPC)
+    assert status == 0, err
+    job = re.search(r"training job (\S+)", out).group(1)  # type: ignore[union-attr]
+    described = simulated_account.sagemaker.describe_training_job(TrainingJobName=job)
+    assert described["AlgorithmSpecification"]["TrainingImage"] == GPU_IMAGE  # ml.g4dn.xlarge by default
+    assert described["VpcConfig"] == {"Subnets": ["subnet-0abc1234"], "SecurityGroupIds": ["sg-0abc1234"]}
+    assert described["EnableNetworkIsolation"] is True
+    assert described["OutputDataConfig"]["KmsKeyId"] == KEY
+    assert "VolumeKmsKeyId" not in described["ResourceConfig"]  # g4dn: local NVMe, SageMaker refuses a key
+    assert described["HyperParameters"]["per_device_train_batch_size"] == "10"  # the embedded MiniLM is a BERT
+    assert sagemaker_tags(simulated_account, described["TrainingJobArn"]) == {
+        "team": "nlp", "smtx:created-by": "smtx-launcher", "smtx:command": "train", "smtx:task": "classif"}
+
+
+def test_cpu_training_keeps_the_training_defaults_and_takes_the_volume_key(
+        simulated_account: Clients, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = cli(capsys, "train", "--data", str(EXAMPLES / "classif"), "--task", "classif", "--no-wait",
+                         "--instance-type", "ml.m5.xlarge", "--kms-key", KEY, "--per-device-eval-batch-size", "4")
+    job = re.search(r"training job (\S+)", out).group(1)  # type: ignore[union-attr]
+    described = simulated_account.sagemaker.describe_training_job(TrainingJobName=job)
+    assert described["AlgorithmSpecification"]["TrainingImage"] == CPU_IMAGE
+    assert described["ResourceConfig"]["VolumeKmsKeyId"] == KEY
+    assert "per_device_train_batch_size" not in described["HyperParameters"]
+    assert described["HyperParameters"]["per_device_eval_batch_size"] == "4"
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--image", CPU_IMAGE], "is a CPU image (its tag says cpu) and ml.g4dn.xlarge is a GPU instance"),
+    (["--tag", "novalue"], "tag='novalue': expected key=value"),
+    (["--tag", "smtx:command=x"], "not starting with aws: or smtx: (reserved)"),
+    (["--subnet", "subnet-0abc1234"], "--subnet and --security-group together"),
+    (["--subnet", "net-1", "--security-group", "sg-0abc1234"], "subnet='net-1': expected a subnet id"),
+    (["--kms-key", "my key"], "kms_key='my key': expected a KMS key id, key ARN, alias/NAME"),
+])
+def test_bad_hygiene_or_image_flags_exit_2_before_any_upload(simulated_account: Clients,
+                                                             capsys: pytest.CaptureFixture[str],
+                                                             argv: list[str], named: str) -> None:
+    status, _, err = cli(capsys, "train", "--data", str(EXAMPLES / "classif"), "--task", "classif", *argv)
+    assert status == 2 and named in err, err
+    assert simulated_account.s3.list_objects_v2(Bucket=BUCKET, Prefix="smtx/").get("KeyCount", 0) == 0
+    assert not simulated_account.sagemaker.list_training_jobs()["TrainingJobSummaries"]

@@ -1,7 +1,9 @@
-"""Local Batch Transform against a small HTTP server started here on 127.0.0.1 (port chosen by the OS)."""
+"""transform, follow-transform and stop-transform: Batch Transform against moto (the Python API and the command
+line), and ``transform --local`` against a small HTTP server started here on 127.0.0.1 (port chosen by the OS)."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
@@ -11,10 +13,29 @@ from typing import Iterator
 
 import pytest
 
+from launcher.aws import TRANSFORM_LOG_GROUP, Clients
 from launcher.batches import BYTES_PER_MB
 from launcher.cli import main
-from launcher.errors import ServerUnreachable, SettingError
+from launcher.deploy import create_model
+from launcher.errors import JobFailed, ServerUnreachable, SettingError
 from launcher.local_transform import invocations_url, run_local_transform
+from launcher.transform import TransformConfig, run_transform, start_transform_job, wait_for_transform
+from tests.helpers.launcher_account import (
+    BUCKET,
+    INSTANT,
+    KEY,
+    MISSING,
+    MODEL_DATA,
+    REGION,
+    SERVING,
+    backend,
+    cli,
+    create_bucket,
+    created,
+    records_file,
+    sagemaker_tags,
+)
+from tests.helpers.moto_sagemaker import write_log_lines, write_transform_output
 
 
 class _Server(ThreadingHTTPServer):
@@ -203,3 +224,93 @@ def test_urls_and_limits_are_validated() -> None:
         invocations_url("127.0.0.1:8080")
     with pytest.raises(SettingError, match="max_payload_mb=0"):
         run_local_transform("unused", "unused", max_payload_mb=0)
+
+
+# bad input is refused before anything is created (issue 12: the defects a new user met) ------------------------------
+def test_transform_from_a_training_job_checks_its_input_before_creating_a_model(empty_account: Clients, capsys,
+                                                                                 tmp_path: Path) -> None:
+    """Issue 12, defect 3: everything is checked before anything is created."""
+    create_bucket(empty_account)
+    status, _, err = cli(capsys, "transform", "--model-data", f"s3://{BUCKET}/m/model.tar.gz",
+                         "--input", str(tmp_path / "missing.jsonl"), "--output", str(tmp_path / "out"))
+    assert status == 2 and "input=" in err and not created(empty_account)
+    records = tmp_path / "records.jsonl"
+    records.write_text('{"text": "a"}\n', encoding="utf-8")
+    status, _, err = cli(capsys, "transform", "--model-data", f"s3://{BUCKET}/m/model.tar.gz", "--input",
+                         str(records), "--output", str(tmp_path / "out"), "--instance-type", "g4dn.xlarge")
+    assert status == 2 and "instance_type='g4dn.xlarge'" in err and not created(empty_account)
+
+
+def test_a_transform_that_wrote_nothing_says_so(empty_account: Clients, capsys, tmp_path: Path) -> None:
+    """Issue 12, defect 10: invoke: records answered with an error make the command fail, unless allowed."""
+    create_bucket(empty_account)
+    empty_account.s3.put_object(Bucket=BUCKET, Key="m/model.tar.gz", Body=b"stand-in")
+    records = tmp_path / "records.jsonl"
+    records.write_text('{"text": "a"}\n', encoding="utf-8")
+    status, _, err = cli(capsys, "transform", "--model-data", f"s3://{BUCKET}/m/model.tar.gz", "--input",
+                         str(records), "--output", str(tmp_path / "out"))
+    assert status == 1 and "is Completed but wrote no s3://" in err and "/records.jsonl.out" in err
+
+
+# bad input is refused before anything is created (issue 23: the defects a new user met) ------------------------------
+def test_transform_refuses_a_missing_archive_or_model_before_uploading(account: Clients, capsys,
+                                                                       tmp_path: Path) -> None:
+    """Issue 23, defects 1 and 2: a model archive that does not exist."""
+    records = records_file(tmp_path)
+    status, _, err = cli(capsys, "transform", "--model-data", MISSING, "--input", str(records), "--output",
+                         str(tmp_path / "out"), "--instance-type", "ml.m5.xlarge")
+    assert status == 2 and f"model_data='{MISSING}': expected an existing archive" in err
+    status, _, err = cli(capsys, "transform", "--model", "smtx-model-none", "--input", str(records), "--output",
+                         str(tmp_path / "out"), "--instance-type", "ml.m5.xlarge")
+    assert status == 2 and "model='smtx-model-none': expected an existing SageMaker model" in err
+    assert created(account) == {}
+
+
+# account hygiene: tags, VPC, KMS, network isolation and the image per instance type ----------------------------------
+def test_transform_no_wait_then_follow_and_stop(simulated_account: Clients, capsys: pytest.CaptureFixture[str],
+                                                tmp_path: Path) -> None:
+    records = tmp_path / "records.jsonl"
+    records.write_text('{"text": "a"}\n', encoding="utf-8")
+    status, out, _ = cli(capsys, "transform", "--model-data", MODEL_DATA, "--instance-type", "ml.m5.xlarge",
+                         "--input", str(records), "--output", str(tmp_path / "nowhere" / "out"), "--no-wait",
+                          "--tag", "team=nlp", "--kms-key", KEY)
+    assert status == 0 and "follow with: python -m launcher follow-transform smtx-transform-" in out, out
+    job = re.search(r"transform job (\S+):", out).group(1)  # type: ignore[union-attr]
+    described = simulated_account.sagemaker.describe_transform_job(TransformJobName=job)
+    assert described["TransformOutput"]["KmsKeyId"] == KEY
+    assert sagemaker_tags(simulated_account, described["TransformJobArn"])["smtx:command"] == "transform"
+    write_log_lines(simulated_account.logs, TRANSFORM_LOG_GROUP, f"{job}/i-0abc-1700000000", ["loaded model", "200 OK"])
+    status, out, _ = cli(capsys, "follow-transform", job)
+    assert status == 0 and "loaded model\n200 OK" in out and f"transform job {job}: Completed" in out
+    assert cli(capsys, "logs", "--transform-job", job)[1] == "loaded model\n200 OK\n"
+    status, out, _ = cli(capsys, "stop-transform", job)
+    assert status == 0 and f"asked {job} to stop" in out
+    status, _, err = cli(capsys, "follow-transform", job)
+    assert status == 1 and f"transform job {job} ended Stopped" in err
+
+
+# the Python API against moto as it is (each test plays SageMaker's part itself) --------------------------------------
+def test_batch_transform_uploads_runs_downloads_and_checks_each_line(model_account: Clients, tmp_path: Path) -> None:
+    create_model(model_account, "smtx-model-1", SERVING, {"ModelDataUrl": MODEL_DATA})
+    write_transform_output(REGION)
+    source = tmp_path / "records.jsonl"
+    source.write_text('{"text": "a"}\n{"txt": "typo"}\n{"text": "c"}\n', encoding="utf-8")
+    report = run_transform(model_account, source, f"s3://{BUCKET}/transform", TransformConfig("smtx-model-1"),
+                           tmp_path / "out" / "records.jsonl.out", INSTANT, emit=lambda _: None)
+    assert report.ok and report.check.output_lines == 3
+    assert [(e.line, e.message) for e in report.check.errors] == [(2, "record has no 'text' string")]
+    assert report.input_uri.endswith(f"{report.job_name}/input/records.jsonl")
+    job = model_account.sagemaker.describe_transform_job(TransformJobName=report.job_name)
+    assert job["BatchStrategy"] == "MultiRecord" and job["MaxPayloadInMB"] == 6
+    assert job["TransformInput"]["SplitType"] == "Line" and job["TransformOutput"]["AssembleWith"] == "Line"
+    assert job["TransformInput"]["ContentType"] == job["TransformOutput"]["Accept"] == "application/jsonlines"
+
+
+def test_a_failed_transform_raises_with_its_reason(model_account: Clients) -> None:
+    create_model(model_account, "smtx-model-2", SERVING, {"ModelDataUrl": MODEL_DATA})
+    name = start_transform_job(model_account, "smtx-transform-x", TransformConfig("smtx-model-2"),
+                               f"s3://{BUCKET}/in/x.jsonl", f"s3://{BUCKET}/out/")
+    job = backend().transform_jobs[name]
+    job.transform_job_status, job.failure_reason = "Failed", "ClientError: See job logs for more information"
+    with pytest.raises(JobFailed, match="ended Failed: ClientError"):
+        wait_for_transform(model_account, name, INSTANT, lambda _: None)
