@@ -1,8 +1,9 @@
 """What the tests share besides fixtures: where the repository is, and the example data cut to a few rows.
 
 The modules here are imported as ``tests.helpers.<module>`` (``tiny_models``, ``fixtures_tokenizers``,
-``handler_fixtures``, ``serving_fixtures``, ``docker_fixtures``, ``moto_sagemaker``); nothing edits ``sys.path``.
-This module imports only the standard library: tests/sdk's own venv loads it through tests/conftest.py.
+``handler_fixtures``, ``serving_fixtures``, ``docker_fixtures``, ``moto_sagemaker``, ``launcher_account``,
+``opt_ml``); nothing edits ``sys.path``. This module imports only the standard library: tests/sdk's own venv
+loads it through tests/conftest.py.
 """
 from __future__ import annotations
 

@@ -42,3 +42,9 @@ def test_a_tier_where_some_tests_ran_is_not_flagged(pytester: pytest.Pytester) -
     lines = _tree(pytester, {"tests/docker/test_image.py": NO_ENGINE + "\n" + TWO_PASSING})
     assert "tiers: docker 2 passed, 1 skipped" in lines
     assert not [line for line in lines if "SKIPPED, none ran" in line]
+
+
+def test_the_opt_in_sdk_tier_is_counted_but_not_flagged(pytester: pytest.Pytester) -> None:
+    lines = _tree(pytester, {"tests/unit/test_a.py": TWO_PASSING, "tests/sdk/test_sdk.py": NO_ENGINE})
+    assert "tiers: unit 2 passed; sdk 1 skipped" in lines
+    assert not [line for line in lines if "SKIPPED, none ran" in line]
