@@ -21,11 +21,15 @@ _SERVING_KNOBS = (("--workers", "TorchServe workers per model"), ("--batch-size"
 _ALIASES = {"task_name": "--task"}
 
 
-def model_source(p: argparse.ArgumentParser, required: bool = True) -> None:
-    """--training-job or --model-data (one of them)."""
+def model_source(p: argparse.ArgumentParser, required: bool = True, package: bool = False) -> None:
+    """--training-job or --model-data (one of them), or with ``package`` --model-package (and --force)."""
     source = p.add_mutually_exclusive_group(required=required)
     source.add_argument("--training-job", help="the name of a Completed training job whose model to use")
     source.add_argument("--model-data", help="the s3://bucket/key URI of a model.tar.gz")
+    if package:
+        source.add_argument("--model-package", help="a Model Registry version ARN (launcher.registry_cli); it "
+                                                    "must be Approved")
+        p.add_argument("--force", action="store_true", help="deploy a --model-package version that is not Approved")
 
 
 def images(p: argparse.ArgumentParser, env: Env, cpu_variable: str) -> None:
@@ -127,7 +131,7 @@ def transform_job(p: argparse.ArgumentParser, env: Env) -> None:
 
 def deploy(p: argparse.ArgumentParser, env: Env) -> None:
     """deploy: a model source, how to serve it, and where (a new endpoint, or --endpoint to update)."""
-    model_source(p)
+    model_source(p, package=True)
     serving(p, env)
     p.add_argument("--endpoint", help="update this existing endpoint in place instead of creating one")
     serverless = p.add_argument_group("serverless inference")

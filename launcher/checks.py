@@ -31,12 +31,12 @@ def check_role(role_arn: str) -> None:
 #: job kind -> the shape of SageMaker's API that lists the instance types it offers for that kind. botocore ships
 #: the API model, so the lists are SageMaker's own (as new as the installed botocore) and need no network
 INSTANCE_TYPE_SHAPES = {"training": "TrainingInstanceType", "hosting": "ProductionVariantInstanceType",
-                        "transform": "TransformInstanceType"}
+                        "transform": "TransformInstanceType", "processing": "ProcessingInstanceType"}
 
 
 @cache
 def offered_instance_types(kind: str) -> frozenset[str]:
-    """The instance types SageMaker offers for ``kind`` (training, hosting or transform)."""
+    """The instance types SageMaker offers for ``kind`` (training, hosting, transform or processing)."""
     model = botocore.session.get_session().get_service_model("sagemaker")
     return frozenset(model.shape_for(INSTANCE_TYPE_SHAPES[kind]).enum)
 

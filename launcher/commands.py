@@ -10,7 +10,18 @@ import argparse
 from dataclasses import dataclass
 from typing import Callable
 
-from launcher import arguments, data, deploy, drift_cli, endpoint_commands, follow, training, transform
+from launcher import (
+    arguments,
+    data,
+    deploy,
+    drift_cli,
+    endpoint_commands,
+    follow,
+    pipeline_cli,
+    registry_cli,
+    training,
+    transform,
+)
 from launcher.aws import Clients
 from launcher.checks import existing_file, writable_path
 from launcher.cleanup import model_exists
@@ -215,7 +226,8 @@ COMMANDS: dict[str, Command] = {
     "follow": Command("follow a training job until it ends", arguments.job, _follow),
     "stop": Command("stop a training job", arguments.job, _stop),
     "deploy": Command("deploy a model on a new endpoint (real-time, --serverless or --async), or update one in "
-                      "place (--endpoint)", arguments.deploy, _E.run_deploy),
+                      "place (--endpoint); --model-package: an Approved registry version", arguments.deploy,
+                      registry_cli.run_deploy),
     "deploy-multi": Command("create a multi-model endpoint", arguments.deploy_multi, _E.run_deploy_multi),
     "add-model": Command("add a model to a multi-model endpoint's prefix", arguments.add_model, _E.run_add_model),
     "invoke": Command("send records to an endpoint and print the predictions", arguments.invoke, _E.run_invoke),
@@ -232,10 +244,17 @@ COMMANDS: dict[str, Command] = {
     "stop-transform": Command("stop a transform job", arguments.transform_job, _stop_transform),
     "delete": Command("delete endpoints (autoscaling, config and models too) or models", arguments.delete,
                       _E.run_delete),
-    "list": Command("list jobs, models and endpoints with creation time, instances and status", arguments.listing,
-                    _list),
+    "list": Command("list jobs, models, endpoints and model package versions with creation time, instances and "
+                    "status", registry_cli.list_arguments(arguments.listing), registry_cli.with_packages(_list)),
     "cleanup": Command("delete the S3 folders the launcher wrote (data, transform files, async inputs)",
                        arguments.cleanup, _cleanup),
     "drift": Command("compare an endpoint's captured answers (or a transform --local output) with the test split",
                      drift_cli.add_arguments, drift_cli.run),
+    "register": Command("register a model.tar.gz as a new Model Registry version (PendingManualApproval) with its "
+                        "metrics and model card", registry_cli.register_arguments, registry_cli.run_register),
+    "approve": Command("approve a model package version (deploy --model-package then serves it)",
+                       registry_cli.approval_arguments, registry_cli.run_approve),
+    "reject": Command("reject a model package version", registry_cli.approval_arguments, registry_cli.run_reject),
+    "pipeline": Command("create, start or describe a train -> evaluate -> register SageMaker Pipeline",
+                        pipeline_cli.add_arguments, pipeline_cli.handler(_training_config)),
 }

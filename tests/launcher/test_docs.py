@@ -123,3 +123,23 @@ def test_data_capture_and_drift_run_as_written_against_a_moto_server(moto_server
     assert "1 records against 2 test records" in out, out
     assert re.search(r"\nlabel\s+\d+\.\d+\s+DRIFT\s+negative=50% positive=50%\s+negative=100%", out), out
     assert (tmp_path / "drift.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_registry_and_pipeline_run_as_written_against_a_moto_server(moto_server: str, tmp_path: Path) -> None:
+    script = _block("### The Model Registry and a pipeline against the same moto server", "bash")
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    run = subprocess.run(["bash", "-c", "set -o pipefail\n" + script.replace(DOCUMENTED_URL, moto_server)],
+                         cwd=tmp_path, env=_clean_env(tmp_path), capture_output=True, text=True, timeout=300,
+                         check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
+    out, version = run.stdout, "arn:aws:sagemaker:eu-west-1:123456789012:model-package/sentiment/1"
+    assert f"registered {version} (version 1, PendingManualApproval)" in run.stderr  # tee'd there
+    assert "is PendingManualApproval, not Approved" in run.stderr and "deploy refused: exit 2" in out
+    assert f"{version}: PendingManualApproval -> Approved (test F1 0.88 beats the live 0.85)" in out
+    assert re.search(rf"{re.escape(version)}\s+Approved\s+\d{{4}}-", out), out
+    assert re.search(r"deleted endpoint smtx-ep-[\w-]+\ndeleted endpoint config smtx-ep-[\w-]+\ndeleted model", out)
+    assert "created pipeline arn:aws:sagemaker:eu-west-1:123456789012:pipeline/nightly" in out
+    assert re.search(r"run arn:aws:sagemaker:eu-west-1:123456789012:pipeline/nightly/execution/\w+: Succeeded\n"
+                     r"  steps: not readable \(An error occurred \(500\) when calling the ListPipelineExecutionSteps",
+                     out), out

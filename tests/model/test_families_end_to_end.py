@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from handlers.environment import VARIABLES, WorkerContext
+from tasks.serving_contract import VARIABLES, WorkerContext
 from tests.helpers.fixtures_tokenizers import MODEL_TYPES
 from tests.helpers.handler_fixtures import WireRequest, make_context, ts_batch
 from tests.helpers.tiny_models import TINY

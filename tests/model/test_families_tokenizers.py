@@ -16,11 +16,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from runtimes.tokenizer import ServingTokenizer, word_start_ids, write_serving_tokenizer
+from runtimes.tokenizer import ServingTokenizer, write_serving_tokenizer
 from runtimes.torch_runtime import load_base_tokenizer, load_tokenizer
-from tasks.decode import decode_ner
-from tasks.encode import IGNORE_INDEX, encode
-from tasks.records import make_record, split_words
+from runtimes.word_start import word_start_ids
+from tasks.encode import encode
+from tasks.features import IGNORE_INDEX
+from tasks.fields import split_words
+from tasks.kinds.ner import decode as decode_ner
+from tasks.records import make_record
 from tasks.spec import TaskSpec
 from tests.helpers.fixtures_tokenizers import MODEL_TYPES, tiny_model_path
 from tests.helpers.tiny_models import KINDS, SPM_FILE, TINY, families_of
