@@ -19,7 +19,7 @@ Its modules:
 - ``model_source``: whether a model a user names can be fine-tuned or archived, checked before its weights load.
 
 Engines are imported when a runner or tokenizer is made, never at import time. A worker serving an ONNX archive
-imports onnxruntime, tokenizers and numpy, never torch or transformers (``tests/test_lean_serving.py``), unless
+imports onnxruntime, tokenizers and numpy, never torch or transformers (``tests/model/test_lean_serving.py``), unless
 the archive lacks its serving tokenizer (made before there was one): then the tokenizer comes from transformers,
 which imports torch, and the log says so.
 """

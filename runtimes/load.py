@@ -1,7 +1,7 @@
 """The one place that turns an archive (or a training checkpoint) into a tokenizer, a runner and a ``ServePlan``.
 
 Where, with which runtime and in which precision is decided here, once (``runtimes.device``), and logged in one
-line; the ONNX path imports no torch (tests/test_lean_serving.py). ``handlers.service`` and the bench call it.
+line; the ONNX path imports no torch (tests/model/test_lean_serving.py). ``handlers.service`` and the bench call it.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def load_runner(model_dir: Path, spec: TaskLike, threads: int | None = None, gpu
 
     ``gpu_id``: the GPU TorchServe assigned the worker (None: the CPU, as serving.json says; torch when absent).
     The ONNX path imports tokenizers, onnxruntime and numpy only: never torch or transformers, which cost a worker
-    about half a gigabyte and seconds of start-up for a model it does not run (tests/test_lean_serving.py).
+    about half a gigabyte and seconds of start-up for a model it does not run (tests/model/test_lean_serving.py).
     ``threads`` sets torch's intra-op threads only where torch serves (None: leave the process's setting).
     """
     task = as_resolved(spec)

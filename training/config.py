@@ -216,7 +216,7 @@ def hyperparameters() -> tuple[Hyperparameter, ...]:
 
 
 def markdown_table() -> str:
-    """The README's hyperparameter table (tests/test_training_config.py checks that the README carries it)."""
+    """The README's hyperparameter table (tests/unit/training/test_config.py checks that the README carries it)."""
     rows = ["| hyperparameter | type | what (allowed values; default) |", "|---|---|---|"]
     rows += [f"| `{h.name}` | {h.kind.__name__} | {h.describe()} |" for h in hyperparameters()]
     return "\n".join(rows)
