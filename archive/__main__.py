@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 def _summary(built: Built) -> str:
     serving = built.serving
     lines = [f"wrote {built.mar}", f"wrote {built.tarball}", f"runtime: {built.runtime}"
-             + (f" ({serving['onnx_file']})" if serving.get("onnx_file") else ""), f"reason: {serving['reason']}"]
+             + (f" ({serving.onnx_file})" if serving.onnx_file else ""), f"reason: {serving.reason}"]
     return "\n".join(lines)
 
 

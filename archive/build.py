@@ -20,7 +20,6 @@ check set a worker given a GPU runs at load to keep fp16 (``archive.parity.gpu_e
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -30,21 +29,21 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from archive.checks import check_checkpoint
+from archive.checks import read_checkpoint
 from archive.onnx_export import export_onnx, first_line, remove_graph
 from archive.parity import NoCheckData, check_sets, gpu_entry, length_probes, parity, run_check
 from archive.quantize import QuantizationRefused, quantization_gate, quantize_int8, refusal
-from runtimes.checkpoint import SERVING_FILE
+from runtimes.checkpoint import write_serving
 from runtimes.model_source import check_model
 from runtimes.onnx_runtime import SAVED_OPTIMIZATION, OnnxRunner, save_optimized
 from runtimes.parity import MAX_CHECK_RECORDS
 from runtimes.tokenizer import write_serving_tokenizer
-from tasks.kinds import task_kind
-from tasks.spec import TaskSpec
+from tasks.kinds import Resolved
+from tasks.serving_manifest import ServingManifest
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,7 +124,7 @@ class Built:
     tarball: Path
     runtime: str
     #: what serving.json says: runtime, onnx_file, reason, parity and quantization figures
-    serving: dict[str, Any]
+    serving: ServingManifest
 
 
 def safe_name(name: str) -> str:
@@ -152,52 +151,51 @@ def _payload(checkpoint: Path, dst: Path) -> None:
     _copy_code(dst)
 
 
-def _torch(reason: str, **figures: Any) -> dict[str, Any]:
+def _torch(reason: str, **figures: Any) -> ServingManifest:
     log.warning("serving with torch: %s", reason)
-    return {"runtime": "torch", "onnx_file": None, "reason": reason, **figures}
+    return ServingManifest(runtime="torch", reason=reason, **figures)
 
 
-def choose_runtime(checkpoint: Path, spec: TaskSpec, payload: Path, options: RuntimeOptions) -> dict[str, Any]:
-    """Export to ``payload`` and keep ONNX where it passes the gates; the dict that becomes serving.json.
+def choose_runtime(checkpoint: Path, task: Resolved, payload: Path, options: RuntimeOptions) -> ServingManifest:
+    """Export to ``payload`` and keep ONNX where it passes the gates; what becomes serving.json.
 
     Its ``gpu`` entry (``archive.parity.gpu_entry``) says what a GPU worker does, and the check set it runs at
     load (``parity_check.jsonl``) is written wherever the archive keeps torch's weights.
     Raises QuantizationRefused when int8 was asked for and cannot be served (gate missed, or no ONNX at all).
     """
     try:
-        sets = check_sets(checkpoint, spec, options.data)
+        sets = check_sets(checkpoint, task, options.data)
     except NoCheckData as exc:
-        return {**_no_check_data(exc, options), "gpu": gpu_entry(payload, True, None, str(exc))}
+        return replace(_no_check_data(exc, options), gpu=gpu_entry(payload, True, None, str(exc)))
     from runtimes.torch_runtime import load_checkpoint
 
-    _, tokenizer, torch_runner = load_checkpoint(checkpoint, spec)
-    probes = length_probes(spec, sets.test)
+    _, tokenizer, torch_runner = load_checkpoint(checkpoint, task)
+    probes = length_probes(task, sets.test)
     # without an export, the check set's records are all torch needs to answer
     records = [*probes, *(sets.test if options.runtime == "onnx" else sets.test[:MAX_CHECK_RECORDS])]
-    reference = (records, run_check(spec, tokenizer, torch_runner, records))
+    reference = (records, run_check(task, tokenizer, torch_runner, records))
     if options.runtime == "torch":
-        return {"runtime": "torch", "onnx_file": None, "reason": ASKED_TORCH,
-                "gpu": gpu_entry(payload, True, reference)}
+        return ServingManifest(runtime="torch", reason=ASKED_TORCH, gpu=gpu_entry(payload, True, reference))
     with tempfile.TemporaryDirectory(prefix="smtx-onnx-") as work:
         fused = Path(work) / "exported.onnx"  # before ONNX Runtime's own optimisations: what int8 quantizes
-        serving = _fp32_onnx(spec, tokenizer, torch_runner, reference, len(probes), fused, payload,
+        serving = _fp32_onnx(task, tokenizer, torch_runner, reference, len(probes), fused, payload,
                              options.parity_tolerance)
         if options.quantize is not None:
-            if serving["runtime"] != "onnx":
+            if serving.runtime != "onnx":
                 raise QuantizationRefused(f"int8 quantization refused: it needs ONNX, which was not chosen: "
-                                          f"{serving['reason']}")
-            serving = _quantized(spec, tokenizer, sets.dev, fused, payload, serving, options.quantize_tolerance)
-    weights = serving["runtime"] == "torch" or options.keep_weights
-    if serving["runtime"] == "onnx":
+                                          f"{serving.reason}")
+            serving = _quantized(task, tokenizer, sets.dev, fused, payload, serving, options.quantize_tolerance)
+    weights = serving.runtime == "torch" or options.keep_weights
+    if serving.runtime == "onnx":
         _lean_payload(tokenizer, payload, options.keep_weights)
-        serving["weights"] = "kept (--keep-weights)" if options.keep_weights else "dropped: ONNX serves"
-    return {**serving, "gpu": gpu_entry(payload, weights, reference)}
+        serving = replace(serving, weights="kept (--keep-weights)" if options.keep_weights else "dropped: ONNX serves")
+    return replace(serving, gpu=gpu_entry(payload, weights, reference))
 
 
-def _no_check_data(exc: NoCheckData, options: RuntimeOptions) -> dict[str, Any]:
+def _no_check_data(exc: NoCheckData, options: RuntimeOptions) -> ServingManifest:
     """serving.json where nothing can be checked: torch (asked for, or because ONNX cannot be checked)."""
     if options.runtime == "torch":
-        return {"runtime": "torch", "onnx_file": None, "reason": ASKED_TORCH}
+        return ServingManifest(runtime="torch", reason=ASKED_TORCH)
     if options.quantize is not None:
         raise QuantizationRefused(
             f"int8 quantization refused: it needs ONNX, which was not chosen: {exc}") from exc
@@ -213,34 +211,34 @@ def _lean_payload(tokenizer: Any, payload: Path, keep_weights: bool) -> None:
     write_serving_tokenizer(tokenizer, payload)
 
 
-def _fp32_onnx(spec: TaskSpec, tokenizer: Any, torch_runner: Any, reference: tuple[list, list[dict]], probes: int,
-               exported: Path, payload: Path, tolerance: float) -> dict[str, Any]:
+def _fp32_onnx(task: Resolved, tokenizer: Any, torch_runner: Any, reference: tuple[list, list[dict]], probes: int,
+               exported: Path, payload: Path, tolerance: float) -> ServingManifest:
     """ONNX in ``payload`` if it answers what torch answered (``reference``: the length probes, then the test
     records, with torch's answers); else torch."""
     records, expected = reference
     onnx_path = payload / ONNX_FILE
     try:
-        graph = export_onnx(torch_runner.model, spec, tokenizer, records[:probes], exported)
+        graph = export_onnx(torch_runner.model, task, tokenizer, records[:probes], exported)
         optimized = save_optimized(exported, onnx_path)
-        got = run_check(spec, tokenizer, OnnxRunner(onnx_path, optimized=optimized), records)
+        got = run_check(task, tokenizer, OnnxRunner(onnx_path, optimized=optimized), records)
     except Exception as exc:  # broad on purpose: any export or run failure means "serve torch", with its reason
         log.debug("ONNX export or run failed", exc_info=True)
         remove_graph(onnx_path)
         return _torch(f"ONNX export or run failed: {first_line(exc)}")
-    figures = {**parity(spec, expected, got, tolerance), "length_probes": probes}
+    figures = {**parity(task, expected, got, tolerance), "length_probes": probes}
     if not figures["passed"]:
         remove_graph(onnx_path)
         return _torch(f"ONNX differs from torch on the test set: label agreement {figures['label_agreement']:.2%}, "
                       f"max difference {figures['max_abs_diff']:.2e} (tolerance {tolerance:g})", parity=figures,
                       graph=graph)
-    return {"runtime": "onnx", "onnx_file": ONNX_FILE, "graph_optimization": optimized, "parity": figures,
-            "graph": graph,
-            "reason": f"ONNX answers what torch answers on {len(records) - probes} test records and {probes} length "
-                      f"probes: same labels, max difference {figures['max_abs_diff']:.2e} (tolerance {tolerance:g})"}
+    return ServingManifest(
+        runtime="onnx", onnx_file=ONNX_FILE, graph_optimization=optimized, parity=figures, graph=graph,
+        reason=f"ONNX answers what torch answers on {len(records) - probes} test records and {probes} length "
+               f"probes: same labels, max difference {figures['max_abs_diff']:.2e} (tolerance {tolerance:g})")
 
 
-def _quantized(spec: TaskSpec, tokenizer: Any, dev: list, exported: Path, payload: Path, serving: dict[str, Any],
-               tolerance: float) -> dict[str, Any]:
+def _quantized(task: Resolved, tokenizer: Any, dev: list, exported: Path, payload: Path, serving: ServingManifest,
+               tolerance: float) -> ServingManifest:
     """``serving`` switched to the int8 model if it passes the dev-metric gate; QuantizationRefused otherwise.
 
     ``exported`` is the graph before ONNX Runtime's optimisations (quantizing an optimised graph is not
@@ -252,14 +250,14 @@ def _quantized(spec: TaskSpec, tokenizer: Any, dev: list, exported: Path, payloa
     save_optimized(int8_path, int8_path)
     fp32 = OnnxRunner(fp32_path, optimized=SAVED_OPTIMIZATION)
     int8 = OnnxRunner(int8_path, optimized=SAVED_OPTIMIZATION)
-    figures = quantization_gate(spec, dev, run_check(spec, tokenizer, fp32, dev), run_check(spec, tokenizer, int8, dev),
+    figures = quantization_gate(task, dev, run_check(task, tokenizer, fp32, dev), run_check(task, tokenizer, int8, dev),
                                 tolerance)
     if not figures["passed"]:
         raise QuantizationRefused(refusal(figures), figures)
     remove_graph(fp32_path)  # one model per archive: the one that serves
-    reason = (f"{serving['reason']}; int8 {figures['metric']} {figures['int8']:.4f} against fp32 "
+    reason = (f"{serving.reason}; int8 {figures['metric']} {figures['int8']:.4f} against fp32 "
               f"{figures['fp32']:.4f} (loss {figures['loss']:.4g}, tolerance {tolerance:g})")
-    return {**serving, "onnx_file": INT8_FILE, "reason": reason, "quantization": {"type": "int8", **figures}}
+    return replace(serving, onnx_file=INT8_FILE, reason=reason, quantization={"type": "int8", **figures})
 
 
 def _run_archiver(name: str, payload: Path, config_file: Path, export: Path) -> Path:
@@ -294,23 +292,24 @@ def build(checkpoint: str | Path, out: str | Path, name: str | None = None,
     QuantizationRefused when int8 was asked for and cannot be served; either way nothing is written to ``out``.
     """
     checkpoint, out = Path(checkpoint), Path(out)
-    spec = check_checkpoint(checkpoint)
+    # the spec, its task's row and its family, resolved once here and passed along (not looked up again by name)
+    task = read_checkpoint(checkpoint)
     # transformers can load it as a model with its head (no checkpoint code) and its tokenizer loads: ModelError
     # otherwise, before anything is staged
-    check_model(str(checkpoint), task_kind(spec.task).head)
+    check_model(str(checkpoint), task.kind.head)
     name = safe_name(name or checkpoint.name)
     with tempfile.TemporaryDirectory(prefix="smtx-archive-") as tmp:
         tmp_path = Path(tmp)
         _payload(checkpoint, tmp_path / "payload")
-        serving = choose_runtime(checkpoint, spec, tmp_path / "payload", runtime)
-        (tmp_path / "payload" / SERVING_FILE).write_text(json.dumps(serving, indent=2), encoding="utf-8")
+        serving = choose_runtime(checkpoint, task, tmp_path / "payload", runtime)
+        write_serving(tmp_path / "payload", serving)
         out.mkdir(parents=True, exist_ok=True)
         config_file = tmp_path / "model-config.yaml"
         config_file.write_text(settings.model_config_yaml(), encoding="utf-8")
         staged = _run_archiver(name, tmp_path / "payload", config_file, tmp_path / "export")
         if not (staged / "model-config.yaml").is_file():  # keep it at the root, where TorchServe looks
             shutil.copy2(config_file, staged / "model-config.yaml")
-        check_checkpoint(staged)  # what will be served passes the same checks
+        read_checkpoint(staged)  # what will be served passes the same checks
         mar, tarball = out / f"{name}.mar", out / "model.tar.gz"
         partial = (mar.with_suffix(".mar.partial"), tarball.with_suffix(".partial"))
         try:
@@ -322,5 +321,5 @@ def build(checkpoint: str | Path, out: str | Path, name: str | None = None,
             raise
         partial[0].replace(mar)
         partial[1].replace(tarball)
-    log.info("%s model archived: %s and %s (runtime %s)", spec.task, mar, tarball, serving["runtime"])
-    return Built(mar=mar, tarball=tarball, runtime=serving["runtime"], serving=serving)
+    log.info("%s model archived: %s and %s (runtime %s)", task.spec.task, mar, tarball, serving.runtime)
+    return Built(mar=mar, tarball=tarball, runtime=serving.runtime, serving=serving)

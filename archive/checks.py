@@ -9,9 +9,9 @@ import os
 import tarfile
 from pathlib import Path
 
-from runtimes.checkpoint import CheckpointError, check_checkpoint
+from runtimes.checkpoint import CheckpointError, check_checkpoint, read_checkpoint
 
-__all__ = ["CheckpointError", "check_checkpoint", "safe_extract"]
+__all__ = ["CheckpointError", "check_checkpoint", "read_checkpoint", "safe_extract"]
 
 
 def safe_extract(tarball: str | Path, dest: str | Path) -> None:

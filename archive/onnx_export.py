@@ -27,10 +27,8 @@ from archive.onnx_fusion import fuse
 from runtimes.onnx_runtime import external_data_file
 from tasks.batching import pad
 from tasks.encode import encode
-from tasks.families import family_for
 from tasks.fields import Record
-from tasks.kinds import task_kind
-from tasks.spec import TaskSpec
+from tasks.kinds import TaskLike, as_resolved
 
 log = logging.getLogger(__name__)
 OPSET = 17
@@ -59,7 +57,7 @@ def _logits_module(model: Any, names: tuple[str, ...]) -> Any:
     return LogitsOnly().eval()
 
 
-def export_onnx(model: Any, spec: TaskSpec, tokenizer: Any, sample: Sequence[Record], dst: Path, *,
+def export_onnx(model: Any, task: TaskLike, tokenizer: Any, sample: Sequence[Record], dst: Path, *,
                 external_data_above: int = EXTERNAL_DATA_ABOVE) -> dict[str, Any]:
     """Write ``model`` as fp32 ONNX to ``dst``: inputs named as the family's, batch and sequence axes dynamic.
 
@@ -72,9 +70,9 @@ def export_onnx(model: Any, spec: TaskSpec, tokenizer: Any, sample: Sequence[Rec
     """
     import torch
 
-    family = family_for(spec.model_type)
-    names, token_head = spec.inputs, task_kind(spec.task).head == "token"
-    batch = pad(encode(spec, tokenizer, list(sample)), names, tokenizer.pad_token_id)
+    resolved = as_resolved(task)
+    family, names, token_head = resolved.family, resolved.spec.inputs, resolved.kind.head == "token"
+    batch = pad(encode(resolved, tokenizer, list(sample)), names, tokenizer.pad_token_id)
     args = tuple(torch.from_numpy(batch[name]) for name in names)
     # a family row may name the attention to export with; a family without one (or without a row) exports with
     # the model's own and falls back to eager where that does not trace

@@ -25,9 +25,9 @@ from runtimes.device import FP16_TOLERANCE
 from runtimes.parity import CHECK_BATCH_SIZE, CHECK_FILE, parity, run_check, write_check_set
 from tasks.errors import RecordError
 from tasks.fields import Record, split_words
-from tasks.kinds import task_kind
+from tasks.kinds import Resolved, TaskLike, as_resolved
 from tasks.records import make_record
-from tasks.spec import TaskSpec
+from tasks.serving_manifest import GpuEntry
 
 __all__ = ["CHECK_BATCH_SIZE", "CheckSets", "NoCheckData", "check_sets", "gpu_entry", "length_probes", "parity",
            "run_check"]
@@ -46,12 +46,14 @@ class CheckSets:
 
 
 # -- the data the gates run on ------------------------------------------------------------------------------------
-def check_sets(checkpoint: Path, spec: TaskSpec, data: Path | None) -> CheckSets:
+def check_sets(checkpoint: Path, task: TaskLike, data: Path | None) -> CheckSets:
     """Test (and dev) records from ``data`` (train/dev/test.csv), else the texts of ``test_predictions.jsonl``."""
+    resolved = as_resolved(task)
+    spec = resolved.spec
     if data is not None:
         from training.data import load_dataset
 
-        dataset = load_dataset(data, spec.task, spec.use_bbox)  # DataError: a broken --data is the caller's to fix
+        dataset = load_dataset(data, resolved.kind, spec.use_bbox)  # DataError: a broken --data is the caller's to fix
         if not dataset.test:
             raise NoCheckData(f"{data}/test.csv has no records to check ONNX against")
         return CheckSets(test=dataset.test, dev=dataset.dev)
@@ -63,23 +65,25 @@ def check_sets(checkpoint: Path, spec: TaskSpec, data: Path | None) -> CheckSets
         raise NoCheckData(f"{path.name} is missing from the checkpoint and no --data was given: "
                           "nothing to check ONNX against")
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    records = [record for row in rows if (record := _input_record(spec, row)) is not None]
+    records = [record for row in rows if (record := _input_record(resolved, row)) is not None]
     if not records:
         raise NoCheckData(f"{path.name} has no texts to check ONNX against")
     return CheckSets(test=records)
 
 
-def _input_record(spec: TaskSpec, row: dict[str, Any]) -> Record | None:
+def _input_record(task: Resolved, row: dict[str, Any]) -> Record | None:
     """The record a ``test_predictions.jsonl`` row was predicted from (its text fields), or None if not valid."""
     try:
-        return make_record(spec.task, False, row)
+        return make_record(task.kind, False, row)
     except RecordError:
         return None
 
 
-def length_probes(spec: TaskSpec, records: Sequence[Record]) -> list[Record]:
+def length_probes(task: TaskLike, records: Sequence[Record]) -> list[Record]:
     """Records of 1 word, half and twice ``max_seq_length`` words, cycled from ``records`` (boxes included);
     every text field of the task (a pair's two texts) gets the same words."""
+    resolved = as_resolved(task)
+    kind, spec = resolved.kind, resolved.spec
     words, boxes = [], []
     for record in records:
         words.extend(split_words(record.text))
@@ -87,30 +91,29 @@ def length_probes(spec: TaskSpec, records: Sequence[Record]) -> list[Record]:
     probes = []
     for n in (1, spec.max_seq_length // 2, 2 * spec.max_seq_length):
         text = " ".join(words[i % len(words)] for i in range(n))
-        fields: dict[str, Any] = {name: text for name in task_kind(spec.task).inputs}
+        fields: dict[str, Any] = {name: text for name in kind.inputs}
         fields["bbox"] = [boxes[i % len(boxes)] for i in range(n)] if spec.use_bbox else None
-        probes.append(make_record(spec.task, spec.use_bbox, fields))
+        probes.append(make_record(kind, spec.use_bbox, fields))
     return probes
 
 
 # -- the check set a GPU worker runs at load ----------------------------------------------------------------------
 def gpu_entry(payload: Path, weights: bool, reference: tuple[list[Record], list[dict]] | None,
-              missing: str = "") -> dict[str, Any]:
+              missing: str = "") -> GpuEntry:
     """serving.json's ``gpu`` entry, writing the check set (``reference``: records and torch's fp32 answers on the
     CPU, length probes first so the cap keeps them) into ``payload`` where the archive keeps torch's weights.
 
     ``missing``: why there is no reference (no test data), where ``reference`` is None."""
     if not weights:
-        return {"runtime": None, "reason": "the weights were dropped (ONNX serves): on a GPU host this archive "
-                "serves ONNX on the CPU; make archive --keep-weights keeps the way to the GPU"}
-    entry: dict[str, Any] = {
-        "runtime": "torch", "fp16_tolerance": FP16_TOLERANCE,
-        "note": "on a GPU torch serves (ONNX Runtime's CUDA provider is not used): fp16 where it passes the parity "
-                f"gate against {CHECK_FILE} on the serving GPU at load, fp32 otherwise"}
+        return GpuEntry(runtime=None, reason="the weights were dropped (ONNX serves): on a GPU host this archive "
+                        "serves ONNX on the CPU; make archive --keep-weights keeps the way to the GPU")
+    note = ("on a GPU torch serves (ONNX Runtime's CUDA provider is not used): fp16 where it passes the parity "
+            f"gate against {CHECK_FILE} on the serving GPU at load, fp32 otherwise")
     if reference is None:
-        return {**entry, "check_file": None, "check_records": 0,
-                "reason": f"no check set ({missing}): fp16 is never checked, so fp32 serves on a GPU"}
+        return GpuEntry(runtime="torch", fp16_tolerance=FP16_TOLERANCE, note=note,
+                        reason=f"no check set ({missing}): fp16 is never checked, so fp32 serves on a GPU")
     records, expected = reference
     written = write_check_set(payload / CHECK_FILE, records, expected)
-    return {**entry, "check_file": CHECK_FILE, "check_records": written,
-            "reason": f"{written} records with torch's fp32 answers (CPU, archive time) for the load-time gate"}
+    return GpuEntry(runtime="torch", fp16_tolerance=FP16_TOLERANCE, note=note, check_file=CHECK_FILE,
+                    check_records=written,
+                    reason=f"{written} records with torch's fp32 answers (CPU, archive time) for the load-time gate")

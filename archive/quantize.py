@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tasks.fields import Record
-from tasks.kinds import task_kind
-from tasks.spec import TaskSpec
+from tasks.kinds import TaskLike, as_resolved
 
 
 class QuantizationRefused(RuntimeError):
@@ -42,14 +41,15 @@ def quantize_int8(src: Path, dst: Path) -> Path:
     return dst
 
 
-def quantization_gate(spec: TaskSpec, dev: Sequence[Record], fp32_preds: Sequence[dict], int8_preds: Sequence[dict],
+def quantization_gate(task: TaskLike, dev: Sequence[Record], fp32_preds: Sequence[dict], int8_preds: Sequence[dict],
                       tolerance: float) -> dict[str, Any]:
     """The primary dev metric with fp32 and int8, how much int8 loses, and whether that is within ``tolerance``.
 
     ``loss`` is fp32 - int8 for a metric where greater is better (absolute, on its 0-1 scale), and
     (int8 - fp32) / fp32 where lower is better (relative: MSE has the scale of the target squared).
     """
-    kind = task_kind(spec.task)
+    resolved = as_resolved(task)
+    kind, spec = resolved.kind, resolved.spec
     gold = [r.label for r in dev]
     fp32 = float(kind.score(spec.labels, gold, fp32_preds)[kind.primary_metric])
     int8 = float(kind.score(spec.labels, gold, int8_preds)[kind.primary_metric])

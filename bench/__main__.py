@@ -19,6 +19,7 @@ import tarfile
 from pathlib import Path
 
 from bench.models import BenchModel, ModelError, resolve
+from runtimes.checkpoint import read_serving
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / "work"
@@ -106,9 +107,9 @@ def prepare(task: str, quick: bool, model: BenchModel, root: Path = WORK) -> dic
             extracted.mkdir()
             with tarfile.open(store / "model.tar.gz") as tf:
                 tf.extractall(extracted, filter="data")
-        serving = json.loads((extracted / "serving.json").read_text())
-        if name != "torch" and serving["runtime"] != "onnx":
-            print(f"  {task}/{name}: fell back to torch: {serving.get('reason')}")
+        serving = read_serving(extracted)
+        if name != "torch" and serving.runtime != "onnx":
+            print(f"  {task}/{name}: fell back to torch: {serving.reason}")
             continue
         out[name] = store
     out["checkpoint"] = checkpoint

@@ -30,6 +30,7 @@ import psutil
 
 from bench.processes import processes
 from entrypoints.torchserve import free_port
+from runtimes.checkpoint import onnx_file
 
 ROOT = Path(__file__).resolve().parents[1]
 #: TorchServe's console pattern (config/log4j2.xml): ``%d{ISO8601} [%-5p] %c - %m``
@@ -262,12 +263,11 @@ def archive_sizes(stores: dict[str, Path]) -> dict:
     for name, store in stores.items():
         if name == "checkpoint" or not (store / "model.tar.gz").is_file():
             continue
-        serving = json.loads((store / "extracted" / "serving.json").read_text()) \
-            if (store / "extracted" / "serving.json").is_file() else {}
-        onnx = store / "extracted" / serving["onnx_file"] if serving.get("onnx_file") else None
+        graph = onnx_file(store / "extracted")
+        onnx = graph if graph and graph.is_file() else None
         sizes = {"tarball_mb": (store / "model.tar.gz").stat().st_size / 2**20,
                  "mar_mb": sum(p.stat().st_size for p in store.glob("*.mar")) / 2**20,
-                 "onnx_mb": onnx.stat().st_size / 2**20 if onnx and onnx.is_file() else None}
+                 "onnx_mb": onnx.stat().st_size / 2**20 if onnx else None}
         sizes["tarball_over_onnx"] = sizes["tarball_mb"] / sizes["onnx_mb"] if sizes["onnx_mb"] else None
         out[name] = {k: round(v, 3) if isinstance(v, float) else v for k, v in sizes.items()}
     return out

@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 from tasks.kinds import TASKS as TASK_TABLE
 from tasks.kinds import task_kind
+from tasks.serving_manifest import SERVING_FILE, ServingManifest
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -122,8 +123,8 @@ def _serving_json(store: Path) -> dict:
     import tarfile
 
     with tarfile.open(store / "model.tar.gz") as tf:
-        member = tf.extractfile("serving.json")
-        return json.loads(member.read()) if member else {}
+        member = tf.extractfile(SERVING_FILE)
+        return ServingManifest.from_dict(json.loads(member.read()) if member else {}).to_dict()
 
 
 class CudaRunner:

@@ -6,7 +6,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    commands = {"train": "entrypoints.train", "serve": "entrypoints.serve"}
+    commands = {"train": "entrypoints.train", "serve": "entrypoints.serve", "evaluate": "entrypoints.evaluate"}
     if not args or args[0] not in commands:
         print(f"usage: python -m entrypoints {{{'|'.join(commands)}}}", file=sys.stderr)
         return 2

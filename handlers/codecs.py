@@ -233,18 +233,12 @@ def encode(media: str, items: list[Any], terminated: bool = True) -> bytes:
     return bytes(writer.finish())
 
 
-def encode_json(items: list[Any], terminated: bool = True) -> bytes:
-    """``{"predictions": [...]}``; ``terminated`` concerns line formats only (a JSON document has no final newline)."""
-    return encode(JSON, items, terminated)
-
-
 def encode_jsonlines(items: list[Any], terminated: bool = True) -> bytes:
     """One line per item, the last one terminated unless ``terminated`` is False (see AnswerWriter)."""
     return encode(JSONLINES, items, terminated)
 
 
 DECODERS: dict[str, Callable[[Any], list[Any]]] = {JSON: decode_json, JSONLINES: decode_jsonlines}
-ENCODERS: dict[str, Callable[[list[Any], bool], bytes]] = {JSON: encode_json, JSONLINES: encode_jsonlines}
 
 
 def encode_error(error: dict[str, Any], media: str, terminated: bool = True) -> bytes:

@@ -14,18 +14,17 @@ from typing import Any, Iterator
 
 from handlers import codecs
 from handlers.errors import BadRequest, OutOfResources, PayloadTooLarge, RequestError, ServerError, is_out_of_memory
-from runtimes.checkpoint import SERVING_FILE, check_checkpoint
+from runtimes.checkpoint import read_checkpoint
 from runtimes.device import ServePlan, batch_budget
 from runtimes.load import load_runner
 from tasks.errors import RecordError
 from tasks.fields import Record
-from tasks.kinds import task_kind
 from tasks.predict import predict
 from tasks.records import make_record
 from tasks.serving_contract import JSON, VARIABLES
 
 log = logging.getLogger(__name__)
-__all__ = ["SERVING_FILE", "InferenceService", "Request", "Response", "Settings", "for_device", "load_runner"]
+__all__ = ["InferenceService", "Request", "Response", "Settings", "for_device", "load_runner"]
 
 
 @dataclass(frozen=True)
@@ -94,9 +93,11 @@ class InferenceService:
         self.model_dir = Path(model_dir)
         # the same checks as make-archive and single-model serve: a multi-model load gets no other gate
         started = time.perf_counter()
-        self.spec = check_checkpoint(self.model_dir)
+        # the spec with its task's row and family, resolved once: every request is encoded and decoded with them
+        self.task = read_checkpoint(self.model_dir)
+        self.spec = self.task.spec
         checked = time.perf_counter()
-        self.tokenizer, self.runner, plan = load_runner(self.model_dir, self.spec, settings.threads, gpu_id)
+        self.tokenizer, self.runner, plan = load_runner(self.model_dir, self.task, settings.threads, gpu_id)
         self.runtime: str = plan.runtime
         self.serving: dict[str, Any] = plan.to_dict()
         self.settings = for_device(settings, plan)
@@ -111,13 +112,13 @@ class InferenceService:
             raise BadRequest(raw.message, record=index)
         if not isinstance(raw, dict):
             raise BadRequest(f"a record must be a JSON object with 'text', got {type(raw).__name__}", record=index)
-        for name in task_kind(self.spec.task).inputs:  # text, and text_pair for a pair task
+        for name in self.task.kind.inputs:  # text, and text_pair for a pair task
             text = raw.get(name)
             if isinstance(text, str) and len(text) > self.settings.max_text_chars:
                 raise PayloadTooLarge(f"{name} has {len(text)} characters; the limit is "
                                       f"{self.settings.max_text_chars}", record=index)
         try:
-            return make_record(self.spec.task, self.spec.use_bbox, raw)
+            return make_record(self.task.kind, self.spec.use_bbox, raw)
         except RecordError as exc:
             raise BadRequest(exc.message, record=index) from None
 
@@ -162,7 +163,7 @@ class InferenceService:
         try:
             for chunk in self._slices(todo):
                 records = [record for _, _, record in chunk]
-                preds = predict(self.spec, self.tokenizer, self.runner, records, all_scores=True,
+                preds = predict(self.task, self.tokenizer, self.runner, records, all_scores=True,
                                 max_batch_size=self.settings.max_batch_size, max_tokens=self.settings.max_tokens)
                 for (i, j, _), pred in zip(chunk, preds):
                     answers.put(i, j, pred)

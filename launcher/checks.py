@@ -12,6 +12,9 @@ import botocore.session
 
 from launcher.errors import SettingError, require
 
+#: the instance type of a training job, an endpoint and a transform job when none is given: one T4 GPU, the
+#: smallest GPU SageMaker offers for all three (so the default runs the GPU image)
+DEFAULT_INSTANCE = "ml.g4dn.xlarge"
 ROLE_EXAMPLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
 IMAGE_EXAMPLE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/smtx:latest"
 
@@ -31,12 +34,12 @@ def check_role(role_arn: str) -> None:
 #: job kind -> the shape of SageMaker's API that lists the instance types it offers for that kind. botocore ships
 #: the API model, so the lists are SageMaker's own (as new as the installed botocore) and need no network
 INSTANCE_TYPE_SHAPES = {"training": "TrainingInstanceType", "hosting": "ProductionVariantInstanceType",
-                        "transform": "TransformInstanceType"}
+                        "transform": "TransformInstanceType", "processing": "ProcessingInstanceType"}
 
 
 @cache
 def offered_instance_types(kind: str) -> frozenset[str]:
-    """The instance types SageMaker offers for ``kind`` (training, hosting or transform)."""
+    """The instance types SageMaker offers for ``kind`` (training, hosting, transform or processing)."""
     model = botocore.session.get_session().get_service_model("sagemaker")
     return frozenset(model.shape_for(INSTANCE_TYPE_SHAPES[kind]).enum)
 
@@ -57,7 +60,7 @@ def check_instances(instance_type: str, instance_count: int, kind: str) -> None:
         hint = (f"one of {', '.join(sizes)}" if sizes else
                 f"families {', '.join(sorted({_family(t) for t in offered}))}")
         raise SettingError("instance_type", instance_type,
-                           f"an ml.* instance type SageMaker offers for {kind}, such as ml.g4dn.xlarge ({hint})")
+                           f"an ml.* instance type SageMaker offers for {kind}, such as {DEFAULT_INSTANCE} ({hint})")
     require(isinstance(instance_count, int) and instance_count >= 1, "instance_count", instance_count,
             "an integer >= 1")
 

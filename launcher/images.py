@@ -42,9 +42,10 @@ class Images:
     cpu_source: str = "--image or SMTX_SERVING_IMAGE"
     gpu_source: str = "--gpu-image or SMTX_GPU_IMAGE"
 
-    def pick(self, instance_type: str) -> str:
-        """The image for ``instance_type``; SettingError when none fits (a CPU image on a GPU instance)."""
-        if not is_gpu_instance(instance_type):
+    def pick(self, instance_type: str | None) -> str:
+        """The image for ``instance_type`` (None: no instances, as on a serverless endpoint, which has no GPU and
+        runs the CPU image); SettingError when none fits (a CPU image on a GPU instance)."""
+        if instance_type is None or not is_gpu_instance(instance_type):
             image = self.explicit or self.cpu
             if not image:
                 raise SettingError("image", None, self.cpu_source)

@@ -5,9 +5,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
 
-from launcher.autoscale import NAMESPACE, resource_id
 from launcher.aws import Clients
-from launcher.cleanup import LISTINGS
+from launcher.endpoints.autoscale import NAMESPACE, resource_id
+from launcher.endpoints.cleanup import LISTINGS
 
 
 @dataclass(frozen=True)

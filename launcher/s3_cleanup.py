@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, TextIO
 
-from launcher.async_invoke import INPUT_FOLDER
+from launcher.endpoints.async_invoke import INPUT_FOLDER
 from launcher.errors import SettingError
 from launcher.s3 import S3Uri
 

@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from tasks.errors import SpecError
-from tasks.kinds import check_spec, task_kind
+from tasks.kinds import Resolved, TaskLike, as_resolved, resolve
+from tasks.serving_manifest import SERVING_FILE, ManifestError, ServingManifest
 from tasks.spec import TASK_SPEC_FILE, TaskSpec
 
 #: pickle-based weight formats: loading one can run arbitrary code, so they are refused outright
 PICKLED_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
-#: written by ``make archive``: which runtime serves, the graph file, and why (absent: torch, from the weights)
-SERVING_FILE = "serving.json"
 
 
 class CheckpointError(ValueError):
@@ -32,7 +31,13 @@ class CheckpointError(ValueError):
 
 
 def check_checkpoint(path: str | Path) -> TaskSpec:
-    """The checkpoint's spec, after checking spec, weights, labels and tokenizer."""
+    """The checkpoint's spec, after checking spec, weights, labels and tokenizer (``read_checkpoint``)."""
+    return read_checkpoint(path).spec
+
+
+def read_checkpoint(path: str | Path) -> Resolved:
+    """The checkpoint's spec with its task's row and family, resolved once here (``tasks.kinds.resolve``), after
+    checking spec, weights, labels and tokenizer: what the archive and serving pass along from here on."""
     path = Path(path)
     if not path.is_dir():
         raise CheckpointError(f"checkpoint {path} is not a directory")
@@ -49,7 +54,7 @@ def check_checkpoint(path: str | Path) -> TaskSpec:
     if graph is None and not weights:
         raise CheckpointError(f"checkpoint {path} has no .safetensors weights")
     try:
-        spec = check_spec(TaskSpec.from_dict(json.loads((path / TASK_SPEC_FILE).read_text(encoding="utf-8"))))
+        task = resolve(TaskSpec.from_dict(json.loads((path / TASK_SPEC_FILE).read_text(encoding="utf-8"))))
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {path} has no {TASK_SPEC_FILE}; was it written by our training?") from None
     except (ValueError, SpecError) as exc:
@@ -58,10 +63,10 @@ def check_checkpoint(path: str | Path) -> TaskSpec:
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {path} has no readable config.json: {exc}") from None
-    _check_head(spec, config, path)
+    _check_head(task, config, path)
     if not any((path / name).is_file() for name in ("tokenizer.json", "vocab.txt", "vocab.json")):
         raise CheckpointError(f"checkpoint {path} has no tokenizer files (tokenizer.json)")
-    return spec
+    return task
 
 
 def has_weights(path: Path) -> bool:
@@ -69,47 +74,51 @@ def has_weights(path: Path) -> bool:
     return any(path.glob("*.safetensors"))
 
 
-def read_serving(path: Path) -> dict[str, Any]:
-    """``serving.json`` of an archive ({} for a training checkpoint, which torch serves)."""
+def read_serving(path: Path) -> ServingManifest:
+    """``serving.json`` of an archive (``ServingManifest()``, torch, for a training checkpoint, which has none)."""
     file = path / SERVING_FILE
     if not file.is_file():
-        return {}
+        return ServingManifest()
     try:
-        serving = json.loads(file.read_text(encoding="utf-8"))
+        return ServingManifest.from_dict(json.loads(file.read_text(encoding="utf-8")))
+    except ManifestError as exc:
+        raise CheckpointError(f"{file} is not valid: {exc}") from None
     except ValueError as exc:
         raise CheckpointError(f"{file} is not valid JSON: {exc}") from None
-    if not isinstance(serving, dict) or serving.get("runtime", "torch") not in ("torch", "onnx"):
-        raise CheckpointError(f"{file} must be an object whose runtime is 'torch' or 'onnx'")
-    return serving
 
 
-def onnx_file(path: Path, serving: dict[str, Any] | None = None) -> Path | None:
+def write_serving(path: Path, serving: ServingManifest) -> None:
+    """Write ``serving`` as the archive directory ``path``'s serving.json (``make archive``, once)."""
+    (path / SERVING_FILE).write_text(json.dumps(serving.to_dict(), indent=2), encoding="utf-8")
+
+
+def onnx_file(path: Path, serving: ServingManifest | None = None) -> Path | None:
     """The ONNX graph serving.json says serves this archive, or None where torch serves it (``serving``: the
     file's content where the caller has read it already)."""
     serving = read_serving(path) if serving is None else serving
-    if serving.get("runtime") != "onnx":
+    if serving.runtime != "onnx" or serving.onnx_file is None:
         return None
-    name = serving.get("onnx_file")
-    if not isinstance(name, str) or Path(name).name != name:
-        raise CheckpointError(f"{path / SERVING_FILE} names no ONNX model file in the archive (onnx_file={name!r})")
-    return path / name
+    return path / serving.onnx_file
 
 
-def check_output_width(width: object, spec: TaskSpec, graph: Path) -> None:
+def check_output_width(width: object, task: TaskLike, graph: Path) -> None:
     """The graph's logits are as wide as the task spec's outputs (a symbolic width is left to config.json)."""
-    if isinstance(width, int) and width != task_kind(spec.task).num_outputs(spec.labels):
+    resolved = as_resolved(task)
+    needed = resolved.kind.num_outputs(resolved.spec.labels)
+    if isinstance(width, int) and width != needed:
         raise CheckpointError(f"the ONNX model {graph.name} gives {width} outputs but the task spec needs "
-                              f"{task_kind(spec.task).num_outputs(spec.labels)} ({graph.parent})")
+                              f"{needed} ({graph.parent})")
 
 
-def _check_head(spec: TaskSpec, config: dict[str, Any], path: Path) -> None:
+def _check_head(task: Resolved, config: dict[str, Any], path: Path) -> None:
+    spec = task.spec
     if config.get("model_type") != spec.model_type:
         raise CheckpointError(f"config.json model_type {config.get('model_type')!r} differs from the task spec's "
                               f"{spec.model_type!r}")
     id2label = config.get("id2label") or {}
-    if len(id2label) != task_kind(spec.task).num_outputs(spec.labels):
-        raise CheckpointError(f"the model head has {len(id2label)} outputs but the task spec needs "
-                              f"{task_kind(spec.task).num_outputs(spec.labels)} ({path})")
+    needed = task.kind.num_outputs(spec.labels)
+    if len(id2label) != needed:
+        raise CheckpointError(f"the model head has {len(id2label)} outputs but the task spec needs {needed} ({path})")
     if spec.labels and [id2label.get(str(i)) for i in range(len(spec.labels))] != list(spec.labels):
         raise CheckpointError(f"config.json id2label {id2label} does not match the task spec labels "
                               f"{list(spec.labels)}")

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from tasks.serving_manifest import ServingManifest
+
 #: fp16 is kept where labels are equal and every probability (regression: the value) is within this of fp32.
 #: Chosen, not measured: fp16 keeps ~3 significant digits, and softmax outputs of a BERT-size model in fp16 are
 #: expected within ~1e-3 of fp32; 1e-2 leaves room without letting a changed label through (labels must be
@@ -82,11 +84,11 @@ def torch_needed(gpu_id: int | None, weights: bool) -> bool:
     return gpu_id is not None and weights
 
 
-def choose(serving: dict[str, Any], facts: ServingFacts) -> ServePlan:
+def choose(serving: ServingManifest, facts: ServingFacts) -> ServePlan:
     """Device, runtime and the precision to try, from the archive's serving.json and the facts (pure).
 
     A GPU plan says fp16 where the GPU has tensor cores; ``gate_precision`` then keeps it or falls back to fp32."""
-    archived = serving.get("runtime", "torch")
+    archived = serving.runtime
     if facts.gpu_id is None:
         return ServePlan("cpu", archived, "fp32", "TorchServe assigned this worker no GPU")
     gpu = f"GPU {facts.gpu_id}"

@@ -1,7 +1,7 @@
 """The one place that turns an archive (or a training checkpoint) into a tokenizer, a runner and a ``ServePlan``.
 
 Where, with which runtime and in which precision is decided here, once (``runtimes.device``), and logged in one
-line; the ONNX path imports no torch (tests/test_lean_serving.py). ``handlers.service`` and the bench call it.
+line; the ONNX path imports no torch (tests/model/test_lean_serving.py). ``handlers.service`` and the bench call it.
 """
 from __future__ import annotations
 
@@ -12,32 +12,34 @@ from typing import Any
 
 from runtimes.checkpoint import check_output_width, has_weights, onnx_file, read_serving
 from runtimes.device import ServePlan, choose, probe
+from tasks.kinds import Resolved, TaskLike, as_resolved
 from tasks.predict import Runner
-from tasks.spec import TaskSpec
+from tasks.serving_manifest import ServingManifest
 
 log = logging.getLogger(__name__)
 
 
-def load_runner(model_dir: Path, spec: TaskSpec, threads: int | None = None, gpu_id: int | None = None
+def load_runner(model_dir: Path, spec: TaskLike, threads: int | None = None, gpu_id: int | None = None
                 ) -> tuple[Any, Runner, ServePlan]:
     """Tokenizer, runner and the plan that says where and how they serve (``runtimes.device``), logged in one line.
 
     ``gpu_id``: the GPU TorchServe assigned the worker (None: the CPU, as serving.json says; torch when absent).
     The ONNX path imports tokenizers, onnxruntime and numpy only: never torch or transformers, which cost a worker
-    about half a gigabyte and seconds of start-up for a model it does not run (tests/test_lean_serving.py).
+    about half a gigabyte and seconds of start-up for a model it does not run (tests/model/test_lean_serving.py).
     ``threads`` sets torch's intra-op threads only where torch serves (None: leave the process's setting).
     """
+    task = as_resolved(spec)
     serving = read_serving(model_dir)
     plan = choose(serving, probe(gpu_id, has_weights(model_dir)))
     if plan.runtime == "onnx":
-        tokenizer, runner = _load_onnx(model_dir, spec, serving, threads)
+        tokenizer, runner = _load_onnx(model_dir, task, serving, threads)
     else:
-        tokenizer, runner, plan = _load_torch(model_dir, spec, serving, threads, plan)
+        tokenizer, runner, plan = _load_torch(model_dir, task, serving, threads, plan)
     log.info("%s", plan.describe())
     return tokenizer, runner, plan
 
 
-def _load_onnx(model_dir: Path, spec: TaskSpec, serving: dict[str, Any], threads: int | None) -> tuple[Any, Runner]:
+def _load_onnx(model_dir: Path, task: Resolved, serving: ServingManifest, threads: int | None) -> tuple[Any, Runner]:
     graph = onnx_file(model_dir, serving)
     assert graph is not None, "choose() picks onnx only where serving.json names a graph"
     started = time.perf_counter()
@@ -45,25 +47,25 @@ def _load_onnx(model_dir: Path, spec: TaskSpec, serving: dict[str, Any], threads
     from runtimes.tokenizer import load_serving_tokenizer
 
     imported = time.perf_counter()
-    runner = OnnxRunner(graph, intra_op_threads=threads, optimized=serving.get("graph_optimization"))
-    check_output_width(runner.output_width, spec, graph)
+    runner = OnnxRunner(graph, intra_op_threads=threads, optimized=serving.graph_optimization)
+    check_output_width(runner.output_width, task, graph)
     session = time.perf_counter()
-    tokenizer = load_serving_tokenizer(model_dir, spec.prefix_space)
+    tokenizer = load_serving_tokenizer(model_dir, task.spec.prefix_space)
     # the cold-start benchmark (bench/cold_start.py) reads these figures from the log
     log.info("load steps: imports %.3f s, session %.3f s, tokenizer %.3f s", imported - started,
              session - imported, time.perf_counter() - session)
     return tokenizer, runner
 
 
-def _load_torch(model_dir: Path, spec: TaskSpec, serving: dict[str, Any], threads: int | None, plan: ServePlan
+def _load_torch(model_dir: Path, task: Resolved, serving: ServingManifest, threads: int | None, plan: ServePlan
                 ) -> tuple[Any, Runner, ServePlan]:
     started = time.perf_counter()
     from runtimes.torch_runtime import load_checkpoint, place, set_threads
 
     if threads is not None:
         set_threads(threads)
-    _, tokenizer, runner = load_checkpoint(model_dir, spec)
+    _, tokenizer, runner = load_checkpoint(model_dir, task)
     log.info("load steps: imports and model %.3f s", time.perf_counter() - started)
     if plan.device != "cpu":
-        runner, plan = place(model_dir, spec, serving, tokenizer, runner, plan)
+        runner, plan = place(model_dir, task, serving, tokenizer, runner, plan)
     return tokenizer, runner, plan

@@ -20,10 +20,9 @@ from typing import Any, Sequence
 
 from tasks.errors import RecordError
 from tasks.fields import Record
-from tasks.kinds import task_kind
+from tasks.kinds import TaskKind, TaskLike, as_resolved
 from tasks.predict import Runner, predict
 from tasks.records import make_record
-from tasks.spec import TaskSpec
 
 #: micro-batches of a parity check: small, so that it sees several batch sizes and padded widths
 CHECK_BATCH_SIZE = 4
@@ -33,27 +32,28 @@ CHECK_FILE = "parity_check.jsonl"
 MAX_CHECK_RECORDS = 64
 
 
-def run_check(spec: TaskSpec, tokenizer: Any, runner: Runner, records: Sequence[Record]) -> list[dict[str, Any]]:
+def run_check(task: TaskLike, tokenizer: Any, runner: Runner, records: Sequence[Record]) -> list[dict[str, Any]]:
     """Predictions with every class's score, through the serving path, in small micro-batches."""
-    return predict(spec, tokenizer, runner, records, all_scores=True, max_batch_size=CHECK_BATCH_SIZE)
+    return predict(task, tokenizer, runner, records, all_scores=True, max_batch_size=CHECK_BATCH_SIZE)
 
 
-def _numbers(task: str, pred: dict[str, Any]) -> list[float]:
+def _numbers(kind: TaskKind, pred: dict[str, Any]) -> list[float]:
     """Every probability of one prediction (the predicted value for a task without labels: regression)."""
-    if not task_kind(task).has_labels:
+    if not kind.has_labels:
         return [float(pred["pred"])]
     scores = pred.get("scores")
     rows = scores if isinstance(scores, list) else [scores]
     return [p for row in rows if row for p in row.values()]
 
 
-def parity(spec: TaskSpec, expected: Sequence[dict[str, Any]], got: Sequence[dict[str, Any]],
+def parity(task: TaskLike, expected: Sequence[dict[str, Any]], got: Sequence[dict[str, Any]],
            tolerance: float) -> dict[str, Any]:
     """Figures of ``got`` against ``expected``: label agreement and the largest difference."""
-    regression = not task_kind(spec.task).has_labels  # a value, compared within tolerance, not a label
+    kind = as_resolved(task).kind
+    regression = not kind.has_labels  # a value, compared within tolerance, not a label
     same, worst = 0, 0.0
     for e, g in zip(expected, got):
-        a, b = _numbers(spec.task, e), _numbers(spec.task, g)
+        a, b = _numbers(kind, e), _numbers(kind, g)
         diff = max((abs(x - y) for x, y in zip(a, b)), default=0.0) if len(a) == len(b) else math.inf
         worst = max(worst, diff)
         same += (diff <= tolerance) if regression else (e["pred"] == g["pred"])
@@ -85,19 +85,21 @@ class CheckSetError(ValueError):
     """The archive's check set cannot be read; the message names the file and the line."""
 
 
-def read_check_set(model_dir: Path, spec: TaskSpec) -> tuple[list[Record], list[dict[str, Any]]] | None:
+def read_check_set(model_dir: Path, task: TaskLike) -> tuple[list[Record], list[dict[str, Any]]] | None:
     """The archive's check records and their fp32 predictions, or None where it carries none (older archives,
     ONNX-only archives, or no test data at archive time)."""
     path = model_dir / CHECK_FILE
     if not path.is_file():
         return None
+    resolved = as_resolved(task)
+    kind, spec = resolved.kind, resolved.spec
     records, expected = [], []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-            records.append(make_record(spec.task, spec.use_bbox, row["record"]))
+            records.append(make_record(kind, spec.use_bbox, row["record"]))
             expected.append(dict(row["expected"]))
         except (ValueError, KeyError, TypeError, RecordError) as exc:
             raise CheckSetError(f"{path}:{number}: not a check record ({exc})") from None

@@ -12,7 +12,7 @@ the way transformers' fast tokenizer answers them, from that file alone:
   max_length=N, return_token_type_ids=True)``
 - ``cls_token_id``, ``sep_token_id``, ``pad_token_id``
 
-``tests/test_serving_tokenizer.py`` holds both to the same ids, word ids and token type ids.
+``tests/unit/runtimes/test_tokenizer.py`` holds both to the same ids, word ids and token type ids.
 """
 from __future__ import annotations
 

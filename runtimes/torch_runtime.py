@@ -15,7 +15,8 @@ from runtimes.device import FP16_TOLERANCE, ServePlan, gate_precision
 from runtimes.parity import parity, read_check_set, run_check
 from runtimes.word_start import add_prefix_space, pre_tokenizer_of, word_start
 from tasks.families import longest_input, model_inputs
-from tasks.kinds import check_spec, task_kind
+from tasks.kinds import Resolved, TaskKind, TaskLike, as_resolved, resolve, task_kind
+from tasks.serving_manifest import ServingManifest
 from tasks.spec import TASK_SPEC_FILE, TaskSpec
 
 
@@ -55,16 +56,21 @@ def model_facts(model: Any) -> tuple[tuple[str, ...], int | None]:
     return inputs, longest_input(config, 0 if padding_idx is None else padding_idx + 1)
 
 
-def model_class(task: str) -> Any:
+def model_class(task: str | TaskKind) -> Any:
+    """transformers' auto class of the task's head (``task``: its row, or its name)."""
     import transformers
 
-    head = task_kind(task).head
+    head = (task if isinstance(task, TaskKind) else task_kind(task)).head
     return transformers.AutoModelForTokenClassification if head == "token" else \
         transformers.AutoModelForSequenceClassification
 
 
 def read_spec(checkpoint: str | Path) -> TaskSpec:
-    return check_spec(TaskSpec.from_dict(json.loads((Path(checkpoint) / TASK_SPEC_FILE).read_text(encoding="utf-8"))))
+    return _read_resolved(checkpoint).spec
+
+
+def _read_resolved(checkpoint: str | Path) -> Resolved:
+    return resolve(TaskSpec.from_dict(json.loads((Path(checkpoint) / TASK_SPEC_FILE).read_text(encoding="utf-8"))))
 
 
 #: serving precisions -> torch dtype names (runtimes.device.ServePlan.precision)
@@ -108,19 +114,21 @@ def on_device(runner: TorchRunner, device: str, precision: str, keep: bool = Fal
     return TorchRunner(model, runner.input_names, device)
 
 
-def place(model_dir: Path, spec: TaskSpec, serving: dict[str, Any], tokenizer: Any, runner: TorchRunner, plan: ServePlan
-          ) -> tuple[TorchRunner, ServePlan]:
+def place(model_dir: Path, spec: TaskLike, serving: ServingManifest, tokenizer: Any, runner: TorchRunner,
+          plan: ServePlan) -> tuple[TorchRunner, ServePlan]:
     """``runner``'s model on the plan's GPU: fp16 where it passes the parity gate against the archive's fp32
     answers (``runtimes.parity``'s check set, run here on this device), fp32 otherwise; and the plan, gated."""
+    task = as_resolved(spec)
     figures = None
     candidate: TorchRunner | None = None
     if plan.precision == "fp16":
-        check = read_check_set(model_dir, spec)
+        check = read_check_set(model_dir, task)
         if check is not None:
             records, expected = check
             candidate = on_device(runner, plan.device, "fp16", keep=True)  # the fp32 model stays for a fallback
-            tolerance = float((serving.get("gpu") or {}).get("fp16_tolerance", FP16_TOLERANCE))
-            figures = parity(spec, expected, run_check(spec, tokenizer, candidate, records), tolerance)
+            archived = serving.gpu.fp16_tolerance if serving.gpu else None
+            tolerance = FP16_TOLERANCE if archived is None else float(archived)
+            figures = parity(task, expected, run_check(task, tokenizer, candidate, records), tolerance)
     plan = gate_precision(plan, figures)
     if plan.precision == "fp16" and candidate is not None:
         return candidate, plan
@@ -135,10 +143,10 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def load_checkpoint(checkpoint: str | Path, spec: TaskSpec | None = None) -> tuple[TaskSpec, Any, TorchRunner]:
+def load_checkpoint(checkpoint: str | Path, spec: TaskLike | None = None) -> tuple[TaskSpec, Any, TorchRunner]:
     """Spec, tokenizer and a torch runner from a self-describing checkpoint (safetensors weights only);
-    ``spec``: the one the caller already read, so that task_spec.json is not read twice."""
-    spec = spec or read_spec(checkpoint)
-    tokenizer = load_tokenizer(checkpoint, spec.prefix_space)
-    model = model_class(spec.task).from_pretrained(str(checkpoint), use_safetensors=True)
-    return spec, tokenizer, TorchRunner(model, spec.inputs)
+    ``spec``: the one the caller already read (resolved, ideally), so that task_spec.json is not read twice."""
+    task = _read_resolved(checkpoint) if spec is None else as_resolved(spec)
+    tokenizer = load_tokenizer(checkpoint, task.spec.prefix_space)
+    model = model_class(task.kind).from_pretrained(str(checkpoint), use_safetensors=True)
+    return task.spec, tokenizer, TorchRunner(model, task.spec.inputs)

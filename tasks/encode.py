@@ -6,12 +6,12 @@ from typing import Any
 
 from tasks.features import Feature
 from tasks.fields import Record
-from tasks.kinds import task_kind
-from tasks.spec import TaskSpec
+from tasks.kinds import TaskLike, as_resolved
 
 
-def encode(spec: TaskSpec, tokenizer: Any, records: list[Record], with_labels: bool = False) -> list[Feature]:
+def encode(task: TaskLike, tokenizer: Any, records: list[Record], with_labels: bool = False) -> list[Feature]:
     """Model features for ``records``, in record order (a record's windows are consecutive)."""
-    kind = task_kind(spec.task)
+    resolved = as_resolved(task)
+    kind, spec = resolved.kind, resolved.spec
     target = partial(kind.target, spec.labels) if with_labels else None
     return kind.encode(spec, tokenizer, records, target)

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 from tasks.errors import RecordError
 from tasks.fields import Label, Record, check_text, parse_bbox, split_words
-from tasks.kinds import task_kind
+from tasks.kinds import TaskKind, task_kind
 
 
 def parse_label(task: str, raw: str) -> Label:
@@ -17,11 +17,12 @@ def parse_label(task: str, raw: str) -> Label:
     return task_kind(task).parse_label(raw)
 
 
-def make_record(task: str, use_bbox: bool, fields: Mapping[str, Any], raw_label: str | None = None) -> Record:
+def make_record(task: str | TaskKind, use_bbox: bool, fields: Mapping[str, Any], raw_label: str | None = None
+                ) -> Record:
     """A validated record from ``fields`` (a training row's columns or a request's JSON object): the task's
     text fields, then ``raw_label`` (training only), then ``bbox`` when the model reads boxes. Other keys are
-    ignored."""
-    kind = task_kind(task)
+    ignored. ``task``: its row, where the caller resolved it once for many records, or its name."""
+    kind = task if isinstance(task, TaskKind) else task_kind(task)
     texts = {name: check_text(fields.get(name), name) for name in kind.inputs}
     record = Record(text=texts["text"], text_pair=texts.get("text_pair"))
     if raw_label is not None:

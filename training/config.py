@@ -27,7 +27,14 @@ PRECISIONS = ("auto", "fp16", "bf16", "no")
 
 
 class ConfigError(ValueError):
-    """A hyperparameter is unknown, missing or has a value of the wrong kind."""
+    """A hyperparameter is unknown, missing or has a value of the wrong kind.
+
+    ``field`` names the hyperparameter at fault, as ``RecordError.field`` names a record's field, so callers
+    (the launcher) point at it without reading the message."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def _meta(doc: str, **limits: Any) -> dict[str, Any]:
@@ -81,24 +88,27 @@ class TrainConfig:
         for f in fields(self):
             choices = f.metadata.get("choices")
             if choices is not None and getattr(self, f.name) not in choices:
-                raise ConfigError(f"{f.name}={getattr(self, f.name)!r} is not valid; expected one of {list(choices)}")
+                raise ConfigError(f.name, f"{f.name}={getattr(self, f.name)!r} is not valid; expected one of "
+                                  f"{list(choices)}")
         if self.max_steps == 0:
-            raise ConfigError("max_steps=0 trains nothing; expected a positive number or -1 (use num_train_epochs)")
+            raise ConfigError("max_steps", "max_steps=0 trains nothing; expected a positive number or -1 (use "
+                              "num_train_epochs)")
         if self.max_steps == -1 and self.num_train_epochs <= 0:
-            raise ConfigError(f"num_train_epochs={self.num_train_epochs} trains nothing; expected > 0")
+            raise ConfigError("num_train_epochs", f"num_train_epochs={self.num_train_epochs} trains nothing; "
+                              "expected > 0")
         if self.stride > (self.max_seq_length - 2) // 2:
-            raise ConfigError(f"stride={self.stride} is too large for max_seq_length={self.max_seq_length}; "
+            raise ConfigError("stride", f"stride={self.stride} is too large for max_seq_length={self.max_seq_length}; "
                               f"expected at most {(self.max_seq_length - 2) // 2}")
         for f in fields(self):
             value, meta = getattr(self, f.name), f.metadata
             if isinstance(value, float) and not math.isfinite(value):
-                raise ConfigError(f"{f.name}={value!r} is not valid; expected a finite number")
-            if "min" in meta and value < meta["min"] and not (f.name == "max_steps" and value == -1):
-                raise ConfigError(f"{f.name}={value!r} is too small; expected at least {meta['min']}")
+                raise ConfigError(f.name, f"{f.name}={value!r} is not valid; expected a finite number")
+            if "min" in meta and value < meta["min"]:
+                raise ConfigError(f.name, f"{f.name}={value!r} is too small; expected at least {meta['min']}")
             if "above" in meta and value <= meta["above"]:
-                raise ConfigError(f"{f.name}={value!r} is too small; expected above {meta['above']}")
+                raise ConfigError(f.name, f"{f.name}={value!r} is too small; expected above {meta['above']}")
             if "max" in meta and value > meta["max"]:
-                raise ConfigError(f"{f.name}={value!r} is too large; expected at most {meta['max']}")
+                raise ConfigError(f.name, f"{f.name}={value!r} is too large; expected at most {meta['max']}")
 
     @classmethod
     def from_hyperparameters(cls, raw: Mapping[str, Any]) -> "TrainConfig":
@@ -109,10 +119,11 @@ class TrainConfig:
             if name.startswith(IGNORED_PREFIXES) or name in IGNORED_NAMES:
                 continue
             if name not in known:
-                raise ConfigError(f"unknown hyperparameter {name!r}; valid names are {sorted(known)}")
+                raise ConfigError(name, f"unknown hyperparameter {name!r}; valid names are {sorted(known)}")
             values[name] = _convert(name, _unwrap(value), known[name].type)
         if "task_name" not in values:
-            raise ConfigError(f"hyperparameter task_name is required; expected one of {list(TASK_NAMES)}")
+            raise ConfigError("task_name", f"hyperparameter task_name is required; expected one of "
+                              f"{list(TASK_NAMES)}")
         if "stride" not in values and isinstance(values.get("max_seq_length"), int):
             # the default overlap must fit a short window: max_seq_length=64 alone should just work
             values["stride"] = min(32, max(0, (values["max_seq_length"] - 2) // 4))
@@ -157,7 +168,7 @@ def _convert(name: str, value: Any, kind: Any) -> Any:
         return _CONVERTERS[kind_name](text.strip())
     except (ValueError, KeyError):
         expected = {"int": "an integer", "float": "a number", "bool": "true or false"}[kind_name]
-        raise ConfigError(f"{name}={value!r} is not valid; expected {expected}") from None
+        raise ConfigError(name, f"{name}={value!r} is not valid; expected {expected}") from None
 
 
 _KINDS: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
@@ -205,7 +216,7 @@ def hyperparameters() -> tuple[Hyperparameter, ...]:
 
 
 def markdown_table() -> str:
-    """The README's hyperparameter table (tests/test_training_config.py checks that the README carries it)."""
+    """The README's hyperparameter table (tests/unit/training/test_config.py checks that the README carries it)."""
     rows = ["| hyperparameter | type | what (allowed values; default) |", "|---|---|---|"]
     rows += [f"| `{h.name}` | {h.kind.__name__} | {h.describe()} |" for h in hyperparameters()]
     return "\n".join(rows)

@@ -136,25 +136,23 @@ def _rows_or_errors(reader, name: str, problems: _Collector):
             yield None
 
 
-def sorted_labels(task: str, names: set[str]) -> tuple[str, ...]:
-    """The label order of the model's outputs, as the task's row sets it (NER: ``O`` first, B- before I-)."""
-    return task_kind(task).order_labels(names)
-
-
 def _columns(kind: TaskKind, use_bbox: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The required and the optional columns of a data file for this task."""
     required = (*kind.inputs, "labels", *(("bbox",) if use_bbox else ()))
     return required, ("bbox",) if kind.takes_bbox and not use_bbox else ()
 
 
-def load_dataset(folder: str | Path, task: str, use_bbox: bool = False, max_problems: int = MAX_PROBLEMS) -> Dataset:
-    """Parse and validate the three files; raise DataError listing every problem (up to ``max_problems``)."""
+def load_dataset(folder: str | Path, task: str | TaskKind, use_bbox: bool = False, max_problems: int = MAX_PROBLEMS
+                 ) -> Dataset:
+    """Parse and validate the three files; raise DataError listing every problem (up to ``max_problems``).
+    ``task``: its row, where the caller resolved it already, or its name."""
     folder = Path(folder)
-    kind = task_kind(task)
+    kind = task if isinstance(task, TaskKind) else task_kind(task)
+    task = kind.name
     if use_bbox and not kind.takes_bbox:
         raise DataError([Problem("use_bbox", None, None, f"task {task} reads no word boxes; train without use_bbox")])
     problems = _Collector(max_problems)
-    splits = {split: _read_split(folder, split, task, use_bbox, problems) for split in SPLITS}
+    splits = {split: _read_split(folder, split, kind, use_bbox, problems) for split in SPLITS}
     seen = {n for _, r in splits["train"] for n in kind.label_names(r.label)} | set(kind.implicit_labels)
     # with train.csv itself broken, "never seen in train" would flag every dev/test label for nothing
     train_ok = not any(p.file == "train.csv" for p in problems.problems)
@@ -174,7 +172,7 @@ def load_dataset(folder: str | Path, task: str, use_bbox: bool = False, max_prob
     )
 
 
-def _read_split(folder: Path, split: str, task: str, use_bbox: bool, problems: _Collector
+def _read_split(folder: Path, split: str, kind: TaskKind, use_bbox: bool, problems: _Collector
                 ) -> list[tuple[int, Record]]:
     """The valid records of one file with their line numbers; every invalid one is reported to ``problems``."""
     path = folder / f"{split}.csv"
@@ -182,13 +180,13 @@ def _read_split(folder: Path, split: str, task: str, use_bbox: bool, problems: _
         problems.add(path.name, None, None, f"is missing from {folder}")
         return []
     parsed = []
-    rows = _read_rows(path, problems, *_columns(task_kind(task), use_bbox))
+    rows = _read_rows(path, problems, *_columns(kind, use_bbox))
     for line, values in rows:
         try:
-            parsed.append((line, make_record(task, use_bbox, values, values["labels"])))
+            parsed.append((line, make_record(kind, use_bbox, values, values["labels"])))
         except RecordError as exc:
             problems.add(path.name, line, exc.field, exc.message)
-    _check_task_fits(path.name, task, rows, problems)
+    _check_task_fits(path.name, kind.name, rows, problems)
     return parsed
 
 

@@ -21,6 +21,9 @@ NATIVE_BF16_CAPABILITY = (8, 0)
 class PrecisionError(ConfigError):
     """mixed_precision asks for something this device cannot do (a user's mistake, like any ConfigError)."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__("mixed_precision", message)
+
 
 @dataclass(frozen=True)
 class DeviceFacts:

@@ -72,8 +72,9 @@ def load_base(config: TrainConfig, data: Dataset) -> tuple[TaskSpec, Any, Any, f
     )
     inputs, longest = model_facts(model)
     if longest is not None and config.max_seq_length > longest:
-        raise ConfigError(f"max_seq_length={config.max_seq_length} is more than {config.model_name} takes: its "
-                          f"longest input is {longest} tokens; expected at most {longest}")
+        raise ConfigError("max_seq_length", f"max_seq_length={config.max_seq_length} is more than "
+                          f"{config.model_name} takes: its longest input is {longest} tokens; expected at most "
+                          f"{longest}")
     tokenizer, prefix_space = load_base_tokenizer(path, source.tokenizer)
     spec = build_spec(config, model_type, data, model_inputs=inputs, add_prefix_space=prefix_space,
                       word_start_ids=word_start_ids(tokenizer.backend_tokenizer))

@@ -14,11 +14,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))  # run as a script (run.sh): our packages and tests.helpers from this checkout
 
-from conftest import EXAMPLES, subset  # noqa: E402 -- after the sys.path line that makes tests/ importable
-from launcher.metrics import metric_definitions  # noqa: E402 -- as above
-from tiny_models import make_base_model  # noqa: E402 -- as above
+from launcher.jobs.metrics import metric_definitions  # noqa: E402 -- after the sys.path line that makes the repository importable
+from tests.helpers import EXAMPLES, subset  # noqa: E402 -- as above
+from tests.helpers.tiny_models import make_base_model  # noqa: E402 -- as above
 from training.config import hyperparameters  # noqa: E402 -- as above
 
 TASK = "classif"

@@ -155,7 +155,7 @@ def test_transformer_multirecord_line_gives_one_line_per_input_line(session, tra
     text = (output / "records.jsonl.out").read_text()
     # SDK 2.x local mode writes b"\n" after every answer body, and our jsonlines body already ends in one, so each
     # request leaves one empty line (here one request: 40 short records fit in max_payload). Real SageMaker's Line
-    # assembly (and launcher.local_transform) reads that final newline as ending the last line instead.
+    # assembly (and launcher.jobs.local_transform) reads that final newline as ending the last line instead.
     assert text.endswith("\n\n") and "\n\n" not in text[:-2], repr(text[-200:])
     lines = text[:-1].splitlines()
     assert len(lines) == len(records), f"{len(lines)} output lines for {len(records)} input lines"
