@@ -43,6 +43,7 @@ from runtimes.model_source import check_model
 from runtimes.onnx_runtime import SAVED_OPTIMIZATION, OnnxRunner, save_optimized
 from runtimes.parity import MAX_CHECK_RECORDS
 from runtimes.tokenizer import write_serving_tokenizer
+from tasks.fields import Record
 from tasks.kinds import task_kind
 from tasks.spec import TaskSpec
 
@@ -213,8 +214,9 @@ def _lean_payload(tokenizer: Any, payload: Path, keep_weights: bool) -> None:
     write_serving_tokenizer(tokenizer, payload)
 
 
-def _fp32_onnx(spec: TaskSpec, tokenizer: Any, torch_runner: Any, reference: tuple[list, list[dict]], probes: int,
-               exported: Path, payload: Path, tolerance: float) -> dict[str, Any]:
+def _fp32_onnx(spec: TaskSpec, tokenizer: Any, torch_runner: Any,
+               reference: tuple[list[Record], list[dict[str, Any]]], probes: int, exported: Path, payload: Path,
+               tolerance: float) -> dict[str, Any]:
     """ONNX in ``payload`` if it answers what torch answered (``reference``: the length probes, then the test
     records, with torch's answers); else torch."""
     records, expected = reference
@@ -239,8 +241,8 @@ def _fp32_onnx(spec: TaskSpec, tokenizer: Any, torch_runner: Any, reference: tup
                       f"probes: same labels, max difference {figures['max_abs_diff']:.2e} (tolerance {tolerance:g})"}
 
 
-def _quantized(spec: TaskSpec, tokenizer: Any, dev: list, exported: Path, payload: Path, serving: dict[str, Any],
-               tolerance: float) -> dict[str, Any]:
+def _quantized(spec: TaskSpec, tokenizer: Any, dev: list[Record], exported: Path, payload: Path,
+               serving: dict[str, Any], tolerance: float) -> dict[str, Any]:
     """``serving`` switched to the int8 model if it passes the dev-metric gate; QuantizationRefused otherwise.
 
     ``exported`` is the graph before ONNX Runtime's optimisations (quantizing an optimised graph is not
