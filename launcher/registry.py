@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from launcher.aws import Clients, error_code
+from launcher.aws import Clients, missing_anyhow, resource_exists
 from launcher.checks import check_image, check_instances
 from launcher.endpoints.deploy import check_model_data
 from launcher.errors import SettingError, require
@@ -294,13 +294,7 @@ def card_name(version_arn: str) -> str:
 
 def group_exists(clients: Clients, group: str) -> bool:
     """Whether the model package group exists."""
-    try:
-        clients.sagemaker.describe_model_package_group(ModelPackageGroupName=group)
-    except ClientError as exc:
-        if error_code(exc) in ("ValidationException", "ResourceNotFound", "ResourceNotFoundException"):
-            return False
-        raise
-    return True
+    return resource_exists(clients.sagemaker.describe_model_package_group, missing_anyhow, ModelPackageGroupName=group)
 
 
 def ensure_group(clients: Clients, group: str, placement: Placement) -> bool:
@@ -356,7 +350,7 @@ def describe_version(clients: Clients, arn: str) -> dict[str, Any]:
     try:
         return dict(clients.sagemaker.describe_model_package(ModelPackageName=arn))
     except ClientError as exc:
-        if error_code(exc) in ("ValidationException", "ResourceNotFound", "ResourceNotFoundException"):
+        if missing_anyhow(exc):
             raise SettingError("version", arn, "an existing model package version (python -m launcher list "
                                                "--group NAME shows them)") from None
         raise
