@@ -63,7 +63,7 @@ serve: $(STAMP)
 stop:
 	-$(VENV)/bin/torchserve --stop
 
-# ruff over the whole tree, mypy --strict on tasks, runtimes and handlers, and the architecture's import contracts
+# ruff over the whole tree, mypy --strict on every package, and the architecture's import contracts
 # (import-linter): all three configured in pyproject.toml
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -42,6 +42,7 @@ from runtimes.model_source import check_model
 from runtimes.onnx_runtime import SAVED_OPTIMIZATION, OnnxRunner, save_optimized
 from runtimes.parity import MAX_CHECK_RECORDS
 from runtimes.tokenizer import write_serving_tokenizer
+from tasks.fields import Record
 from tasks.kinds import Resolved
 from tasks.serving_manifest import ServingManifest
 
@@ -211,8 +212,9 @@ def _lean_payload(tokenizer: Any, payload: Path, keep_weights: bool) -> None:
     write_serving_tokenizer(tokenizer, payload)
 
 
-def _fp32_onnx(task: Resolved, tokenizer: Any, torch_runner: Any, reference: tuple[list, list[dict]], probes: int,
-               exported: Path, payload: Path, tolerance: float) -> ServingManifest:
+def _fp32_onnx(task: Resolved, tokenizer: Any, torch_runner: Any,
+               reference: tuple[list[Record], list[dict[str, Any]]], probes: int, exported: Path, payload: Path,
+               tolerance: float) -> ServingManifest:
     """ONNX in ``payload`` if it answers what torch answered (``reference``: the length probes, then the test
     records, with torch's answers); else torch."""
     records, expected = reference
@@ -237,8 +239,8 @@ def _fp32_onnx(task: Resolved, tokenizer: Any, torch_runner: Any, reference: tup
                f"probes: same labels, max difference {figures['max_abs_diff']:.2e} (tolerance {tolerance:g})")
 
 
-def _quantized(task: Resolved, tokenizer: Any, dev: list, exported: Path, payload: Path, serving: ServingManifest,
-               tolerance: float) -> ServingManifest:
+def _quantized(task: Resolved, tokenizer: Any, dev: list[Record], exported: Path, payload: Path,
+               serving: ServingManifest, tolerance: float) -> ServingManifest:
     """``serving`` switched to the int8 model if it passes the dev-metric gate; QuantizationRefused otherwise.
 
     ``exported`` is the graph before ONNX Runtime's optimisations (quantizing an optimised graph is not

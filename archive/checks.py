@@ -30,4 +30,7 @@ def safe_extract(tarball: str | Path, dest: str | Path) -> None:
                                       "refusing to extract it")
         for member in members:
             member.mode = (member.mode | 0o600) & 0o755 if member.isfile() else 0o755
-            tf.extract(member, dest, set_attrs=False, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+            if hasattr(tarfile, "data_filter"):  # Python 3.12, and the 3.10/3.11 releases that backported it
+                tf.extract(member, dest, set_attrs=False, filter="data")
+            else:
+                tf.extract(member, dest, set_attrs=False)

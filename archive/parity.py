@@ -98,7 +98,7 @@ def length_probes(task: TaskLike, records: Sequence[Record]) -> list[Record]:
 
 
 # -- the check set a GPU worker runs at load ----------------------------------------------------------------------
-def gpu_entry(payload: Path, weights: bool, reference: tuple[list[Record], list[dict]] | None,
+def gpu_entry(payload: Path, weights: bool, reference: tuple[list[Record], list[dict[str, Any]]] | None,
               missing: str = "") -> GpuEntry:
     """serving.json's ``gpu`` entry, writing the check set (``reference``: records and torch's fp32 answers on the
     CPU, length probes first so the cap keeps them) into ``payload`` where the archive keeps torch's weights.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from tasks.fields import Record
 from tasks.kinds import TaskLike, as_resolved
@@ -41,7 +41,8 @@ def quantize_int8(src: Path, dst: Path) -> Path:
     return dst
 
 
-def quantization_gate(task: TaskLike, dev: Sequence[Record], fp32_preds: Sequence[dict], int8_preds: Sequence[dict],
+def quantization_gate(task: TaskLike, dev: Sequence[Record], fp32_preds: Sequence[dict[str, Any]],
+                      int8_preds: Sequence[dict[str, Any]],
                       tolerance: float) -> dict[str, Any]:
     """The primary dev metric with fp32 and int8, how much int8 loses, and whether that is within ``tolerance``.
 
@@ -65,7 +66,7 @@ def quantization_gate(task: TaskLike, dev: Sequence[Record], fp32_preds: Sequenc
 def refusal(figures: dict[str, Any]) -> str:
     """What a failed quantization gate prints: both scores and by how much the loss missed the tolerance."""
     relative = figures["rule"].startswith("relative")
-    fmt = (lambda v: f"{100 * v:.2f}%") if relative else (lambda v: f"{v:.4f}")
+    fmt: Callable[[float], str] = (lambda v: f"{100 * v:.2f}%") if relative else (lambda v: f"{v:.4f}")
     return (f"int8 quantization refused: {figures['metric']} is {figures['int8']:.4f} with int8 against "
             f"{figures['fp32']:.4f} with fp32, a loss of {fmt(figures['loss'])} ({figures['rule']}); at most "
             f"{fmt(figures['tolerance'])} is allowed, missed by {fmt(figures['loss'] - figures['tolerance'])}. "

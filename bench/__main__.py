@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from typing import Any
 
 from bench.models import BenchModel, ModelError, resolve
 from runtimes.checkpoint import read_serving
@@ -29,7 +30,7 @@ STEPS = {"classif": 40, "ner": 80}
 TASKS = ("classif", "ner")
 
 
-def run_job(job: dict) -> dict:
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """One measurement in a fresh process; its RESULT line is the answer."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
            "OMP_NUM_THREADS": str(job.get("threads", 2))}
@@ -38,12 +39,12 @@ def run_job(job: dict) -> dict:
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         return {"error": (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]}
-    result = json.loads(lines[-1][len("RESULT "):])
+    result: dict[str, Any] = json.loads(lines[-1][len("RESULT "):])
     print(f"  {job['label']}: {_short(result)}", flush=True)
     return result
 
 
-def _short(result: dict) -> str:
+def _short(result: dict[str, Any]) -> str:
     keys = ("records_per_s", "p50_ms", "gflops", "seconds", "train_samples_per_second")
     return ", ".join(f"{k}={result[k]:.1f}" for k in keys if isinstance(result.get(k), (int, float)))
 
@@ -116,9 +117,9 @@ def prepare(task: str, quick: bool, model: BenchModel, root: Path = WORK) -> dic
     return out
 
 
-def jobs_for(task: str, stores: dict, n: int, payload_mb: float) -> list[dict]:
+def jobs_for(task: str, stores: dict[str, Any], n: int, payload_mb: float) -> list[dict[str, Any]]:
     """Every path on the same n texts (the slow ones too), so each ratio compares the same work."""
-    jobs: list[dict] = []
+    jobs: list[dict[str, Any]] = []
     for runtime in ("torch", "onnx", "int8"):
         if runtime not in stores:
             continue
@@ -139,7 +140,7 @@ def jobs_for(task: str, stores: dict, n: int, payload_mb: float) -> list[dict]:
     ]
 
 
-def lean_jobs(task: str, stores: dict, quick: bool) -> dict[str, dict]:
+def lean_jobs(task: str, stores: dict[str, Any], quick: bool) -> dict[str, dict[str, Any]]:
     """Cold start (ONNX and torch archives), multi-model density: what serverless and multi-model endpoints pay."""
     best = "onnx" if "onnx" in stores else "torch"
     runs = 2 if quick else 5
@@ -153,7 +154,7 @@ def lean_jobs(task: str, stores: dict, quick: bool) -> dict[str, dict]:
     }
 
 
-def run_lean(results: dict, args: argparse.Namespace, model: BenchModel) -> None:
+def run_lean(results: dict[str, Any], args: argparse.Namespace, model: BenchModel) -> None:
     """The lean-serving figures only (``--only lean``): archive sizes, cold starts, density."""
     from bench.cold_start import archive_sizes
 
@@ -209,7 +210,7 @@ def measure(args: argparse.Namespace, model: BenchModel) -> int:
     n = args.n or (48 if args.quick else 1000)
     payload_mb = args.payload_mb or (0.05 if args.quick else 2.0)
     tasks = (model.task,) if model.task else TASKS
-    results: dict = {"date": dt.datetime.now().isoformat(timespec="seconds"), "quick": args.quick, "n": n,
+    results: dict[str, Any] = {"date": dt.datetime.now().isoformat(timespec="seconds"), "quick": args.quick, "n": n,
                      "payload_mb": payload_mb, "cpus": os.cpu_count(), "model": model.label,
                      "model_type": model.model_type, "tasks": list(tasks), "runs": {}}
     if args.only == "lean":
@@ -245,7 +246,7 @@ def measure(args: argparse.Namespace, model: BenchModel) -> int:
     return _write(results, args, model)
 
 
-def _write(results: dict, args: argparse.Namespace, model: BenchModel) -> int:
+def _write(results: dict[str, Any], args: argparse.Namespace, model: BenchModel) -> int:
     from bench.report import markdown
 
     out = args.results

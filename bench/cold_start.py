@@ -25,6 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any, Callable
 
 import psutil
 
@@ -47,7 +48,8 @@ def _post(url: str, body: bytes, timeout: float = 60) -> int:
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             resp.read()
-            return resp.status
+            status: int = resp.status
+            return status
     except urllib.error.HTTPError as exc:
         return exc.code
 
@@ -92,7 +94,7 @@ class _Watcher(threading.Thread):
             time.sleep(0.05)
 
 
-def _serve(base: Path, port: int, log: Path, extra: dict | None = None) -> subprocess.Popen:
+def _serve(base: Path, port: int, log: Path, extra: dict[str, Any] | None = None) -> subprocess.Popen[bytes]:
     env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base), "SAGEMAKER_BIND_TO_PORT": str(port),
            "PYTHONPATH": str(ROOT), **(extra or {})}
     return subprocess.Popen([sys.executable, "-m", "entrypoints", "serve"], cwd=ROOT, env=env,
@@ -114,7 +116,8 @@ def log_events(log: Path) -> dict[str, tuple[float, str]]:
     return found
 
 
-def breakdown(t0: float, first: float, created: dict[str, float], events: dict[str, tuple[float, str]]) -> dict:
+def breakdown(t0: float, first: float, created: dict[str, float],
+              events: dict[str, tuple[float, str]]) -> dict[str, Any]:
     """Seconds per step from launching ``serve`` to the first answer; None where a timestamp is missing."""
     figures = {k: float(v) for k, v in FIGURE.findall(events.get("load_steps", (0, ""))[1])}
     figures.update({k: float(v) for k, v in FIGURE.findall(events.get("loaded", (0, ""))[1])})
@@ -143,7 +146,7 @@ def breakdown(t0: float, first: float, created: dict[str, float], events: dict[s
     }
 
 
-def _one_cold_start(model_dir: Path, work: Path) -> dict:
+def _one_cold_start(model_dir: Path, work: Path) -> dict[str, Any]:
     base = work / "ml"
     base.mkdir(parents=True)
     os.symlink(model_dir, base / "model")
@@ -181,7 +184,7 @@ def _one_cold_start(model_dir: Path, work: Path) -> dict:
             "serve_peak_rss_mb": round(watcher.total_peak / 2**20, 1)}
 
 
-def cold_start(job: dict) -> dict:
+def cold_start(job: dict[str, Any]) -> dict[str, Any]:
     """``runs`` cold starts of one archive: each one's breakdown, their medians, and the worker's peak RSS."""
     runs = []
     for i in range(job.get("runs", 5)):
@@ -195,14 +198,14 @@ def cold_start(job: dict) -> dict:
             "serve_peak_rss_mb": max(r["serve_peak_rss_mb"] for r in runs)}
 
 
-def _rss_mb(watcher: _Watcher) -> dict:
+def _rss_mb(watcher: _Watcher) -> dict[str, Any]:
     time.sleep(0.3)  # one more sample after the change
     workers = {pid: rss for pid, rss in watcher.now.items() if pid != -1}
     return {"workers_mb": round(sum(workers.values()) / 2**20, 1),
             "frontend_mb": round(watcher.now.get(-1, 0) / 2**20, 1), "workers": len(workers)}
 
 
-def density(job: dict) -> dict:
+def density(job: dict[str, Any]) -> dict[str, Any]:
     """Load ``models`` copies of one archive into a multi-model ``serve``, one by one, then unload them all."""
     work = Path(tempfile.mkdtemp(prefix="smtx-density-"))
     base, n = work / "ml", job.get("models", 10)
@@ -213,7 +216,7 @@ def density(job: dict) -> dict:
     watcher = _Watcher(proc.pid)
     watcher.start()
     url = f"http://127.0.0.1:{port}"
-    loads: list[dict] = []
+    loads: list[dict[str, Any]] = []
     try:
         _wait(lambda: urllib.request.urlopen(f"{url}/ping", timeout=2).status == 200, 120, log)
         before = _rss_mb(watcher)
@@ -245,7 +248,7 @@ def density(job: dict) -> dict:
                                  - after["frontend_mb"], 1)}
 
 
-def _wait(ready, timeout: float, log: Path) -> None:
+def _wait(ready: Callable[[], object], timeout: float, log: Path) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -257,7 +260,7 @@ def _wait(ready, timeout: float, log: Path) -> None:
     raise TimeoutError(f"not ready within {timeout:.0f} s; see {log}")
 
 
-def archive_sizes(stores: dict[str, Path]) -> dict:
+def archive_sizes(stores: dict[str, Path]) -> dict[str, Any]:
     """Bytes of each variant's model.tar.gz and .mar, its served ONNX graph, and the ratio of the two."""
     out = {}
     for name, store in stores.items():
@@ -265,10 +268,10 @@ def archive_sizes(stores: dict[str, Path]) -> dict:
             continue
         graph = onnx_file(store / "extracted")
         onnx = graph if graph and graph.is_file() else None
-        sizes = {"tarball_mb": (store / "model.tar.gz").stat().st_size / 2**20,
-                 "mar_mb": sum(p.stat().st_size for p in store.glob("*.mar")) / 2**20,
-                 "onnx_mb": onnx.stat().st_size / 2**20 if onnx else None}
-        sizes["tarball_over_onnx"] = sizes["tarball_mb"] / sizes["onnx_mb"] if sizes["onnx_mb"] else None
+        tarball_mb = (store / "model.tar.gz").stat().st_size / 2**20
+        onnx_mb = onnx.stat().st_size / 2**20 if onnx else None
+        sizes = {"tarball_mb": tarball_mb, "mar_mb": sum(p.stat().st_size for p in store.glob("*.mar")) / 2**20,
+                 "onnx_mb": onnx_mb, "tarball_over_onnx": tarball_mb / onnx_mb if onnx_mb else None}
         out[name] = {k: round(v, 3) if isinstance(v, float) else v for k, v in sizes.items()}
     return out
 

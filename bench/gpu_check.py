@@ -87,16 +87,17 @@ def served_parity(task: str, paths: dict[str, Path], work: Path) -> dict[str, An
     return _compare(task, got, expected) | {"serving": _serving_json(paths["store"])}
 
 
-def _post_json(url: str, payload: dict) -> dict:
+def _post_json(url: str, payload: dict[str, Any]) -> dict[str, Any]:
     import urllib.request
 
     req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=600) as resp:
-        return json.loads(resp.read())
+        answer: dict[str, Any] = json.loads(resp.read())
+        return answer
 
 
-def _compare(task: str, got: list[dict], expected: list[dict]) -> dict[str, Any]:
+def _compare(task: str, got: list[dict[str, Any]], expected: list[dict[str, Any]]) -> dict[str, Any]:
     """Same labels (regression: values within the tolerance), and the largest probability gap."""
     gaps = [abs(a - b) for g, e in zip(got, expected) if "proba" in e for a, b in zip(_flat(g["proba"]),
                                                                                       _flat(e["proba"]))]
@@ -119,7 +120,7 @@ def _flat(value: Any) -> list[float]:
     return [float(value)]
 
 
-def _serving_json(store: Path) -> dict:
+def _serving_json(store: Path) -> dict[str, Any]:
     import tarfile
 
     with tarfile.open(store / "model.tar.gz") as tf:
@@ -139,7 +140,7 @@ class CudaRunner:
         if half:
             self.model = self.model.half()
 
-    def __call__(self, batch: dict) -> Any:
+    def __call__(self, batch: dict[str, Any]) -> Any:
         torch = self._torch
         inputs = {n: torch.from_numpy(batch[n]).to("cuda", non_blocking=True) for n in self.input_names}
         with torch.inference_mode():
@@ -171,7 +172,7 @@ def matmul_peak(size: int = 8192) -> dict[str, float]:
     return peak
 
 
-def gpu_rows(task: str, checkpoint: Path, n: int, peak: dict[str, float]) -> dict[str, dict]:
+def gpu_rows(task: str, checkpoint: Path, n: int, peak: dict[str, float]) -> dict[str, dict[str, Any]]:
     """Our decode path on the GPU (fp32, fp16) and the HF pipeline on the GPU, on the same n texts."""
     from bench.report import flops_per_record
     from bench.stats import latency_summary
@@ -198,17 +199,18 @@ def gpu_rows(task: str, checkpoint: Path, n: int, peak: dict[str, float]) -> dic
     return rows
 
 
-def _pipeline_row(task: str, checkpoint: Path, texts: list[str]) -> dict:
+def _pipeline_row(task: str, checkpoint: Path, texts: list[str]) -> dict[str, Any]:
     from transformers import pipeline
 
     kind = task_kind(task).pipeline_tag
-    pipe = pipeline(kind, model=str(checkpoint), device=0)
+    # transformers overloads pipeline() per literal task name; ours is the task row's str
+    pipe = pipeline(kind, model=str(checkpoint), device=0)  # type: ignore[call-overload]
     extra = {} if kind == "token-classification" else {"truncation": True}
     seconds = _best_seconds(lambda: pipe(texts, batch_size=32, **extra), repeats=1)
     return {"records_per_s": len(texts) / seconds}
 
 
-def stack_rows(task: str, store: Path, n: int) -> dict[str, dict]:
+def stack_rows(task: str, store: Path, n: int) -> dict[str, dict[str, Any]]:
     """Our served stack (whatever runtime and device serving.json picks) and our CPU stack, each in a fresh
     process, through `make bench`'s own jobs."""
     import os
@@ -228,7 +230,7 @@ def stack_rows(task: str, store: Path, n: int) -> dict[str, dict]:
     }
 
 
-def ratios(runs: dict[str, dict]) -> dict[str, float | None]:
+def ratios(runs: dict[str, dict[str, Any]]) -> dict[str, float | None]:
     """The issue's targets, as measured ratios and gaps (None where a row is missing)."""
     def rate(label: str) -> float | None:
         return runs.get(label, {}).get("records_per_s")

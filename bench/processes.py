@@ -4,6 +4,8 @@ The soak samples them to catch leaks; the benchmark samples the workers' peak RS
 """
 from __future__ import annotations
 
+from typing import Any
+
 import psutil
 
 
@@ -22,9 +24,9 @@ def processes(root_pid: int) -> dict[str, list[psutil.Process]]:
     return found
 
 
-def sample(root_pid: int, elapsed_s: float) -> dict:
+def sample(root_pid: int, elapsed_s: float) -> dict[str, Any]:
     """RSS and open descriptors of each process right now."""
-    out: dict = {"t_s": round(elapsed_s, 1), "worker_rss_mb": {}, "worker_fds": {}, "java_fds": None,
+    out: dict[str, Any] = {"t_s": round(elapsed_s, 1), "worker_rss_mb": {}, "worker_fds": {}, "java_fds": None,
                  "java_rss_mb": None}
     found = processes(root_pid)
     for proc in found["workers"]:

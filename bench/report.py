@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from bench.texts import corpus
 
 
-def flops_per_record(checkpoint: Path, n: int) -> dict:
+def flops_per_record(checkpoint: Path, n: int) -> dict[str, Any]:
     """Forward FLOPs per record: 2 x encoder weights per token plus the attention terms (4 x layers x hidden x T
     per token), at our sorted micro-batch padding and at padding to max_seq_length."""
     from transformers import AutoConfig
@@ -26,7 +27,7 @@ def flops_per_record(checkpoint: Path, n: int) -> dict:
     lengths = [len(f) for f in features]
 
     def cost(width: int, rows: int) -> float:
-        return rows * width * (2 * weights + 4 * layers * hidden * width)
+        return float(rows * width * (2 * weights + 4 * layers * hidden * width))
 
     sorted_total = sum(cost(max(lengths[i] for i in group), len(group)) for group in plan_batches(lengths, 32, 16384))
     padded_total = cost(spec.max_seq_length, len(features))
@@ -43,7 +44,7 @@ def _intermediate(config: object) -> int:
     raise ValueError(f"{type(config).__name__} names no feed-forward width (intermediate_size)")
 
 
-def _rate(runs: dict, label: str) -> float | None:
+def _rate(runs: dict[str, Any], label: str) -> float | None:
     value = runs.get(label, {}).get("records_per_s")
     return float(value) if value else None
 
@@ -56,11 +57,11 @@ def _ratio(a: float | None, b: float | None) -> str:
 DEFAULT_TASKS = ("classif", "ner")
 
 
-def _heading(results: dict) -> list[str]:
+def _heading(results: dict[str, Any]) -> list[str]:
     return [f"Model: {results['model']}", ""] if "model" in results else []
 
 
-def markdown(results: dict) -> str:
+def markdown(results: dict[str, Any]) -> str:
     runs = results["runs"]
     tasks = tuple(results.get("tasks", DEFAULT_TASKS))
     if "gemm" not in runs:  # `--only lean`: the throughput table would be all n/a
@@ -125,7 +126,7 @@ def _fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
     return f"{value:.{digits}f}{unit}" if isinstance(value, (int, float)) else "n/a"
 
 
-def lean(results: dict) -> list[str]:
+def lean(results: dict[str, Any]) -> list[str]:
     """Cold start with its breakdown, worker RSS, archive sizes and multi-model density (bench/cold_start.py), of
     the first task benched (classif by default)."""
     task = tuple(results.get("tasks", DEFAULT_TASKS))[0]

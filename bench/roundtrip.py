@@ -60,7 +60,7 @@ def measure(store: Path, name: str, extra: dict[str, str], quiet_log: bool, n: i
     if quiet_log:
         (work / "cfg").mkdir(parents=True)
         (work / "cfg" / "log4j2.xml").write_text(QUIET_LOG)
-        ts.config_dir = lambda: work / "cfg"  # type: ignore[assignment]
+        ts.config_dir = lambda: work / "cfg"
     env = {**os.environ, "SMTX_THREADS_PER_WORKER": os.environ.get("AB_THREADS", "1")}
     server = TorchServe(config, work, env=env, stdout=open(work / "ts.log", "wb"))
     try:

@@ -10,6 +10,7 @@ import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -32,7 +33,8 @@ class _RssSampler(threading.Thread):
 
     def __init__(self, root_pid: int) -> None:
         super().__init__(daemon=True)
-        self.root_pid, self.peaks, self.running = root_pid, {}, True
+        self.root_pid, self.running = root_pid, True
+        self.peaks: dict[int, int] = {}  # worker pid -> its largest resident set, bytes
 
     def run(self) -> None:
         while self.running:
@@ -45,7 +47,9 @@ class _RssSampler(threading.Thread):
 
 
 def _payloads(texts: list[str], payload_mb: float) -> list[bytes]:
-    limit, out, current, size = payload_mb * 2**20, [], [], 0
+    limit, size = payload_mb * 2**20, 0
+    out: list[bytes] = []
+    current: list[bytes] = []
     for text in texts:
         line = (json.dumps({"text": text}) + "\n").encode()
         if current and size + len(line) > limit:
@@ -56,7 +60,7 @@ def _payloads(texts: list[str], payload_mb: float) -> list[bytes]:
     return out + ([b"".join(current)] if current else [])
 
 
-def throughput(job: dict) -> dict:
+def throughput(job: dict[str, Any]) -> dict[str, Any]:
     """Records/s through /predictions with jsonlines payloads, plus /invocations latency, on one server."""
     store, name = Path(job["store"]), job["name"]
     port = free_port()
@@ -103,6 +107,8 @@ class _Client:
 
     def __init__(self, url: str) -> None:
         parts = urllib.parse.urlsplit(url)
+        if parts.hostname is None:
+            raise ValueError(f"{url!r} names no host")
         self.path = parts.path
         self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=600)
 
@@ -115,7 +121,7 @@ class _Client:
         return (time.perf_counter() - started) * 1000
 
 
-def _latency(url: str, requests: int, clients: int) -> dict:
+def _latency(url: str, requests: int, clients: int) -> dict[str, Any]:
     """p50/p95/p99 of one short record, after a warm-up (the JVM compiles the frontend's hot paths over the first
     few hundred requests: a long-running endpoint is measured, not a cold one)."""
     body = json.dumps({"text": "The team won the final match on Monday."}).encode()
@@ -140,7 +146,7 @@ def _latency(url: str, requests: int, clients: int) -> dict:
     return latency_summary(samples)
 
 
-def _ping(url: str, requests: int) -> dict:
+def _ping(url: str, requests: int) -> dict[str, Any]:
     """TorchServe's own round trip, no worker involved: the floor under every /invocations latency."""
     client = _Client(url)
     for _ in range(WARM_UP_REQUESTS):

@@ -26,11 +26,15 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bench.processes import sample
 from bench.soak_report import passed, table, verdict
 from bench.soak_traffic import MODEL, REQUEST_TIMEOUT_S, Budget, Client, Tally, request_texts
 from bench.stats import percentile
+
+if TYPE_CHECKING:
+    from entrypoints.torchserve import TorchServe
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -46,6 +50,8 @@ def _train_default_model(work: Path) -> Path:
     config = TrainConfig.from_hyperparameters({"task_name": "classif", "max_steps": "20", "max_seq_length": "128",
                                                "learning_rate": "1e-4"})
     checkpoint = train(config, ROOT / "examples" / "data" / "classif", work / "checkpoint").output
+    if checkpoint is None:
+        raise RuntimeError("training wrote no model (only another rank of a distributed run does that)")
     return build(checkpoint, work / "store", name=MODEL).tarball
 
 
@@ -63,7 +69,7 @@ def prepare_model(archive: Path | None, store: Path) -> Path:
 
 # -- one run ---------------------------------------------------------------------------------------------------------
 def run_soak(seconds: float, clients: int, archive: Path | None = None, max_requests: int | None = None,
-             workers: int = 1, log: Path | None = None) -> dict:
+             workers: int = 1, log: Path | None = None) -> dict[str, Any]:
     """Start a server, drive it for ``seconds``, stop it; the results (also what the JSON file holds)."""
     from entrypoints.torchserve import TorchServe, TorchServeConfig, free_port
     from handlers.service import Settings
@@ -89,8 +95,8 @@ def run_soak(seconds: float, clients: int, archive: Path | None = None, max_requ
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _drive(server, port: int, seconds: float, clients: int, max_requests: int | None, max_text_chars: int,
-           log: Path) -> dict:
+def _drive(server: TorchServe, port: int, seconds: float, clients: int, max_requests: int | None, max_text_chars: int,
+           log: Path) -> dict[str, Any]:
     """Run the clients against ``server`` until the deadline or the budget, sampling its processes; the results."""
     tally, lock, texts = Tally(), threading.Lock(), request_texts()
     started = time.monotonic()
@@ -100,7 +106,7 @@ def _drive(server, port: int, seconds: float, clients: int, max_requests: int | 
     for t in threads:
         t.start()
     first_at = started + min(60.0, seconds / 4)
-    samples = []
+    samples: list[dict[str, Any]] = []
     while any(t.is_alive() for t in threads):
         now = time.monotonic()
         if not samples and now >= first_at or samples and now - started >= samples[-1]["t_s"] + 30:

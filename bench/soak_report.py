@@ -1,13 +1,15 @@
 """The soak's verdict and its table: what passed, from the samples and what the clients saw."""
 from __future__ import annotations
 
+from typing import Any
+
 from bench.soak_traffic import Tally
 
 #: worker RSS may grow by less than this between the first sample and the last
 RSS_GROWTH_LIMIT = 0.10
 
 
-def verdict(first: dict, last: dict, tally: Tally) -> dict:
+def verdict(first: dict[str, Any], last: dict[str, Any], tally: Tally) -> dict[str, Any]:
     """Whether the run passed each check, from the first and last samples and what the clients saw."""
     common = [pid for pid in first["worker_rss_mb"] if pid in last["worker_rss_mb"]]
     growth = [(last["worker_rss_mb"][p] - first["worker_rss_mb"][p]) / first["worker_rss_mb"][p] for p in common]
@@ -24,7 +26,7 @@ def verdict(first: dict, last: dict, tally: Tally) -> dict:
     }
 
 
-def table(result: dict) -> str:
+def table(result: dict[str, Any]) -> str:
     """The run as a two-column markdown table."""
     first, last, checks = result["samples"][0], result["samples"][-1], result["verdict"]
     lat = result["latency_ms"]
@@ -51,7 +53,7 @@ def table(result: dict) -> str:
     return "\n".join(f"| {k:<{width}} | {v} |" for k, v in rows)
 
 
-def passed(result: dict) -> bool:
+def passed(result: dict[str, Any]) -> bool:
     """No valid request failed, RSS grew less than the limit, no descriptor leaked and no request text was logged."""
     v = result["verdict"]
     return v["zero_failed_valid"] and v["rss_ok"] and v["fds_ok"] and not result["request_text_in_log"]

@@ -122,7 +122,8 @@ class Client(threading.Thread):
                     self.conn = None
                 return resp.status, resp.getheader("Content-Type", ""), body
             except (ConnectionError, http.client.HTTPException, OSError):
-                self.conn.close()
+                if self.conn is not None:  # None only where the server's "Connection: close" was just honoured
+                    self.conn.close()
                 self.conn = None
                 if attempt == 2:
                     raise

@@ -9,17 +9,18 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _model_name(job: dict) -> str:
+def _model_name(job: dict[str, Any]) -> str:
     from training.config import EMBEDDED_MODEL
 
     return str(job.get("model", EMBEDDED_MODEL))
 
 
-def _ours(job: dict, data: Path) -> dict:
+def _ours(job: dict[str, Any], data: Path) -> dict[str, Any]:
     from training.config import TrainConfig
     from training.run import train
 
@@ -31,8 +32,11 @@ def _ours(job: dict, data: Path) -> dict:
         started = time.perf_counter()
         result = train(config, data, Path(tmp) / "model")
         wall = time.perf_counter() - started
-        info = json.loads((result.output / "metrics.json").read_text())["info"]
-        history = json.loads((result.output / "trainer_log.json").read_text())
+        output = result.output
+        if output is None:
+            raise RuntimeError("training wrote no model (only another rank of a distributed run does that)")
+        info = json.loads((output / "metrics.json").read_text())["info"]
+        history = json.loads((output / "trainer_log.json").read_text())
     # the Trainer's samples/s includes its evaluations on dev (ours picks the best model by them; the plain
     # set-up evaluates nothing): the steps alone are the train time less the evaluations' own runtime
     evals = sum(e.get("eval_runtime", 0.0) for e in history)
@@ -43,17 +47,17 @@ def _ours(job: dict, data: Path) -> dict:
 
 
 class _Rows:
-    def __init__(self, encodings: list[dict]) -> None:
+    def __init__(self, encodings: list[dict[str, Any]]) -> None:
         self.encodings = encodings
 
     def __len__(self) -> int:
         return len(self.encodings)
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, i: int) -> dict[str, Any]:
         return self.encodings[i]
 
 
-def _plain(job: dict, data: Path) -> dict:
+def _plain(job: dict[str, Any], data: Path) -> dict[str, Any]:
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
@@ -87,7 +91,7 @@ def _plain(job: dict, data: Path) -> dict:
             "step_samples_per_second": metrics["train_samples_per_second"], "base_model": model.name_or_path}
 
 
-def run(job: dict) -> dict:
+def run(job: dict[str, Any]) -> dict[str, Any]:
     import resource
 
     import torch

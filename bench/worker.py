@@ -16,7 +16,10 @@ import psutil
 
 from bench.stats import latency_summary
 from bench.texts import corpus
+from tasks.fields import Record
 from tasks.kinds import task_kind
+from tasks.predict import Runner
+from tasks.spec import TaskSpec
 
 
 def _peak_rss_mb() -> float:
@@ -25,13 +28,11 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _records(job: dict) -> list:
-    from tasks.fields import Record
-
+def _records(job: dict[str, Any]) -> list[Record]:
     return [Record(text=t) for t in corpus(job["n"], seed=job.get("seed", 0))]
 
 
-def _runner(job: dict):
+def _runner(job: dict[str, Any]) -> tuple[TaskSpec, Any, Runner]:
     """(spec, tokenizer, runner) for ``job['runtime']`` from an extracted archive directory."""
     from handlers.service import load_runner
     from runtimes.torch_runtime import read_spec
@@ -52,7 +53,7 @@ def _timed(fn: Callable[[], Any], repeats: int = 1) -> float:
     return best
 
 
-def direct(job: dict) -> dict:
+def direct(job: dict[str, Any]) -> dict[str, Any]:
     """Our tokenisation and micro-batching over the raw forward (tasks.predict with a runtime)."""
     import torch
 
@@ -68,7 +69,7 @@ def direct(job: dict) -> dict:
     return {"records_per_s": len(records) / seconds, "seconds": seconds, "peak_rss_mb": _peak_rss_mb()}
 
 
-def _padded_run(spec, tokenizer, runner, records) -> None:
+def _padded_run(spec: TaskSpec, tokenizer: Any, runner: Runner, records: list[Record]) -> None:
     """Batches of 32 in arrival order, every input padded to max_seq_length (what many serving stacks do)."""
     from tasks.batching import pad
     from tasks.encode import encode
@@ -80,14 +81,15 @@ def _padded_run(spec, tokenizer, runner, records) -> None:
         runner({k: np.pad(v, [(0, 0), (0, extra)] + [(0, 0)] * (v.ndim - 2)) for k, v in batch.items()})
 
 
-def pipeline_path(job: dict) -> dict:
+def pipeline_path(job: dict[str, Any]) -> dict[str, Any]:
     """The Hugging Face pipeline, called the two ways users call it."""
     import torch
     from transformers import pipeline
 
     torch.set_num_threads(job.get("threads", 2))
     kind = task_kind(job["task"]).pipeline_tag
-    pipe = pipeline(kind, model=job["model_dir"], device=-1)
+    # transformers overloads pipeline() per literal task name; ours is the task row's str
+    pipe = pipeline(kind, model=job["model_dir"], device=-1)  # type: ignore[call-overload]
     texts = corpus(job["n"], seed=job.get("seed", 0))
     # the token-classification pipeline takes no truncation argument (it windows long texts itself)
     extra = {} if kind == "token-classification" else {"truncation": True}
@@ -98,7 +100,7 @@ def pipeline_path(job: dict) -> dict:
     return {"records_per_s": len(texts) / seconds, "seconds": seconds, "peak_rss_mb": _peak_rss_mb()}
 
 
-def latency(job: dict) -> dict:
+def latency(job: dict[str, Any]) -> dict[str, Any]:
     """p50/p95/p99 of one short record straight through the runtime (the direct call /invocations wraps)."""
     import torch
 
@@ -118,7 +120,7 @@ def latency(job: dict) -> dict:
     return latency_summary(samples)
 
 
-def gemm(job: dict) -> dict:
+def gemm(job: dict[str, Any]) -> dict[str, Any]:
     """The machine's best fp32 GEMM rate in this run: the roof the model's FLOPs are compared with."""
     import torch
 

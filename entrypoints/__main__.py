@@ -12,7 +12,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import importlib
 
-    return importlib.import_module(commands[args[0]]).main(args[1:])
+    status: int = importlib.import_module(commands[args[0]]).main(args[1:])
+    return status
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 log = logging.getLogger("entrypoints.gate")
@@ -95,18 +95,18 @@ def model_path(url: str, models_root: Path) -> Path:
     return real
 
 
-def _registration_fields(content_type: str, query: str, body: bytes) -> dict:
+def _registration_fields(content_type: str, query: str, body: bytes) -> dict[str, Any]:
     """The registration as TorchServe would read it: the JSON body for application/json, else the query."""
     if content_type.split(";")[0].strip().lower() == "application/json":
         try:
-            fields = json.loads(body.decode("utf-8"))
+            parsed = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             raise Refused(400, f"the registration body is not valid JSON: {exc}") from None
-        if not isinstance(fields, dict):
+        if not isinstance(parsed, dict):
             raise Refused(400, "the registration body must be a JSON object")
-        return fields
+        return parsed
     pairs = parse_qsl(query, keep_blank_values=True)
-    fields: dict = {}
+    fields: dict[str, Any] = {}
     for key, value in pairs:
         if key in fields:
             raise Refused(400, f"parameter {key!r} is given more than once")
@@ -131,7 +131,7 @@ def archive_batch_delay(model_dir: Path) -> int | None:
 
 
 def registration(content_type: str, query: str, body: bytes, models_root: Path,
-                 defaults: Mapping[str, int] | None = None) -> dict:
+                 defaults: Mapping[str, int] | None = None) -> dict[str, Any]:
     """The checked registration to forward (as a JSON body): known fields only, ``url`` resolved, each of
     ``defaults`` (numeric fields) where the registration does not name it, then the archive's batch delay where
     neither does (see ``archive_batch_delay``)."""
@@ -190,7 +190,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     server: "Gate"
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 -- the base class's name
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 -- the base class's name
         pass  # one line per request would flood the log; refusals are logged where they happen
 
     def _answer(self, status: int, body: bytes, headers: list[tuple[str, str]], reason: str | None = None) -> None:
@@ -210,7 +210,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _body(self) -> bytes:
         limit = self.server.config.max_request_bytes
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks, size = [], 0
+            chunks: list[bytes] = []
+            size = 0
             while True:
                 line = self.rfile.readline(1024)
                 try:

@@ -20,7 +20,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from entrypoints.gate import Gate, GateConfig
 from entrypoints.torchserve import TorchServe, TorchServeConfig, free_port
@@ -41,7 +41,8 @@ def torchserve_config(config: ServeConfig, store: Path, internal_port: int | Non
     # SageMaker: management and inference on one port
     address = f"http://127.0.0.1:{internal_port}" if config.multi_model else f"http://0.0.0.0:{config.port}"
     payload = config.max_payload_mb * 1024 * 1024
-    common = dict(
+    common = TorchServeConfig(
+        model_store=store,
         # the frontend holds a request while the worker reads it, and the answer while the client does: a heap for
         # both, with room (asynchronous inference takes payloads up to 1 GB)
         java_heap=f"{max(512, 3 * config.max_payload_mb + 256)}m",
@@ -53,12 +54,11 @@ def torchserve_config(config: ServeConfig, store: Path, internal_port: int | Non
         root = str(config.models_root)
         # the gate (entrypoints/gate.py) refuses every other path before TorchServe sees it; allowed_urls (URLs
         # only) and the handler's own check (after a worker started) stay as second and third lines
-        return TorchServeConfig(model_store=config.models_root, allowed_urls=[f"file://{root}/.*"], **common)
-    return TorchServeConfig(model_store=store, load_models=[f"{MODEL_NAME}={MODEL_NAME}"], enable_model_api=False,
-                            **common)
+        return replace(common, model_store=config.models_root, allowed_urls=[f"file://{root}/.*"])
+    return replace(common, load_models=[f"{MODEL_NAME}={MODEL_NAME}"], enable_model_api=False)
 
 
-def model_view(model_dir: Path, store: Path, overrides: dict) -> Path:
+def model_view(model_dir: Path, store: Path, overrides: Mapping[str, Any]) -> Path:
     """``store/model``: the archive with the environment's server settings in its ``model-config.yaml``.
 
     TorchServe 0.12 takes a model's batch size, batch delay and workers from the archive's model-config.yaml over
@@ -74,7 +74,7 @@ def model_view(model_dir: Path, store: Path, overrides: dict) -> Path:
             if rel == Path(".") and name == CONFIG_FILE or rel == Path("MAR-INF") and name == "MANIFEST.json":
                 continue
             (view / rel / name).symlink_to(Path(folder).resolve() / name)
-    settings = {}
+    settings: dict[str, Any] = {}
     if (model_dir / CONFIG_FILE).is_file():
         settings = yaml.safe_load((model_dir / CONFIG_FILE).read_text(encoding="utf-8")) or {}
     (view / CONFIG_FILE).write_text(yaml.safe_dump({**settings, **overrides}, sort_keys=False), encoding="utf-8")

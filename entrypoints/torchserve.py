@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Mapping
 
 from tasks.serving_contract import WorkerContext
 
@@ -29,7 +30,8 @@ def free_port() -> int:
     """A loopback TCP port nothing listens on right now (for a server about to start)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]  # (host, port) for an AF_INET socket; typeshed says Any
+        return port
 
 
 def config_dir() -> Path:
@@ -102,7 +104,8 @@ class TorchServeConfig:
 class TorchServe:
     """A TorchServe process in the foreground of this one (so its output and exit are ours to see)."""
 
-    def __init__(self, config: TorchServeConfig, work_dir: Path, env: dict | None = None, stdout=None) -> None:
+    def __init__(self, config: TorchServeConfig, work_dir: Path, env: Mapping[str, str] | None = None,
+                 stdout: IO[bytes] | None = None) -> None:
         self.config = config
         self.work_dir = Path(work_dir)
         (self.work_dir / "tmp").mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Mapping
 
 if TYPE_CHECKING:
     from entrypoints.cluster import Cluster
+    from training.callbacks import StopRequest
+    from training.config import TrainConfig
 
 log = logging.getLogger("entrypoints.train")
 
@@ -87,7 +89,7 @@ def launch(cluster: "Cluster", paths: TrainPaths) -> int:
 EXTRAS = ("report", "test_predictions.jsonl", "trainer_log.json")
 
 
-def train_and_package(config, paths: TrainPaths, stop) -> None:
+def train_and_package(config: TrainConfig, paths: TrainPaths, stop: StopRequest) -> None:
     """Train, then lay the model directory out exactly as `make archive`'s model.tar.gz: the training job's
     artifact deploys as it is to a real-time endpoint, a multi-model endpoint or Batch Transform."""
     import shutil

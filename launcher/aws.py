@@ -11,10 +11,11 @@ import logging
 import os
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Callable
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from launcher.errors import require
 
@@ -105,6 +106,25 @@ def error_code(exc: Exception) -> str:
     """The AWS error code of a botocore ClientError ('' for anything else)."""
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))
+
+
+def missing_anyhow(exc: Exception) -> bool:
+    """Whether SageMaker answered that the named resource does not exist, for the APIs whose wording differs
+    ("... does not exist" for model package groups and pipelines): any ValidationException or not-found code."""
+    return error_code(exc) in ("ValidationException", "ResourceNotFound", "ResourceNotFoundException")
+
+
+def resource_exists(describe: Callable[..., object], missing: Callable[[Exception], bool] | None = None,
+                    **name: str) -> bool:
+    """Whether the resource that ``describe(**name)`` describes exists: False where SageMaker answers that it does
+    not (``missing``, by default ``not_found``), any other error raised."""
+    try:
+        describe(**name)
+    except ClientError as exc:
+        if (missing or not_found)(exc):
+            return False
+        raise
+    return True
 
 
 def not_found(exc: Exception) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from launcher import registry
-from launcher.aws import Clients, error_code
+from launcher.aws import Clients, missing_anyhow, resource_exists
 from launcher.checks import check_instances
 from launcher.errors import SettingError, require
 from launcher.jobs.training import TrainingConfig, training_job_request
@@ -196,13 +196,7 @@ def pipeline_request(config: PipelineConfig) -> dict[str, Any]:
 
 def pipeline_exists(clients: Clients, name: str) -> bool:
     """Whether a pipeline of that name exists."""
-    try:
-        clients.sagemaker.describe_pipeline(PipelineName=name)
-    except ClientError as exc:
-        if error_code(exc) in ("ResourceNotFound", "ResourceNotFoundException", "ValidationException"):
-            return False
-        raise
-    return True
+    return resource_exists(clients.sagemaker.describe_pipeline, missing_anyhow, PipelineName=name)
 
 
 def create_or_update(clients: Clients, config: PipelineConfig) -> tuple[str, bool]:

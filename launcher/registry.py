@@ -17,17 +17,17 @@ import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from launcher.aws import Clients, error_code
+from launcher.aws import Clients, missing_anyhow, resource_exists
 from launcher.checks import check_image, check_instances
 from launcher.endpoints.deploy import check_model_data
 from launcher.errors import SettingError, require
 from launcher.names import NAME_PATTERN
 from launcher.placement import Placement
-from launcher.s3 import S3Uri
+from launcher.s3 import S3Uri, exists
 from tasks.kinds import TASKS, task_kind
 from tasks.serving_contract import JSON, JSONLINES
 from tasks.spec import TASK_SPEC_FILE
@@ -294,13 +294,7 @@ def card_name(version_arn: str) -> str:
 
 def group_exists(clients: Clients, group: str) -> bool:
     """Whether the model package group exists."""
-    try:
-        clients.sagemaker.describe_model_package_group(ModelPackageGroupName=group)
-    except ClientError as exc:
-        if error_code(exc) in ("ValidationException", "ResourceNotFound", "ResourceNotFoundException"):
-            return False
-        raise
-    return True
+    return resource_exists(clients.sagemaker.describe_model_package_group, missing_anyhow, ModelPackageGroupName=group)
 
 
 def ensure_group(clients: Clients, group: str, placement: Placement) -> bool:
@@ -316,20 +310,36 @@ def ensure_group(clients: Clients, group: str, placement: Placement) -> bool:
 
 def register(clients: Clients, group: str, model_data: str, facts: ModelFacts, cpu_image: str,
              gpu_image: str | None, description: str | None, placement: Placement) -> Version:
-    """Register ``model_data`` as a new version of ``group`` (every input checked by the caller)."""
+    """Register ``model_data`` as a new version of ``group`` (every input checked by the caller). All or nothing:
+    when a step fails, what the earlier steps created (the version, the metrics object, a new group) is removed
+    again before the error goes on, so a failed register leaves nothing behind in the account."""
     tagging = placement.object_tagging("register")
     metrics = metrics_location(model_data)
-    created = ensure_group(clients, group, placement)
-    clients.s3.put_object(Bucket=metrics.bucket, Key=metrics.key, Body=json.dumps(facts.metrics, indent=2).encode(),
-                          ContentType=JSON, Tagging=tagging)
-    request = package_request(group, facts.task, model_data, str(metrics), cpu_image, gpu_image, placement,
-                              description, facts)
-    arn = str(clients.sagemaker.create_model_package(**request)["ModelPackageArn"])
-    name = card_name(arn)
-    card = model_card_content(facts, model_data)  # the version's own card, and the ARN that links the two
-    card["additional_information"]["custom_details"]["model_package_arn"] = arn
-    clients.sagemaker.create_model_card(ModelCardName=name, Content=json.dumps(card), ModelCardStatus="Draft",
-                                        Tags=placement.tag_list("register"))
+    undo: list[Callable[[], object]] = []
+    try:
+        created = ensure_group(clients, group, placement)
+        if created:
+            undo.append(lambda: clients.sagemaker.delete_model_package_group(ModelPackageGroupName=group))
+        if not exists(clients.s3, metrics):  # a version of the same archive may already point at it
+            undo.append(lambda: clients.s3.delete_object(Bucket=metrics.bucket, Key=metrics.key))
+        clients.s3.put_object(Bucket=metrics.bucket, Key=metrics.key,
+                              Body=json.dumps(facts.metrics, indent=2).encode(), ContentType=JSON, Tagging=tagging)
+        request = package_request(group, facts.task, model_data, str(metrics), cpu_image, gpu_image, placement,
+                                  description, facts)
+        arn = str(clients.sagemaker.create_model_package(**request)["ModelPackageArn"])
+        undo.append(lambda: clients.sagemaker.delete_model_package(ModelPackageName=arn))
+        name = card_name(arn)
+        card = model_card_content(facts, model_data)  # the version's own card, and the ARN that links the two
+        card["additional_information"]["custom_details"]["model_package_arn"] = arn
+        clients.sagemaker.create_model_card(ModelCardName=name, Content=json.dumps(card), ModelCardStatus="Draft",
+                                            Tags=placement.tag_list("register"))
+    except BaseException:
+        for step in reversed(undo):
+            try:
+                step()
+            except (ClientError, BotoCoreError) as exc:  # the first error is the one to report
+                log.warning("could not remove what register created: %s", exc)
+        raise
     log.info("registered %s (model card %s)", arn, name)
     return Version(group=group, arn=arn, card=name, metrics_uri=str(metrics), group_created=created)
 
@@ -340,7 +350,7 @@ def describe_version(clients: Clients, arn: str) -> dict[str, Any]:
     try:
         return dict(clients.sagemaker.describe_model_package(ModelPackageName=arn))
     except ClientError as exc:
-        if error_code(exc) in ("ValidationException", "ResourceNotFound", "ResourceNotFoundException"):
+        if missing_anyhow(exc):
             raise SettingError("version", arn, "an existing model package version (python -m launcher list "
                                                "--group NAME shows them)") from None
         raise

@@ -17,7 +17,7 @@ import numpy as np
 
 from quality.settings import Setting
 from tasks.kinds import task_kind
-from training.data import Dataset
+from training.data import Dataset, gold_label
 
 #: the TrainingArguments each variant passes; everything else is TrainingArguments' own default
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -26,6 +26,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "recipe": {"warmup_steps": 0.1, "weight_decay": 0.01},
     "recipe-defaults": {},
 }
+
+
+#: one encoded example: the tokenizer's columns and its ``labels``, as the Hugging Face examples make them
+Example = dict[str, Any]
 
 
 @dataclass
@@ -39,7 +43,7 @@ class Outcome:
     served: dict[str, Any] | None = None
 
 
-def _encode_ner(tokenizer: Any, words: list[list[str]], tags: list[list[int]] | None, max_len: int) -> list[dict]:
+def _encode_ner(tokenizer: Any, words: list[list[str]], tags: list[list[int]] | None, max_len: int) -> list[Example]:
     enc = tokenizer(words, truncation=True, max_length=max_len, is_split_into_words=True)
     rows = []
     for i in range(len(words)):
@@ -53,12 +57,12 @@ def _encode_ner(tokenizer: Any, words: list[list[str]], tags: list[list[int]] | 
     return rows
 
 
-def _encode_text(tokenizer: Any, texts: list[str], labels: list[Any], max_len: int) -> list[dict]:
+def _encode_text(tokenizer: Any, texts: list[str], labels: list[Any], max_len: int) -> list[Example]:
     enc = tokenizer(texts, truncation=True, max_length=max_len)
     return [{**{k: enc[k][i] for k in enc.keys()}, "labels": labels[i]} for i in range(len(texts))]
 
 
-def _examples(task: str, tokenizer: Any, records: Sequence[Any], names: list[str], max_len: int) -> list[dict]:
+def _examples(task: str, tokenizer: Any, records: Sequence[Any], names: list[str], max_len: int) -> list[Example]:
     index = {n: i for i, n in enumerate(names)}
     if task == "ner":
         words = [r.text.split() for r in records]
@@ -71,15 +75,12 @@ def _examples(task: str, tokenizer: Any, records: Sequence[Any], names: list[str
 
 def _label_names(task: str, data: Dataset) -> list[str]:
     """Sorted label names seen in train, as the examples' get_label_list does."""
-    if task == "ner":
-        return sorted({t for r in data.train for t in r.label})
-    if task == "classif":
-        return sorted({r.label for r in data.train})
-    return sorted({n for r in data.train for n in r.label})
+    label_names = task_kind(task).label_names  # classif: the one class; ner and multilabel: the list
+    return sorted({n for r in data.train for n in label_names(gold_label(r))})
 
 
-def _predictions(task: str, logits: np.ndarray, examples: list[dict], records: Sequence[Any], names: list[str]
-                 ) -> tuple[list[dict], int]:
+def _predictions(task: str, logits: np.ndarray, examples: list[Example], records: Sequence[Any], names: list[str]
+                 ) -> tuple[list[dict[str, Any]], int]:
     """Word- or record-level predictions in our shape ({"pred": ...}) and the count of dropped test words."""
     if task == "classif":
         return [{"pred": names[int(k)]} for k in logits.argmax(-1)], 0
@@ -135,7 +136,8 @@ def run(task: str, data: Dataset, setting: Setting, variant: str, model_path: st
         if task != "ner":
             for row in test:
                 row.pop("labels")
-        logits = trainer.predict(test).predictions
+        # the Trainer takes any sized, indexable rows (as train_dataset above); its annotation says torch Dataset
+        logits = trainer.predict(test).predictions  # type: ignore[arg-type]
     logits = logits[0] if isinstance(logits, tuple) else logits
     preds, dropped = _predictions(task, np.asarray(logits), test, test_records, names)
     metrics = task_kind(task).score(_score_labels(task, data, names), [r.label for r in test_records], preds)
@@ -147,7 +149,7 @@ def _score_labels(task: str, data: Dataset, names: list[str]) -> list[str]:
     """The label list the scorer reports per class: every name in train and test (a test-only class counts)."""
     if task == "ner":
         return names
-    test = {r.label for r in data.test} if task == "classif" else {n for r in data.test for n in r.label}
+    test = {n for r in data.test for n in task_kind(task).label_names(gold_label(r))}
     return sorted(set(names) | test)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from tasks.kinds import TASK_NAMES
 
@@ -154,7 +154,7 @@ def _parse_bool(text: str) -> bool:
     return table[text.strip().lower()]
 
 
-_CONVERTERS = {"int": int, "float": float, "bool": _parse_bool, "str": str}
+_CONVERTERS: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "bool": _parse_bool, "str": str}
 
 
 def _convert(name: str, value: Any, kind: Any) -> Any:

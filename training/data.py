@@ -10,9 +10,10 @@ import csv
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from tasks.errors import RecordError
-from tasks.fields import Record
+from tasks.fields import Label, Record
 from tasks.kinds import TASKS, TaskKind, task_kind
 from tasks.records import make_record
 
@@ -53,6 +54,13 @@ class Dataset:
     dev: list[Record]
     test: list[Record]
     labels: tuple[str, ...]
+
+
+def gold_label(record: Record) -> Label:
+    """The label of a record read from a data file (``load_dataset`` parses one from every row's labels column)."""
+    if record.label is None:
+        raise ValueError(f"record {record.text[:40]!r} has no label: only records of a data file carry one")
+    return record.label
 
 
 class _Collector:
@@ -121,7 +129,7 @@ def _read_rows(path: Path, problems: _Collector, required: tuple[str, ...], opti
     return rows
 
 
-def _rows_or_errors(reader, name: str, problems: _Collector):
+def _rows_or_errors(reader: Iterator[list[str]], name: str, problems: _Collector) -> Iterator[list[str] | None]:
     """csv rows; a row csv cannot split (a lone carriage return inside a text) is reported with its line."""
     line = 1
     while True:
@@ -153,12 +161,12 @@ def load_dataset(folder: str | Path, task: str | TaskKind, use_bbox: bool = Fals
         raise DataError([Problem("use_bbox", None, None, f"task {task} reads no word boxes; train without use_bbox")])
     problems = _Collector(max_problems)
     splits = {split: _read_split(folder, split, kind, use_bbox, problems) for split in SPLITS}
-    seen = {n for _, r in splits["train"] for n in kind.label_names(r.label)} | set(kind.implicit_labels)
+    seen = {n for _, r in splits["train"] for n in kind.label_names(gold_label(r))} | set(kind.implicit_labels)
     # with train.csv itself broken, "never seen in train" would flag every dev/test label for nothing
     train_ok = not any(p.file == "train.csv" for p in problems.problems)
     for split in ("dev", "test") if train_ok else ():
         for line, record in splits[split]:
-            unseen = sorted(set(kind.label_names(record.label)) - seen)
+            unseen = sorted(set(kind.label_names(gold_label(record))) - seen)
             if unseen:
                 problems.add(f"{split}.csv", line, "labels", f"label(s) {unseen} never appear in train.csv")
     if problems.problems:

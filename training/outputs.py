@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from types import TracebackType
 
 
 class OutputError(RuntimeError):
@@ -47,7 +48,8 @@ class StagedOutput:
     def __enter__(self) -> "StagedOutput":
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if exc_type is not None:
             self.discard()
 

@@ -3,11 +3,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tasks.kinds import task_kind
 
 PLOTS_DIR = "report"
+
+
+def _save(fig: Any, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def _plot_losses(log_history: list[dict[str, Any]], path: Path) -> None:
@@ -20,7 +28,7 @@ def _plot_losses(log_history: list[dict[str, Any]], path: Path) -> None:
         if points:
             ax.plot(*zip(*points), marker="o" if name == "dev" else None, label=f"{name} loss")
     ax.set_xlabel("step"), ax.set_ylabel("loss"), ax.set_title("Loss"), ax.legend()
-    fig.tight_layout(), fig.savefig(path, dpi=100), plt.close(fig)
+    _save(fig, path)
 
 
 def _plot_confusion(test: dict[str, Any], path: Path) -> None:
@@ -34,7 +42,7 @@ def _plot_confusion(test: dict[str, Any], path: Path) -> None:
         for j, v in enumerate(row):
             ax.text(j, i, str(v), ha="center", va="center")
     ax.set_xlabel("predicted"), ax.set_ylabel("true"), ax.set_title("Confusion matrix (test)")
-    fig.tight_layout(), fig.savefig(path, dpi=100), plt.close(fig)
+    _save(fig, path)
 
 
 def _plot_per_label(scores: dict[str, dict[str, float]], path: Path, title: str) -> None:
@@ -45,7 +53,7 @@ def _plot_per_label(scores: dict[str, dict[str, float]], path: Path, title: str)
     ax.bar(names, [scores[n]["f1"] for n in names])
     ax.set_ylim(0, 1), ax.set_ylabel("F1"), ax.set_title(title)
     ax.tick_params(axis="x", rotation=45)
-    fig.tight_layout(), fig.savefig(path, dpi=100), plt.close(fig)
+    _save(fig, path)
 
 
 def _plot_scatter(predictions: list[dict[str, Any]], path: Path) -> None:
@@ -58,7 +66,7 @@ def _plot_scatter(predictions: list[dict[str, Any]], path: Path) -> None:
     lo, hi = min(y_true + y_pred), max(y_true + y_pred)
     ax.plot([lo, hi], [lo, hi], color="grey", linestyle="--")
     ax.set_xlabel("true"), ax.set_ylabel("predicted"), ax.set_title("Predicted vs true (test)")
-    fig.tight_layout(), fig.savefig(path, dpi=100), plt.close(fig)
+    _save(fig, path)
 
 
 def _plot_test_f1(test: dict[str, Any], path: Path) -> None:
@@ -69,7 +77,7 @@ def _plot_test_f1(test: dict[str, Any], path: Path) -> None:
 
 
 #: the test plot a task's row asks for (``TaskKind.plot``) -> (file, how to draw it from test scores, predictions)
-TEST_PLOTS = {
+TEST_PLOTS: dict[str, tuple[str, Callable[[dict[str, Any], list[dict[str, Any]], Path], None]]] = {
     "confusion_matrix": ("confusion_matrix.png", lambda test, preds, path: _plot_confusion(test, path)),
     "per_label_f1": ("per_label_f1.png", lambda test, preds, path: _plot_test_f1(test, path)),
     "pred_vs_true": ("pred_vs_true.png", lambda test, preds, path: _plot_scatter(preds, path)),

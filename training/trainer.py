@@ -9,7 +9,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from tasks.batching import pad
 from tasks.encode import encode
@@ -69,12 +69,13 @@ def gold(records: Sequence[Record]) -> list[Any]:
     return [r.label for r in records]
 
 
-def score(spec: TaskSpec, records: Sequence[Record], preds: Sequence[dict]) -> dict[str, Any]:
+def score(spec: TaskSpec, records: Sequence[Record], preds: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The task's scores of ``preds`` against the gold labels of ``records``."""
     return task_kind(spec.task).score(spec.labels, gold(records), preds)
 
 
-def _metric_fn(spec: TaskSpec, records: Sequence[Record], features: Sequence[Feature]):
+def _metric_fn(spec: TaskSpec, records: Sequence[Record],
+               features: Sequence[Feature]) -> Callable[[Any], dict[str, float]]:
     """compute_metrics for the Trainer: decode the eval logits exactly as serving does, then score."""
     kind = task_kind(spec.task)
 
@@ -119,7 +120,8 @@ def training_arguments(config: TrainConfig, kind: Any, output_dir: str, device: 
         eval_strategy=strategy,
         save_strategy=strategy if persist else "no",
         eval_steps=steps,
-        save_steps=steps,
+        # under the "epoch" strategy there are no steps: keep the library's own default, which it then ignores
+        save_steps=steps or TrainingArguments.save_steps,
         save_total_limit=2,
         load_best_model_at_end=persist,
         metric_for_best_model=kind.primary_metric,
@@ -148,9 +150,10 @@ def keep_best(metric: str, greater_is_better: bool) -> Any:
         def __init__(self) -> None:
             self.best: float | None = None
             self.best_step: int | None = None
-            self.weights: dict | None = None
+            self.weights: dict[str, Any] | None = None
 
-        def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
+        def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None,
+                        model: Any = None, **kwargs: Any) -> None:
             value = (metrics or {}).get(f"eval_{metric}")
             if value is None or model is None:
                 return
@@ -158,7 +161,7 @@ def keep_best(metric: str, greater_is_better: bool) -> Any:
                 self.best, self.best_step = float(value), state.global_step
                 self.weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
-        def on_train_end(self, args, state, control, model=None, **kwargs):
+        def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
             if self.weights is not None and model is not None:
                 model.load_state_dict(self.weights)
                 log.info("best dev %s %.4f at step %d: those weights are kept", metric, self.best, self.best_step)
@@ -189,8 +192,9 @@ def _trainer_class(head_names: frozenset[str], ratio: float) -> Any:
         def create_optimizer(self, model: Any = None) -> Any:
             made_here = self.optimizer is None  # an optimizer made before (or passed in) is left as it is
             optimizer = super().create_optimizer(model)
-            if made_here and ratio != 1.0 and head_names:
-                head = {id(p) for n, p in (model or self.model).named_parameters() if n in head_names}
+            source = model or self.model  # the Trainer holds its model by now; None only in its type
+            if made_here and ratio != 1.0 and head_names and source is not None:
+                head = {id(p) for n, p in source.named_parameters() if n in head_names}
                 optimizer.param_groups[:] = head_groups(optimizer.param_groups, head, ratio)
             return optimizer
 
@@ -229,7 +233,7 @@ def _last_checkpoint(output_dir: str) -> str | None:
     """Resume from a checkpoint a previous (e.g. spot-interrupted) run left in the checkpoint directory."""
     from transformers.trainer_utils import get_last_checkpoint
 
-    found = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+    found: str | None = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
     if found:
         log.info("resuming from %s", found)
     return found

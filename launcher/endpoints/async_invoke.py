@@ -13,12 +13,12 @@ from typing import Any
 
 from launcher.aws import Clients
 from launcher.checks import existing_file
-from launcher.content_types import JSON, JSONLINES
 from launcher.errors import require
 from launcher.names import unique_name
 from launcher.placement import Placement
 from launcher.s3 import S3Uri, ensure_bucket, exists, upload_file
 from launcher.waiting import Poller
+from tasks.serving_contract import JSON, JSONLINES
 
 log = logging.getLogger(__name__)
 

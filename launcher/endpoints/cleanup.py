@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
-from launcher.aws import Clients, error_code, not_found
+from launcher.aws import Clients, error_code, not_found, resource_exists
 from launcher.endpoints.autoscale import remove_scaling
 
 log = logging.getLogger(__name__)
@@ -46,35 +46,17 @@ def endpoint_parts(clients: Clients, endpoint: str) -> tuple[str, list[str]]:
 
 def endpoint_exists(clients: Clients, endpoint: str) -> bool:
     """Whether ``endpoint`` exists (in any status)."""
-    try:
-        clients.sagemaker.describe_endpoint(EndpointName=endpoint)
-    except ClientError as exc:
-        if not_found(exc):
-            return False
-        raise
-    return True
+    return resource_exists(clients.sagemaker.describe_endpoint, EndpointName=endpoint)
 
 
 def model_exists(clients: Clients, model: str) -> bool:
     """Whether a SageMaker model called ``model`` exists."""
-    try:
-        clients.sagemaker.describe_model(ModelName=model)
-    except ClientError as exc:
-        if not_found(exc):
-            return False
-        raise
-    return True
+    return resource_exists(clients.sagemaker.describe_model, ModelName=model)
 
 
 def endpoint_config_exists(clients: Clients, config: str) -> bool:
     """Whether an endpoint config called ``config`` exists."""
-    try:
-        clients.sagemaker.describe_endpoint_config(EndpointConfigName=config)
-    except ClientError as exc:
-        if not_found(exc):
-            return False
-        raise
-    return True
+    return resource_exists(clients.sagemaker.describe_endpoint_config, EndpointConfigName=config)
 
 
 def delete_endpoint(clients: Clients, endpoint: str) -> list[str]:

@@ -62,7 +62,8 @@ def read_lines(path: str | Path, field: str = "input") -> list[bytes]:
 
 def split_batches(records: Iterable[bytes], max_bytes: int) -> Iterator[Batch | Oversized]:
     """Consecutive records grouped into payloads of at most ``max_bytes`` (newlines counted), in input order."""
-    index, current, size, first = 0, [], 0, 1
+    current: list[bytes] = []
+    index, size, first = 0, 0, 1
     for line, record in enumerate(records, 1):
         needed = len(record) + 1
         if current and size + needed > max_bytes:

@@ -24,9 +24,9 @@ from requests.adapters import HTTPAdapter
 from tqdm import tqdm
 
 from launcher.checks import writable_path
-from launcher.content_types import JSONLINES
 from launcher.errors import ServerUnreachable, require
 from launcher.jobs.batches import BYTES_PER_MB, Batch, ErrorLine, Oversized, error_lines, read_lines, split_batches
+from tasks.serving_contract import JSONLINES
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ from typing import Any, Callable
 
 from launcher.aws import Clients
 from launcher.checks import DEFAULT_INSTANCE, check_instances, existing_file
-from launcher.content_types import JSONLINES
 from launcher.errors import ResponseError, require
 from launcher.jobs.batches import OutputCheck, check_output, read_lines
 from launcher.logs import transform_tail
@@ -22,7 +21,7 @@ from launcher.names import unique_name
 from launcher.placement import Placement
 from launcher.s3 import S3Uri, download_file, exists, upload_file
 from launcher.waiting import Poller, wait_for_status
-from tasks.serving_contract import VARIABLES
+from tasks.serving_contract import JSONLINES, VARIABLES
 
 log = logging.getLogger(__name__)
 

@@ -23,6 +23,7 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.responses import ActionResult
 from moto.s3.models import s3_backends
+from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.models import sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemakerruntime.models import sagemakerruntime_backends
@@ -288,6 +289,30 @@ def accept_transform_stops() -> None:
     SageMakerResponse.stop_transform_job = stop_transform_job  # type: ignore[attr-defined]
 
 
+def accept_model_package_deletes() -> None:
+    """Give moto the DeleteModelPackage and DeleteModelPackageGroup it lacks (a group with versions left is refused,
+    as SageMaker refuses it)."""
+
+    def delete_model_package(self: SageMakerResponse) -> Any:
+        backend = self.sagemaker_backend
+        arn = backend.model_package_name_mapping.get(self._get_param("ModelPackageName"))
+        package = backend.model_packages.pop(arn, None) if arn else None
+        if package is not None:
+            backend.model_package_name_mapping.pop(package.model_package_name, None)
+            backend.model_package_name_mapping.pop(package.arn, None)
+        return ActionResult({})
+
+    def delete_model_package_group(self: SageMakerResponse) -> Any:
+        backend, name = self.sagemaker_backend, self._get_param("ModelPackageGroupName")
+        if any(p.model_package_group_name == name for p in backend.model_packages.values()):
+            raise ValidationError(message=f"Model package group {name} still has versions")
+        backend.model_package_groups.pop(name, None)
+        return ActionResult({})
+
+    SageMakerResponse.delete_model_package = delete_model_package  # type: ignore[attr-defined]
+    SageMakerResponse.delete_model_package_group = delete_model_package_group  # type: ignore[attr-defined]
+
+
 def write_log_lines(logs: Any, group: str, stream: str, lines: list[str]) -> None:
     """Write CloudWatch lines as SageMaker's containers would (the group and stream are made when missing)."""
     if not logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
@@ -303,6 +328,7 @@ def simulate_sagemaker(region: str, predict: Predict = echo_predict) -> None:
     """All of the above: training leaves an archive, endpoints answer and update, transform jobs write output."""
     accept_endpoint_updates()
     accept_transform_stops()
+    accept_model_package_deletes()
     write_model_artifacts(region)
     answer_invocations(region, predict)
     answer_async_invocations(region, predict)

@@ -254,3 +254,22 @@ def test_force_without_a_model_package_is_refused(aws: Clients, capsys) -> None:
     status, _, err = run_cli(capsys, ENV, "deploy", "--model-data", MODEL, "--force")
     assert status == 2 and "force=" in err
     assert aws.sagemaker.list_endpoints()["Endpoints"] == []
+
+
+@pytest.mark.parametrize("failing", ["CreateModelPackage", "CreateModelCard"])
+def test_a_register_that_fails_half_way_leaves_nothing_behind(aws: Clients, failing: str) -> None:
+    """SageMaker refusing a later step (here: the call answers AccessDenied, as a role without that permission
+    gets) must not leave the new group, the metrics object or the version in the account."""
+    from botocore.exceptions import ClientError
+
+    def refuse(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": f"not allowed: {failing}"}},
+                          failing)
+
+    aws.sagemaker.meta.events.register(f"before-call.sagemaker.{failing}", refuse)
+    facts = registry.read_archive(aws.s3, MODEL)
+    with pytest.raises(ClientError, match=f"not allowed: {failing}"):
+        registry.register(aws, "sentiment", MODEL, facts, CPU_IMAGE, None, None, Placement())
+    assert aws.sagemaker.list_model_packages(ModelPackageGroupName="sentiment",
+                                             ModelPackageType="Versioned")["ModelPackageSummaryList"] == []
+    _nothing_created(aws)
