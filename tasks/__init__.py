@@ -9,7 +9,8 @@ Its modules, in layers (each imports only the layers below it):
 
 1. plain data and parsing: ``errors``, ``fields`` (``Record``, words, boxes), ``families`` (model-family facts
    and overrides), ``spec`` (``TaskSpec``, the checkpoint's task file), ``serving_manifest``
-   (``ServingManifest``, an archive's serving.json), ``serving_contract`` (the serving environment);
+   (``ServingManifest``, an archive's serving.json), ``serving_contract`` (the serving environment),
+   ``model_config`` (what a base model's name, files and config.json must show before anything loads it);
 2. shared building blocks: ``features`` (``Feature``, windows, label alignment), ``batching`` (micro-batches,
    padding, label stacking), ``decode`` and ``metrics`` (what several tasks share);
 3. the task table, ``kinds/``: one module per task owning its labels, decoder and scorer (``kinds/base.py`` is
