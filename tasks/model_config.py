@@ -3,8 +3,8 @@ its ``config.json``, shared by the two places that check a model.
 
 ``runtimes.model_source`` (training and ``make archive``) adds what needs transformers: whether transformers
 knows the type, has the head, and can load the tokenizer. The launcher (``launcher.jobs.model_folder``), which
-loads no model code, checks a local folder with these alone before it uploads or starts anything. Both read the files; the
-verdicts and their words live here, once.
+loads no model code, checks a local folder with these alone before it uploads or starts anything. Both read the
+files; the verdicts and their words live here, once.
 """
 from __future__ import annotations
 
