@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 from typing import Mapping
@@ -26,18 +25,14 @@ def base_dir(env: Mapping[str, str]) -> Path:
 
 
 def unpack(model_input: Path, into: Path) -> Path:
-    """The model folder: ``model.tar.gz`` unpacked into ``into`` (only regular files and folders), or the input
-    itself when it is already a checkpoint folder."""
+    """The model folder: ``model.tar.gz`` unpacked into ``into`` by the one vetted extraction (only plain files
+    and folders that land inside ``into``), or the input itself when it is already a checkpoint folder."""
+    from archive.checks import safe_extract
+
     archives = sorted(model_input.glob("*.tar.gz"))
     if not archives:
         return model_input
-    with tarfile.open(archives[0], mode="r:gz") as archive:
-        members = archive.getmembers()
-        for member in members:  # only plain files and folders inside ``into``: no links, devices or ../ paths
-            inside = (into / member.name).resolve().is_relative_to(into.resolve())
-            if not (member.isfile() or member.isdir()) or not inside:
-                raise ValueError(f"{archives[0].name} holds {member.name!r}, which is not a plain file inside it")
-        archive.extractall(into, members=members)  # noqa: S202 -- every member was checked just above
+    safe_extract(archives[0], into)
     return into
 
 

@@ -55,4 +55,4 @@ def test_an_archive_with_a_link_out_of_it_is_refused_in_one_line(tmp_path: Path,
     (base / "data").mkdir()
     assert main([], env={"SMTX_PROCESSING_DIR": str(base)}) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "'config.json', which is not a plain file" in err
+    assert err.count("\n") == 1 and "member 'config.json' is a link or special file" in err
