@@ -3,8 +3,8 @@
 ``make archive`` writes it (``archive/build.py``, through ``runtimes.checkpoint.write_serving``): which runtime
 serves, the graph file, why, the gates' figures, and what a worker given a GPU does (``gpu``). Workers
 (``runtimes``), the bench and the launcher (``launcher/endpoints/serverless.py``, which reads it out of a
-model.tar.gz on S3 to size a serverless endpoint) read it through ``ServingManifest.from_dict``. A training checkpoint has none:
-torch serves it (``ServingManifest()``).
+model.tar.gz on S3 to size a serverless endpoint) read it through ``ServingManifest.from_dict``. A training
+checkpoint has none: torch serves it (``ServingManifest()``).
 
 It lives in ``tasks`` for the same reason as ``tasks.serving_contract``: the server's code and the launcher both
 import it, and the launcher imports no serving code. Like the rest of ``tasks`` it does no file I/O; reading and
