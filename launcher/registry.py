@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -27,7 +26,7 @@ from launcher.endpoints.deploy import check_model_data
 from launcher.errors import SettingError, require
 from launcher.names import NAME_PATTERN
 from launcher.placement import Placement
-from launcher.s3 import S3Uri, exists
+from launcher.s3 import ARCHIVE_READ_ERRORS, S3Uri, archive_members, exists
 from tasks.kinds import TASKS, task_kind
 from tasks.serving_contract import JSON, JSONLINES
 from tasks.spec import TASK_SPEC_FILE
@@ -94,16 +93,10 @@ def read_archive(s3: Any, model_data: str) -> ModelFacts:
     """The facts inside a model.tar.gz on S3 (a training job's output or a ``make archive`` archive), read as a
     stream: only the two small files are kept."""
     location = check_model_data(model_data)
-    wanted, texts = {TASK_SPEC_FILE, METRICS_FILE}, {}
+    wanted = {TASK_SPEC_FILE, METRICS_FILE}
     try:
-        body = s3.get_object(Bucket=location.bucket, Key=location.key)["Body"]
-        with tarfile.open(fileobj=body, mode="r|gz") as archive:
-            for member in archive:
-                name = member.name.lstrip("./")
-                handle = archive.extractfile(member) if member.isfile() and name in wanted else None
-                if handle is not None:
-                    texts[name] = handle.read().decode("utf-8")
-    except (ClientError, BotoCoreError, tarfile.TarError, OSError, EOFError) as exc:
+        texts = {name: data.decode("utf-8") for name, data in archive_members(s3, location, wanted).items()}
+    except ARCHIVE_READ_ERRORS as exc:
         raise SettingError("model_data", model_data, f"a readable model.tar.gz ({exc})") from None
     missing = sorted(wanted - set(texts))
     require(not missing, "model_data", model_data, f"an archive holding {' and '.join(missing)} (a training job's "

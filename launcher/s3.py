@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import logging
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from launcher.aws import error_code
 from launcher.errors import SettingError
@@ -76,6 +77,30 @@ def exists(s3: Any, uri: S3Uri) -> bool:
             return False
         raise
     return True
+
+
+#: what reading an archive from S3 can raise: S3 (missing, forbidden), the connection, and a body that is no tar.gz
+ARCHIVE_READ_ERRORS: tuple[type[Exception], ...] = (ClientError, BotoCoreError, tarfile.TarError, OSError, EOFError)
+
+
+def archive_members(s3: Any, uri: S3Uri, names: Collection[str], max_bytes: int | None = None) -> dict[str, bytes]:
+    """The named regular files of the model.tar.gz at ``uri`` (name -> content; those it lacks are absent), read as
+    a stream that stops once all are found: nothing else is kept or written. ValueError when the object is larger
+    than ``max_bytes``; ``ARCHIVE_READ_ERRORS`` are the caller's to word."""
+    response = s3.get_object(Bucket=uri.bucket, Key=uri.key)
+    if max_bytes is not None and response.get("ContentLength", 0) > max_bytes:
+        response["Body"].close()
+        raise ValueError(f"{uri} is larger than {max_bytes} bytes: not scanned")
+    wanted, found = set(names), {}
+    with tarfile.open(fileobj=response["Body"], mode="r|gz") as archive:
+        for member in archive:
+            name = member.name.lstrip("./")
+            handle = archive.extractfile(member) if member.isfile() and name in wanted else None
+            if handle is not None:
+                found[name] = handle.read()
+                if len(found) == len(wanted):
+                    break
+    return found
 
 
 def copy(s3: Any, source: S3Uri, target: S3Uri, tagging: str) -> S3Uri:

@@ -8,11 +8,10 @@ threshold, so a CI step can stop on drift while an interactive user still just r
 from __future__ import annotations
 
 import argparse
-import tarfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from launcher import drift
 from launcher.checks import existing_file, writable_path
@@ -20,7 +19,7 @@ from launcher.cli.flags import Env
 from launcher.cli.support import Command, clients_for, say
 from launcher.endpoints.deploy import VARIANT, check_model_data
 from launcher.errors import SettingError, require
-from launcher.s3 import S3Uri
+from launcher.s3 import ARCHIVE_READ_ERRORS, S3Uri, archive_members
 
 REFERENCE_FILE = "test_predictions.jsonl"
 
@@ -67,14 +66,11 @@ def _reference_lines(args: argparse.Namespace, clients: Any) -> list[str]:
         return existing_file(Path(args.checkpoint) / REFERENCE_FILE, "checkpoint").read_text("utf-8").splitlines()
     location = check_model_data(args.model_data)
     try:
-        body = clients.s3.get_object(Bucket=location.bucket, Key=location.key)["Body"]
-        with tarfile.open(fileobj=body, mode="r|gz") as archive:
-            for member in archive:  # a stream: only the one file is read
-                if member.isfile() and member.name.lstrip("./") == REFERENCE_FILE:
-                    handle = archive.extractfile(member)
-                    return handle.read().decode("utf-8").splitlines() if handle else []
-    except (ClientError, BotoCoreError, tarfile.TarError, OSError, EOFError) as exc:
+        found = archive_members(clients.s3, location, [REFERENCE_FILE])  # a stream: only the one file is read
+    except ARCHIVE_READ_ERRORS as exc:
         raise SettingError("model_data", args.model_data, f"a readable model.tar.gz ({exc})") from None
+    if REFERENCE_FILE in found:
+        return found[REFERENCE_FILE].decode("utf-8").splitlines()
     raise SettingError("model_data", args.model_data, f"an archive with {REFERENCE_FILE} (a training job's "
                        "output has it; a `make archive` model.tar.gz does not: use --checkpoint)")
 

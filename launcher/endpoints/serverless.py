@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
-import tarfile
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from launcher.errors import SettingError, require
 from launcher.placement import Placement
-from launcher.s3 import S3Uri
+from launcher.s3 import ARCHIVE_READ_ERRORS, S3Uri, archive_members
 from tasks.serving_contract import VARIABLES
 from tasks.serving_manifest import DEFAULT_RUNTIME, SERVING_FILE, ServingManifest
 
@@ -128,22 +125,19 @@ def check_limits(environment: dict[str, Any]) -> None:
                     f"seconds in [1, {SERVERLESS_TIMEOUT_S}] on a serverless endpoint")
 
 
+#: an archive whose runtime cannot be read: unreadable, too large to scan (ValueError), or a serving.json this code
+#: does not read (ValueError: not JSON, or a manifest it refuses)
+_UNREADABLE: tuple[type[Exception], ...] = (*ARCHIVE_READ_ERRORS, ValueError)
+
+
 def archive_runtime(s3: Any, model_data: str) -> str | None:
     """The ``runtime`` an archive's serving.json names (torch when it has none, as the handler reads it);
     None when the archive or its serving.json cannot be read (missing, forbidden, not a tar.gz, over
     MAX_SCAN_BYTES, or a manifest this code does not read)."""
     location = S3Uri.parse(model_data, "model_data")
     try:
-        response = s3.get_object(Bucket=location.bucket, Key=location.key)
-        if response.get("ContentLength", 0) > MAX_SCAN_BYTES:
-            response["Body"].close()
-            return None
-        with tarfile.open(fileobj=response["Body"], mode="r|gz") as archive:
-            for member in archive:  # a stream: serving.json is read as it passes, the rest is skipped
-                if member.isfile() and member.name.lstrip("./") == SERVING_FILE:
-                    handle = archive.extractfile(member)
-                    return ServingManifest.from_dict(json.load(handle)).runtime if handle else None
-        return DEFAULT_RUNTIME
-    except (ClientError, BotoCoreError, tarfile.TarError, OSError, ValueError, EOFError) as exc:
+        found = archive_members(s3, location, [SERVING_FILE], max_bytes=MAX_SCAN_BYTES)
+        return ServingManifest.from_dict(json.loads(found[SERVING_FILE])).runtime if found else DEFAULT_RUNTIME
+    except _UNREADABLE as exc:
         log.info("could not read serving.json from %s: %s", model_data, exc)
         return None
