@@ -13,6 +13,7 @@ builds the per-request ``RequestProcessor`` objects and the input batch, exactly
 from __future__ import annotations
 
 import io
+import math
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,3 +128,21 @@ def read_response_frame(frame: bytes) -> list[dict[str, Any]]:
         headers = {blob().decode(): blob().decode() for _ in range(i32())}
         out.append({"id": request_id, "content_type": content_type, "status": status, "phrase": phrase,
                     "headers": headers, "body": blob()})
+
+
+def assert_close(actual: Any, wanted: Any, path: str = "", tolerance: float = 1e-5) -> None:
+    """Equal structure, labels and words; floats within ``tolerance`` (requests micro-batched with other padding,
+    or ONNX Runtime against torch)."""
+    if isinstance(wanted, float):
+        assert isinstance(actual, float) and math.isclose(actual, wanted, abs_tol=tolerance), \
+            f"{path}: {actual} != {wanted}"
+    elif isinstance(wanted, dict):
+        assert isinstance(actual, dict) and actual.keys() == wanted.keys(), f"{path}: {actual} != {wanted}"
+        for key in wanted:
+            assert_close(actual[key], wanted[key], f"{path}.{key}", tolerance)
+    elif isinstance(wanted, list):
+        assert isinstance(actual, list) and len(actual) == len(wanted), f"{path}: {actual} != {wanted}"
+        for i, (a, w) in enumerate(zip(actual, wanted)):
+            assert_close(a, w, f"{path}[{i}]", tolerance)
+    else:
+        assert actual == wanted, f"{path}: {actual!r} != {wanted!r}"

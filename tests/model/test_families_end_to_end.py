@@ -19,7 +19,7 @@ import pytest
 
 from tasks.serving_contract import VARIABLES, WorkerContext
 from tests.helpers.fixtures_tokenizers import MODEL_TYPES
-from tests.helpers.handler_fixtures import WireRequest, make_context, ts_batch
+from tests.helpers.handler_fixtures import WireRequest, assert_close, make_context, ts_batch
 from tests.helpers.tiny_models import TINY
 
 pytestmark = pytest.mark.slow
@@ -122,25 +122,11 @@ def test_family_trains_exports_and_serves_what_training_scored(archived, handler
     assert len(answers) == len(rows) == 12
     for row, answer in zip(rows, answers):
         scored = {k: v for k, v in row.items() if k not in ("text", "gold")}
-        assert_close(answer, scored, row["text"])
+        assert_close(answer, scored, row["text"], TOLERANCE)
         if task == "ner":
             assert len(answer["pred"]) == len(row["text"].split()), "every word gets exactly one label"
 
 
-def assert_close(actual: Any, wanted: Any, path: str) -> None:
-    """Equal structure, labels and words; floats within TOLERANCE (ONNX Runtime against torch)."""
-    if isinstance(wanted, float):
-        assert actual == pytest.approx(wanted, abs=TOLERANCE), path
-    elif isinstance(wanted, dict):
-        assert isinstance(actual, dict) and actual.keys() == wanted.keys(), f"{path}: {actual} != {wanted}"
-        for key in wanted:
-            assert_close(actual[key], wanted[key], f"{path}.{key}")
-    elif isinstance(wanted, list):
-        assert isinstance(actual, list) and len(actual) == len(wanted), f"{path}: {actual} != {wanted}"
-        for i, (a, w) in enumerate(zip(actual, wanted)):
-            assert_close(a, w, f"{path}[{i}]")
-    else:
-        assert actual == wanted, f"{path}: {actual!r} != {wanted!r}"
 
 
 # -- as long as the model allows ----------------------------------------------------------------------------------

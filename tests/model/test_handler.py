@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 from typing import Any
 
@@ -23,7 +22,14 @@ from tasks.kinds.ner import entities
 from tasks.predict import predict
 from tasks.records import make_record
 from tasks.serving_contract import JSON, JSONLINES, VARIABLES, WorkerContext
-from tests.helpers.handler_fixtures import WireRequest, make_context, read_response_frame, trained, ts_batch  # noqa: F401 -- pytest fixtures
+from tests.helpers.handler_fixtures import (  # noqa: F401 -- pytest fixtures
+    WireRequest,
+    assert_close,
+    make_context,
+    read_response_frame,
+    trained,
+    ts_batch,
+)
 
 #: every request text carries this word; no log line may
 MARKER = "quokka"
@@ -97,20 +103,6 @@ def expected(service: InferenceService, raws: list[dict]) -> list[dict]:
     return json.loads(json.dumps(out))
 
 
-def assert_close(actual: Any, wanted: Any, path: str = "") -> None:
-    """Equal structure and labels; floats within 1e-5 (requests are micro-batched with different padding)."""
-    if isinstance(wanted, float):
-        assert isinstance(actual, float) and math.isclose(actual, wanted, abs_tol=1e-5), f"{path}: {actual} != {wanted}"
-    elif isinstance(wanted, dict):
-        assert isinstance(actual, dict) and actual.keys() == wanted.keys(), f"{path}: {actual} != {wanted}"
-        for key in wanted:
-            assert_close(actual[key], wanted[key], f"{path}.{key}")
-    elif isinstance(wanted, list):
-        assert isinstance(actual, list) and len(actual) == len(wanted), f"{path}: {actual} != {wanted}"
-        for i, (a, w) in enumerate(zip(actual, wanted)):
-            assert_close(a, w, f"{path}[{i}]")
-    else:
-        assert actual == wanted, f"{path}: {actual!r} != {wanted!r}"
 
 
 def json_body(records: list[dict]) -> bytes:
