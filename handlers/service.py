@@ -39,6 +39,8 @@ class Settings:
     max_tokens: int = VARIABLES["max_tokens"].default
     #: intra-op threads of the runtime (None: the runtime's default, one per core)
     threads: int | None = None
+    #: SMTX_PRECISION: the CPU precision to serve (``runtimes.precision``; auto: the fastest gated one)
+    precision: str = VARIABLES["precision"].default
     #: TorchServe's max_response_size: a larger answer would kill the worker (the frontend drops the frame)
     max_response_bytes: int | None = None
     #: jsonlines answers end with a newline; not under Batch Transform's AssembleWith=Line, which adds one itself
@@ -97,7 +99,8 @@ class InferenceService:
         self.task = read_checkpoint(self.model_dir)
         self.spec = self.task.spec
         checked = time.perf_counter()
-        self.tokenizer, self.runner, plan = load_runner(self.model_dir, self.task, settings.threads, gpu_id)
+        self.tokenizer, self.runner, plan = load_runner(self.model_dir, self.task, settings.threads, gpu_id,
+                                                          settings.precision)
         self.runtime: str = plan.runtime
         self.serving: dict[str, Any] = plan.to_dict()
         self.settings = for_device(settings, plan)

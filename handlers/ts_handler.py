@@ -41,6 +41,7 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         inline_record_errors=batch,
         max_batch_size=config.max_batch_size,
         max_tokens=config.max_tokens,
+        precision=config.precision,
         # AssembleWith=Line appends a newline to every response: a final one of ours would be a blank line
         terminated_lines=not (config.batch_transform and config.assemble_with == "Line"),
         named=_batch_fields_named(config),

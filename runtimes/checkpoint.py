@@ -24,6 +24,8 @@ from tasks.spec import TASK_SPEC_FILE, TaskSpec
 
 #: pickle-based weight formats: loading one can run arbitrary code, so they are refused outright
 PICKLED_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+#: the one .bin that is no pickle: OpenVINO's raw weights beside its model.openvino.xml, which torch never loads
+OPENVINO_WEIGHTS = "model.openvino.bin"
 
 
 class CheckpointError(ValueError):
@@ -41,16 +43,25 @@ def read_checkpoint(path: str | Path) -> Resolved:
     path = Path(path)
     if not path.is_dir():
         raise CheckpointError(f"checkpoint {path} is not a directory")
-    pickled = sorted(p.name for p in path.rglob("*") if p.suffix.lower() in PICKLED_SUFFIXES)
+    pickled = sorted(p.name for p in path.rglob("*") if p.suffix.lower() in PICKLED_SUFFIXES
+                     and p.relative_to(path).as_posix() != OPENVINO_WEIGHTS)
     if pickled:
         raise CheckpointError(f"checkpoint {path} holds pickled weights {pickled}; only safetensors are accepted "
                               "(re-save with save_pretrained, which writes model.safetensors)")
     weights = sorted(path.glob("*.safetensors"))
     for file in weights:
         check_safetensors(file)
-    graph = onnx_file(path)
+    serving = read_serving(path)
+    graph = onnx_file(path, serving)
     if graph is not None and not graph.is_file():
         raise CheckpointError(f"{path / SERVING_FILE} names the ONNX model {graph.name}, which is missing")
+    for gated in serving.passed_paths:
+        # an OpenVINO model is its .xml and the .bin of weights beside it
+        named = [gated.file] if gated.file else []
+        files = [*named, *(str(Path(name).with_suffix(".bin")) for name in named if gated.runtime == "openvino")]
+        missing = [name for name in files if not (path / name).is_file()]
+        if missing:
+            raise CheckpointError(f"{path / SERVING_FILE} lists the {gated.name} path, whose {missing[0]} is missing")
     if graph is None and not weights:
         raise CheckpointError(f"checkpoint {path} has no .safetensors weights")
     try:
@@ -106,7 +117,8 @@ def check_output_width(width: object, task: TaskLike, graph: Path) -> None:
     resolved = as_resolved(task)
     needed = resolved.kind.num_outputs(resolved.spec.labels)
     if isinstance(width, int) and width != needed:
-        raise CheckpointError(f"the ONNX model {graph.name} gives {width} outputs but the task spec needs "
+        what = "OpenVINO model" if graph.suffix == ".xml" else "ONNX model"
+        raise CheckpointError(f"the {what} {graph.name} gives {width} outputs but the task spec needs "
                               f"{needed} ({graph.parent})")
 
 

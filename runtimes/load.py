@@ -19,28 +19,32 @@ from tasks.serving_manifest import ServingManifest
 log = logging.getLogger(__name__)
 
 
-def load_runner(model_dir: Path, spec: TaskLike, threads: int | None = None, gpu_id: int | None = None
-                ) -> tuple[Any, Runner, ServePlan]:
+def load_runner(model_dir: Path, spec: TaskLike, threads: int | None = None, gpu_id: int | None = None,
+                precision: str = "auto") -> tuple[Any, Runner, ServePlan]:
     """Tokenizer, runner and the plan that says where and how they serve (``runtimes.device``), logged in one line.
 
     ``gpu_id``: the GPU TorchServe assigned the worker (None: the CPU, as serving.json says; torch when absent).
     The ONNX path imports tokenizers, onnxruntime and numpy only: never torch or transformers, which cost a worker
     about half a gigabyte and seconds of start-up for a model it does not run (tests/model/test_lean_serving.py).
     ``threads`` sets torch's intra-op threads only where torch serves (None: leave the process's setting).
+    ``precision``: SMTX_PRECISION (``runtimes.precision``): auto, or the precision to serve on the CPU.
     """
     task = as_resolved(spec)
     serving = read_serving(model_dir)
-    plan = choose(serving, probe(gpu_id, has_weights(model_dir)))
+    plan = choose(serving, probe(gpu_id, has_weights(model_dir)), precision)
     if plan.runtime == "onnx":
-        tokenizer, runner = _load_onnx(model_dir, task, serving, threads)
+        tokenizer, runner = _load_onnx(model_dir, task, serving, threads, plan)
+    elif plan.runtime == "openvino":
+        tokenizer, runner = _load_openvino(model_dir, task, threads, plan)
     else:
         tokenizer, runner, plan = _load_torch(model_dir, task, serving, threads, plan)
     log.info("%s", plan.describe())
     return tokenizer, runner, plan
 
 
-def _load_onnx(model_dir: Path, task: Resolved, serving: ServingManifest, threads: int | None) -> tuple[Any, Runner]:
-    graph = onnx_file(model_dir, serving)
+def _load_onnx(model_dir: Path, task: Resolved, serving: ServingManifest, threads: int | None, plan: ServePlan
+               ) -> tuple[Any, Runner]:
+    graph = model_dir / plan.file if plan.file else onnx_file(model_dir, serving)
     assert graph is not None, "choose() picks onnx only where serving.json names a graph"
     started = time.perf_counter()
     from runtimes.onnx_runtime import OnnxRunner
@@ -54,6 +58,23 @@ def _load_onnx(model_dir: Path, task: Resolved, serving: ServingManifest, thread
     # the cold-start benchmark (bench/cold_start.py) reads these figures from the log
     log.info("load steps: imports %.3f s, session %.3f s, tokenizer %.3f s", imported - started,
              session - imported, time.perf_counter() - session)
+    return tokenizer, runner
+
+
+def _load_openvino(model_dir: Path, task: Resolved, threads: int | None, plan: ServePlan) -> tuple[Any, Runner]:
+    assert plan.file is not None, "an OpenVINO path always names its model file"
+    started = time.perf_counter()
+    from runtimes.openvino_runtime import OpenVinoRunner
+    from runtimes.tokenizer import load_serving_tokenizer
+
+    imported = time.perf_counter()
+    runner = OpenVinoRunner(model_dir / plan.file, plan.precision, intra_op_threads=threads)
+    check_output_width(runner.output_width, task, model_dir / plan.file)
+    compiled = time.perf_counter()
+    tokenizer = load_serving_tokenizer(model_dir, task.spec.prefix_space)
+    # the same step names as ONNX's: the cold-start benchmark (bench/cold_start.py) reads them from the log
+    log.info("load steps: imports %.3f s, session %.3f s, tokenizer %.3f s", imported - started,
+             compiled - imported, time.perf_counter() - compiled)
     return tokenizer, runner
 
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from tasks.serving_manifest import PRECISION_REQUESTS
+
 
 class ServeConfigError(ValueError):
     """An environment variable has a value the server cannot use."""
@@ -130,6 +132,9 @@ class ServeConfig:
     #: the handler's ``Settings`` fields of the same names: one name per knob on its way through
     max_batch_size: int = _var("SMTX_MICRO_BATCH_SIZE", "records per forward pass", "int", 32, 1, 4096)
     max_tokens: int = _var("SMTX_MAX_BATCH_TOKENS", "tokens per forward pass", "int", 16_384, 1, _MAX)
+    precision: str = _var("SMTX_PRECISION", "the CPU precision to serve: auto picks the fastest path the archive "
+                          "gated that this CPU runs natively (AMX: bf16, VNNI: int8, else fp32); a path name "
+                          "(onnx-fp32...) pins that path", "choice", "auto", choices=PRECISION_REQUESTS)
     #: the names of the variables the environment set (not blank)
     named: frozenset[str] = frozenset()
 

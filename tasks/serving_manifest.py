@@ -21,10 +21,19 @@ SERVING_FILE = "serving.json"
 #: what serves where the archive names no runtime (a training checkpoint, or a file without ``runtime``)
 DEFAULT_RUNTIME = "torch"
 RUNTIMES = ("torch", "onnx")
-#: 1 added ``schema_version`` itself; files written before it (version 0) have the same fields otherwise
-SCHEMA_VERSION = 1
+#: what a gated path may run on (``paths``): the archive-level runtimes, and OpenVINO for the CPU's matrix units
+PATH_RUNTIMES = ("torch", "onnx", "openvino")
+PRECISIONS = ("fp32", "int8", "bf16")
+#: the CPU paths ``make archive`` gates ("<runtime>-<precision>", ``archive.precisions``)
+PATH_NAMES = ("onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-bf16")
+#: SMTX_PRECISION's values (``tasks.serving_contract``): auto chooses by the CPU (``runtimes.precision``), a
+#: precision picks its fastest gated path, a path name that path (the bench measures each one that way)
+PRECISION_REQUESTS = ("auto", *PRECISIONS, *PATH_NAMES)
+#: 1 added ``schema_version`` itself; files written before it (version 0) have the same fields otherwise.
+#: 2 added ``paths``: every (runtime, precision) the archive gated, which a CPU worker chooses from at load
+SCHEMA_VERSION = 2
 #: the versions this code reads; a file without ``schema_version`` is version 0
-READS = (0, 1)
+READS = (0, 1, 2)
 
 
 class ManifestError(ValueError):
@@ -36,7 +45,8 @@ class ManifestError(ValueError):
 
 
 _NULL = type(None)
-_JSON_NAMES = {str: "a string", dict: "an object", int: "a number", float: "a number", _NULL: "null"}
+_JSON_NAMES = {str: "a string", dict: "an object", list: "a list", bool: "true or false", int: "a number",
+               float: "a number", _NULL: "null"}
 
 
 def _json(default: Any, *types: type) -> Any:
@@ -68,6 +78,51 @@ class GpuEntry:
         return cls(**_checked(data, fields(cls), "gpu."))
 
 
+def _bare_file(name: str | None) -> bool:
+    """A file name in the archive's own directory, never a path elsewhere."""
+    return bool(name) and "/" not in str(name) and "\\" not in str(name) and name not in (".", "..")
+
+
+@dataclass(frozen=True)
+class ServingPath:
+    """One way this archive can serve on a CPU: a runtime, a precision and its file, with its gate's verdict.
+
+    ``make archive`` gates each one (``archive.precisions``): fp32 paths must answer what torch answers (the
+    parity gate), int8 and bf16 paths may lose at most the tolerance on the primary dev metric. ``dev`` and
+    ``test`` are the primary metric's scores on those splits with this path (None where the split was not
+    given); a worker chooses among the passed paths at load (``runtimes.precision``)."""
+
+    name: str = _json("", str)
+    runtime: str = _json("onnx", str)
+    precision: str = _json("fp32", str)
+    #: the graph (ONNX) or model (OpenVINO IR) file in the archive; None for torch (its weights)
+    file: str | None = _json(None, str, _NULL)
+    passed: bool = field(default=False, metadata={"json": (bool,)})
+    reason: str = _json("", str)
+    #: "parity" (answers what torch answers) or "dev" (primary dev metric within the tolerance of fp32)
+    gate: str = _json("", str)
+    #: the gate's figures: parity's, or the dev metric with fp32, with this path, the loss and the tolerance
+    figures: dict[str, Any] | None = _json(None, dict, _NULL)
+    #: the primary metric on dev and test with this path ({"metric": "f1", "dev": 0.91, "test": 0.90})
+    scores: dict[str, Any] | None = _json(None, dict, _NULL)
+
+    def __post_init__(self) -> None:
+        where = f"paths[{self.name or '?'}]"
+        if self.runtime not in PATH_RUNTIMES:
+            raise ManifestError(f"{where}.runtime", f"serving manifest {where}.runtime must be one of "
+                                f"{list(PATH_RUNTIMES)}, got {self.runtime!r}")
+        if self.precision not in PRECISIONS:
+            raise ManifestError(f"{where}.precision", f"serving manifest {where}.precision must be one of "
+                                f"{list(PRECISIONS)}, got {self.precision!r}")
+        if self.runtime != "torch" and not _bare_file(self.file):
+            raise ManifestError(f"{where}.file", f"serving manifest {where} names no model file in the archive "
+                                f"(file={self.file!r})")
+
+    @classmethod
+    def from_dict(cls, data: Any, index: int) -> "ServingPath":
+        return cls(**_checked(data, fields(cls), f"paths[{index}]."))
+
+
 @dataclass(frozen=True)
 class ServingManifest:
     """How an archive serves: its runtime and graph, why, the gates' figures, and the GPU entry."""
@@ -87,6 +142,8 @@ class ServingManifest:
     #: the int8 gate's figures, where the served graph is the int8 one
     quantization: dict[str, Any] | None = _json(None, dict, _NULL)
     gpu: GpuEntry | None = _json(None, dict, _NULL)
+    #: every CPU path the archive gated, passed or not (schema 2); empty: ``runtime`` and ``onnx_file`` serve
+    paths: tuple[ServingPath, ...] = field(default=(), metadata={"json": (list,)})
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -94,13 +151,18 @@ class ServingManifest:
             raise ManifestError("runtime", f"serving manifest runtime must be one of {list(RUNTIMES)}, "
                                 f"got {self.runtime!r}")
         # a bare file name: the graph sits in the archive's own directory, never elsewhere
-        if self.runtime == "onnx" and (not self.onnx_file or "/" in self.onnx_file or "\\" in self.onnx_file
-                                       or self.onnx_file in (".", "..")):
+        if self.runtime == "onnx" and not _bare_file(self.onnx_file):
             raise ManifestError("onnx_file", f"serving manifest names no ONNX model file in the archive "
                                 f"(onnx_file={self.onnx_file!r})")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["paths"] = [asdict(path) for path in self.paths]
+        return data
+
+    @property
+    def passed_paths(self) -> tuple[ServingPath, ...]:
+        return tuple(path for path in self.paths if path.passed)
 
     @classmethod
     def from_dict(cls, data: Any) -> "ServingManifest":
@@ -114,6 +176,7 @@ class ServingManifest:
         values = _checked({k: v for k, v in data.items() if k != "schema_version"}, fields(cls), "")
         if values.get("gpu") is not None:
             values["gpu"] = GpuEntry.from_dict(values["gpu"])
+        values["paths"] = tuple(ServingPath.from_dict(path, i) for i, path in enumerate(values.get("paths", [])))
         # read, the manifest is this version's: an unversioned file has the same fields
         return cls(**values)
 
@@ -129,7 +192,8 @@ def _checked(data: Any, declared: tuple[Field[Any], ...], prefix: str) -> dict[s
         if name not in types:
             raise ManifestError(prefix + name, f"serving manifest has an unknown field {prefix + name!r} (this code "
                                 f"reads {', '.join(prefix + k for k in types)})")
-        if isinstance(value, bool) or not isinstance(value, types[name]):
+        # a JSON true is a Python int too: a bool passes only where the field is one
+        if isinstance(value, bool) != (bool in types[name]) or not isinstance(value, types[name]):
             expected = " or ".join(dict.fromkeys(_JSON_NAMES[t] for t in types[name]))
             raise ManifestError(prefix + name, f"serving manifest {prefix + name} must be {expected}, got {value!r}")
     return dict(data)

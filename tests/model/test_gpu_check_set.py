@@ -68,7 +68,7 @@ def test_a_worker_given_a_gpu_torch_cannot_see_serves_on_the_cpu_as_today(archiv
     if service.serving["device"] != "cpu":
         pytest.skip("a CUDA device is visible: the GPU path is make gpu-check's")
     assert service.serving["reason"].startswith("TorchServe assigned GPU 0, but")
-    assert sum("serving on the CPU with torch fp32: TorchServe assigned GPU 0" in r.message
+    assert sum(r.message.startswith("serving on the CPU") and "with torch fp32: TorchServe assigned GPU 0" in r.message
                for r in caplog.records) == 1
 
 

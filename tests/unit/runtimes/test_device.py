@@ -9,6 +9,7 @@ import pytest
 from entrypoints.serve import visible_gpus, with_default_workers
 from handlers.service import Settings, for_device
 from handlers.ts_handler import batch_fields_named
+from runtimes.cpu import read_cpu
 from runtimes.device import (
     FP16_TOLERANCE,
     GPU_MAX_BATCH_SIZE,
@@ -77,8 +78,10 @@ def test_a_gpu_without_tensor_cores_serves_fp32():
 
 def test_torch_is_asked_only_for_a_worker_with_a_gpu_and_weights():
     assert [torch_needed(g, w) for g, w in ((None, True), (0, False), (0, True))] == [False, False, True]
-    assert probe(None, True) == ServingFacts(gpu_id=None, weights=True)  # nothing asked, nothing imported
-    assert probe(0, False) == ServingFacts(gpu_id=0, weights=False)
+    cpu = read_cpu()  # the CPU is always read (no torch needed): it picks the CPU path
+    on_cpu = {"cpu_model": cpu.model, "cpu_kind": cpu.kind}
+    assert probe(None, True) == ServingFacts(gpu_id=None, weights=True, **on_cpu)  # no torch asked, none imported
+    assert probe(0, False) == ServingFacts(gpu_id=0, weights=False, **on_cpu)
 
 
 def test_the_probe_reads_what_torch_sees():

@@ -89,7 +89,7 @@ def test_an_unknown_field_is_refused_naming_it_and_the_file(tmp_path: Path, data
     ({"gpu": {"runtime": "torch", "reason": "r", "check_records": "12"}}, "gpu.check_records",
      "gpu.check_records must be a number, got '12'"),
     ({"gpu": ["torch"]}, "gpu", "gpu must be an object or null"),
-    ({"schema_version": 2, "runtime": "torch"}, "schema_version", "schema_version 2 is not supported"),
+    ({"schema_version": 3, "runtime": "torch"}, "schema_version", "schema_version 3 is not supported"),
     (["torch"], "", "must be a JSON object"),
 ])
 def test_a_wrong_value_is_refused_naming_the_field(data: Any, field: str, says: str) -> None:
