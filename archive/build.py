@@ -36,10 +36,11 @@ from typing import Any
 from archive.checks import read_checkpoint
 from archive.onnx_export import export_onnx, first_line, remove_graph
 from archive.parity import NoCheckData, check_sets, gpu_entry, length_probes, parity, run_check
-from archive.quantize import QuantizationRefused, quantization_gate, quantize_int8, refusal
+from archive.precisions import INT8_FILE, ONNX_FILE, GateInputs, gate_paths, model_card_section
+from archive.quantize import QuantizationRefused, refusal
 from runtimes.checkpoint import write_serving
 from runtimes.model_source import check_model
-from runtimes.onnx_runtime import SAVED_OPTIMIZATION, OnnxRunner, save_optimized
+from runtimes.onnx_runtime import OnnxRunner, save_optimized
 from runtimes.parity import MAX_CHECK_RECORDS
 from runtimes.tokenizer import write_serving_tokenizer
 from tasks.fields import Record
@@ -54,7 +55,6 @@ HANDLER_FILE = "ts_handler.py"
 #: checkpoint files that serving needs (metrics, plots and predictions stay with the training output)
 SERVING_FILES = ("config.json", "task_spec.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                  "vocab.txt", "vocab.json", "merges.txt", "added_tokens.json", "README.md", "metrics.json")
-ONNX_FILE, INT8_FILE = "model.onnx", "model.int8.onnx"
 #: what an ONNX archive drops unless keep_weights: torch's weights and the tokenizer files transformers reads
 TORCH_ONLY = ("*.safetensors", "vocab.txt", "vocab.json", "merges.txt", "tokenizer_config.json",
               "special_tokens_map.json", "added_tokens.json")
@@ -178,14 +178,23 @@ def choose_runtime(checkpoint: Path, task: Resolved, payload: Path, options: Run
     if options.runtime == "torch":
         return ServingManifest(runtime="torch", reason=ASKED_TORCH, gpu=gpu_entry(payload, True, reference))
     with tempfile.TemporaryDirectory(prefix="smtx-onnx-") as work:
-        fused = Path(work) / "exported.onnx"  # before ONNX Runtime's own optimisations: what int8 quantizes
-        serving = _fp32_onnx(task, tokenizer, torch_runner, reference, len(probes), fused, payload,
+        exported = Path(work) / "exported.onnx"  # before ONNX Runtime's own optimisations: what int8 quantizes
+        serving = _fp32_onnx(task, tokenizer, torch_runner, reference, len(probes), exported, payload,
                              options.parity_tolerance)
+        if serving.runtime == "onnx":
+            # every other CPU path (int8, OpenVINO fp32 and bf16), each through its gate (archive.precisions)
+            inputs = GateInputs(task=task, tokenizer=tokenizer, torch_model=torch_runner.model, sets=sets,
+                                reference=reference, probes=len(probes), parity_tolerance=options.parity_tolerance,
+                                quantize_tolerance=options.quantize_tolerance)
+            fused = bool(serving.graph and serving.graph.get("fused"))
+            assert serving.parity is not None, "an ONNX serving.json always carries its parity figures"
+            serving = replace(serving, paths=gate_paths(inputs, exported, fused, payload, serving.parity, Path(work)))
+            _model_card(payload, serving, task)
         if options.quantize is not None:
             if serving.runtime != "onnx":
                 raise QuantizationRefused(f"int8 quantization refused: it needs ONNX, which was not chosen: "
                                           f"{serving.reason}")
-            serving = _quantized(task, tokenizer, sets.dev, fused, payload, serving, options.quantize_tolerance)
+            serving = _quantized(serving, options.quantize_tolerance)
     weights = serving.runtime == "torch" or options.keep_weights
     if serving.runtime == "onnx":
         _lean_payload(tokenizer, payload, options.keep_weights)
@@ -239,27 +248,27 @@ def _fp32_onnx(task: Resolved, tokenizer: Any, torch_runner: Any,
                f"probes: same labels, max difference {figures['max_abs_diff']:.2e} (tolerance {tolerance:g})")
 
 
-def _quantized(task: Resolved, tokenizer: Any, dev: list[Record], exported: Path, payload: Path,
-               serving: ServingManifest, tolerance: float) -> ServingManifest:
-    """``serving`` switched to the int8 model if it passes the dev-metric gate; QuantizationRefused otherwise.
-
-    ``exported`` is the graph before ONNX Runtime's optimisations (quantizing an optimised graph is not
-    supported); the int8 graph is then optimised and saved like the fp32 one, and the gate runs on both saved."""
-    if not dev:
-        raise QuantizationRefused("int8 quantization refused: dev.csv has no records to score it on")
-    fp32_path, int8_path = payload / ONNX_FILE, payload / INT8_FILE
-    quantize_int8(exported, int8_path)
-    save_optimized(int8_path, int8_path)
-    fp32 = OnnxRunner(fp32_path, optimized=SAVED_OPTIMIZATION)
-    int8 = OnnxRunner(int8_path, optimized=SAVED_OPTIMIZATION)
-    figures = quantization_gate(task, dev, run_check(task, tokenizer, fp32, dev), run_check(task, tokenizer, int8, dev),
-                                tolerance)
-    if not figures["passed"]:
-        raise QuantizationRefused(refusal(figures), figures)
-    remove_graph(fp32_path)  # one model per archive: the one that serves
+def _quantized(serving: ServingManifest, tolerance: float) -> ServingManifest:
+    """``--quantize int8``: ``serving`` with the int8 graph as its top-level file where the int8 path passed its
+    dev gate; QuantizationRefused (with the gate's figures) otherwise. The other gated paths stay: a worker
+    still chooses among them by its CPU (``runtimes.precision``), and ``SMTX_PRECISION=int8`` pins int8."""
+    int8 = next(path for path in serving.paths if path.name == "onnx-int8")
+    if not int8.passed:
+        if int8.figures is None:
+            raise QuantizationRefused(f"int8 quantization refused: {int8.reason}")
+        raise QuantizationRefused(refusal(int8.figures), int8.figures)
+    figures = int8.figures or {}
     reason = (f"{serving.reason}; int8 {figures['metric']} {figures['int8']:.4f} against fp32 "
               f"{figures['fp32']:.4f} (loss {figures['loss']:.4g}, tolerance {tolerance:g})")
     return replace(serving, onnx_file=INT8_FILE, reason=reason, quantization={"type": "int8", **figures})
+
+
+def _model_card(payload: Path, serving: ServingManifest, task: Resolved) -> None:
+    """The archive's model card (README.md, from training) with its "Served precisions" section appended."""
+    card = payload / "README.md"
+    text = card.read_text(encoding="utf-8") if card.is_file() else f"# {task.spec.task} model\n"
+    card.write_text(text.rstrip("\n") + "\n" + model_card_section(serving.paths, task.kind.primary_metric),
+                    encoding="utf-8")
 
 
 def _run_archiver(name: str, payload: Path, config_file: Path, export: Path) -> Path:

@@ -58,14 +58,15 @@ def _logits_module(model: Any, names: tuple[str, ...]) -> Any:
 
 
 def export_onnx(model: Any, task: TaskLike, tokenizer: Any, sample: Sequence[Record], dst: Path, *,
-                external_data_above: int = EXTERNAL_DATA_ABOVE) -> dict[str, Any]:
+                external_data_above: int = EXTERNAL_DATA_ABOVE, fused: bool = True) -> dict[str, Any]:
     """Write ``model`` as fp32 ONNX to ``dst``: inputs named as the family's, batch and sequence axes dynamic.
 
     ``sample`` must encode to features of different lengths, so that the traced attention mask has padding:
     a mask of all ones may be optimised away while tracing, and the graph would then ignore padding.
 
     A family with an ``onnx_fusion`` gets the fused graph (see ``fuse``), or the plain one where fusion fails or
-    changes the logits. Weights over ``external_data_above`` bytes go to ``<dst>.data`` beside ``dst``.
+    changes the logits; ``fused=False`` always the plain one (OpenVINO's, ``archive.precisions``). Weights over
+    ``external_data_above`` bytes go to ``<dst>.data`` beside ``dst``.
     Returns what ``serving.json`` records as ``graph``: whether it is fused, the fused operators, and why.
     """
     import torch
@@ -76,7 +77,7 @@ def export_onnx(model: Any, task: TaskLike, tokenizer: Any, sample: Sequence[Rec
     args = tuple(torch.from_numpy(batch[name]) for name in names)
     # a family row may name the attention to export with; a family without one (or without a row) exports with
     # the model's own and falls back to eager where that does not trace
-    return export_graph(model, names, args, token_head, dst, fusion=family.onnx_fusion,
+    return export_graph(model, names, args, token_head, dst, fusion=family.onnx_fusion if fused else None,
                         attention=family.export_attention, external_data_above=external_data_above)
 
 

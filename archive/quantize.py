@@ -42,32 +42,38 @@ def quantize_int8(src: Path, dst: Path) -> Path:
 
 
 def quantization_gate(task: TaskLike, dev: Sequence[Record], fp32_preds: Sequence[dict[str, Any]],
-                      int8_preds: Sequence[dict[str, Any]],
-                      tolerance: float) -> dict[str, Any]:
-    """The primary dev metric with fp32 and int8, how much int8 loses, and whether that is within ``tolerance``.
+                      int8_preds: Sequence[dict[str, Any]], tolerance: float, name: str = "int8") -> dict[str, Any]:
+    """The primary dev metric with fp32 and with the reduced precision ``name`` (int8, bf16), how much it loses,
+    and whether that is within ``tolerance``.
 
-    ``loss`` is fp32 - int8 for a metric where greater is better (absolute, on its 0-1 scale), and
-    (int8 - fp32) / fp32 where lower is better (relative: MSE has the scale of the target squared).
+    ``loss`` is fp32 - ``name`` for a metric where greater is better (absolute, on its 0-1 scale), and
+    (``name`` - fp32) / fp32 where lower is better (relative: MSE has the scale of the target squared).
     """
     resolved = as_resolved(task)
     kind, spec = resolved.kind, resolved.spec
     gold = [r.label for r in dev]
     fp32 = float(kind.score(spec.labels, gold, fp32_preds)[kind.primary_metric])
-    int8 = float(kind.score(spec.labels, gold, int8_preds)[kind.primary_metric])
+    reduced = float(kind.score(spec.labels, gold, int8_preds)[kind.primary_metric])
     if kind.greater_is_better:
-        loss, rule = fp32 - int8, "absolute drop (fp32 - int8)"
+        loss, rule = fp32 - reduced, f"absolute drop (fp32 - {name})"
     else:
-        loss = (int8 - fp32) / abs(fp32) if fp32 else (math.inf if int8 > fp32 else 0.0)
-        rule = "relative increase ((int8 - fp32) / fp32)"
-    return {"metric": f"dev_{kind.primary_metric}", "fp32": fp32, "int8": int8, "loss": loss, "rule": rule,
+        loss = (reduced - fp32) / abs(fp32) if fp32 else (math.inf if reduced > fp32 else 0.0)
+        rule = f"relative increase (({name} - fp32) / fp32)"
+    return {"metric": f"dev_{kind.primary_metric}", "fp32": fp32, name: reduced, "loss": loss, "rule": rule,
             "tolerance": tolerance, "dev_records": len(dev), "passed": loss <= tolerance}
 
 
-def refusal(figures: dict[str, Any]) -> str:
-    """What a failed quantization gate prints: both scores and by how much the loss missed the tolerance."""
+def refusal(figures: dict[str, Any], name: str = "int8") -> str:
+    """What a failed dev gate prints: both scores and by how much the loss missed the tolerance."""
+    return (f"int8 quantization refused: {shortfall(figures, name)}. Archive without --quantize to serve fp32."
+            if name == "int8" else f"{name} refused: {shortfall(figures, name)}")
+
+
+def shortfall(figures: dict[str, Any], name: str) -> str:
+    """A dev gate's scores and by how much its loss missed (or met) the tolerance, in the metric's own terms."""
     relative = figures["rule"].startswith("relative")
     fmt: Callable[[float], str] = (lambda v: f"{100 * v:.2f}%") if relative else (lambda v: f"{v:.4f}")
-    return (f"int8 quantization refused: {figures['metric']} is {figures['int8']:.4f} with int8 against "
-            f"{figures['fp32']:.4f} with fp32, a loss of {fmt(figures['loss'])} ({figures['rule']}); at most "
-            f"{fmt(figures['tolerance'])} is allowed, missed by {fmt(figures['loss'] - figures['tolerance'])}. "
-            "Archive without --quantize to serve fp32.")
+    verdict = ("within it" if figures["passed"] else f"missed by {fmt(figures['loss'] - figures['tolerance'])}")
+    return (f"{figures['metric']} is {figures[name]:.4f} with {name} against {figures['fp32']:.4f} with fp32, a "
+            f"loss of {fmt(figures['loss'])} ({figures['rule']}); at most {fmt(figures['tolerance'])} is allowed, "
+            f"{verdict}")

@@ -78,6 +78,9 @@ def handler(monkeypatch):
         for name in ENV_NAMES:
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("SMTX_THREADS_PER_WORKER", "1")
+        # the fp32 path that answers what training answered within TOLERANCE (the reduced precisions:
+        # tests/model/test_precisions.py)
+        monkeypatch.setenv("SMTX_PRECISION", "onnx-fp32")
         monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))  # restored afterwards
         assert ts_handler.handle(None, make_context(model_dir)) is None
         return ts_handler

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from archive.build import Built, RuntimeOptions, build
-from handlers.service import InferenceService, Request
+from handlers.service import InferenceService, Request, Settings
 from runtimes.checkpoint import CheckpointError, check_checkpoint
 from runtimes.parity import CHECK_FILE
 from runtimes.tokenizer import SPECIAL_IDS_FILE, ServingTokenizer
@@ -117,7 +117,7 @@ def test_keep_weights_keeps_the_way_back_to_torch(lean, tmp_path):
     assert serving["gpu"]["runtime"] == "torch" and serving["gpu"]["check_file"] == CHECK_FILE
     for name in ("model.safetensors", "tokenizer_config.json", "model.onnx", SPECIAL_IDS_FILE, CHECK_FILE):
         assert (extracted / name).is_file(), name
-    assert InferenceService(extracted).runtime == "onnx"
+    assert InferenceService(extracted, Settings(precision="onnx-fp32")).runtime == "onnx"
 
 
 def test_pickled_weights_are_refused_in_a_weightless_archive(copy):
@@ -150,8 +150,13 @@ def test_a_head_that_differs_from_the_graph_is_refused_at_load(copy):
     (copy / "config.json").write_text(json.dumps(config))
     check_checkpoint(copy)
     with pytest.raises(CheckpointError) as info:
-        InferenceService(copy)
+        InferenceService(copy, Settings(precision="onnx-fp32"))
     assert str(info.value) == f"the ONNX model model.onnx gives 4 outputs but the task spec needs 5 ({copy})"
+    # OpenVINO's model is checked the same way
+    with pytest.raises(CheckpointError) as info:
+        InferenceService(copy, Settings(precision="openvino-fp32"))
+    assert str(info.value) == (f"the OpenVINO model model.openvino.xml gives 4 outputs but the task spec needs 5 "
+                               f"({copy})")
 
 
 def test_an_archive_without_the_serving_tokenizer_falls_back_to_transformers_and_says_so(lean, copy, caplog):
@@ -160,7 +165,7 @@ def test_an_archive_without_the_serving_tokenizer_falls_back_to_transformers_and
     for name in ("tokenizer_config.json", "tokenizer.json"):  # as an archive built before the serving tokenizer
         shutil.copy2(checkpoint / name, copy / name)
     with caplog.at_level(logging.WARNING, logger="runtimes.tokenizer"):
-        service = InferenceService(copy)
+        service = InferenceService(copy, Settings(precision="onnx-fp32"))
     assert not isinstance(service.tokenizer, ServingTokenizer) and service.runtime == "onnx"
     assert f"has no {SPECIAL_IDS_FILE}" in caplog.text and "imports torch" in caplog.text
     assert [p["pred"] for p in answer(copy)] == [p["pred"] for p in answer(checkpoint)]

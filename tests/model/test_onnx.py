@@ -16,7 +16,7 @@ import pytest
 from archive.__main__ import main as archive_main
 from archive.build import Built, RuntimeOptions, build
 from archive.quantize import QuantizationRefused, quantization_gate, refusal
-from handlers.service import InferenceService, Request
+from handlers.service import InferenceService, Request, Settings
 from runtimes.onnx_runtime import OnnxRunner
 from runtimes.torch_runtime import load_checkpoint
 from tasks.families import family_for
@@ -145,7 +145,8 @@ def test_the_service_of_an_onnx_archive_answers_what_torch_answers(onnx_archives
     body = json.dumps({"data": [{**r, "all_scores": True} for r in records]}).encode()
     answers = {}
     for name, path in (("onnx", extracted), ("torch", checkpoint)):  # a checkpoint without serving.json: torch
-        service = InferenceService(path)
+        # ONNX Runtime's fp32 path: the one this test compares with torch (tests/model/test_precisions.py: the rest)
+        service = InferenceService(path, Settings(precision="onnx-fp32"))
         assert service.runtime == name
         if name == "onnx":
             assert isinstance(service.runner, OnnxRunner)
@@ -211,13 +212,16 @@ def test_int8_is_served_when_it_passes_the_gate(trained, small_data, tmp_path):
     extracted = extract(build(checkpoint, tmp_path / "out", runtime=options), tmp_path / "extracted")
     serving = serving_json(extracted)
     assert serving["runtime"] == "onnx" and serving["onnx_file"] == "model.int8.onnx"
-    assert sorted(p.name for p in extracted.glob("*.onnx")) == ["model.int8.onnx"]
+    # the fp32 graph stays: it is a gated path too, which a worker on a CPU without VNNI serves
+    assert sorted(p.name for p in extracted.glob("*.onnx")) == ["model.int8.onnx", "model.onnx"]
     # quantized after fusion, as ONNX Runtime recommends: the fused attention became QAttention
     assert serving["graph"]["fused"]
     assert "QAttention" in {node.op_type for node in onnx.load(str(extracted / "model.int8.onnx")).graph.node}
     gate = serving["quantization"]
     assert gate["type"] == "int8" and gate["metric"] == "dev_f1_macro" and gate["passed"] and gate["dev_records"] == 12
-    assert InferenceService(extracted).runtime == "onnx"
+    service = InferenceService(extracted, Settings(precision="int8"))
+    assert (service.runtime, service.serving["precision"], service.serving["file"]) == ("onnx", "int8",
+                                                                                       "model.int8.onnx")
 
 
 @pytest.mark.slow
