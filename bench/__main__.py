@@ -21,6 +21,7 @@ from typing import Any
 
 from bench.models import BenchModel, ModelError, resolve
 from runtimes.checkpoint import read_serving
+from runtimes.cpu import read_cpu
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / "work"
@@ -32,8 +33,9 @@ TASKS = ("classif", "ner")
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """One measurement in a fresh process; its RESULT line is the answer."""
+    # SMTX_PRECISION (job["env"]) picks the path a worker serves: auto, or one gated path to measure it alone
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "OMP_NUM_THREADS": str(job.get("threads", 2))}
+           "OMP_NUM_THREADS": str(job.get("threads", 2)), **job.get("env", {})}
     proc = subprocess.run([sys.executable, "-m", "bench.worker", json.dumps(job)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=3600)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
@@ -89,8 +91,9 @@ def prepare(task: str, quick: bool, model: BenchModel, root: Path = WORK) -> dic
                                                    "max_steps": str(steps), "learning_rate": "1e-4",
                                                    "max_seq_length": "256"})
         train(config, data, checkpoint)
+    # the ONNX archive gates every CPU path (ONNX Runtime fp32 and int8, OpenVINO fp32 and bf16): each one is
+    # measured from it with SMTX_PRECISION naming the path, and "auto" is what a worker on this CPU serves
     variants = {"torch": RuntimeOptions(runtime="torch"), "onnx": RuntimeOptions(data=data),
-                "int8": RuntimeOptions(data=data, quantize="int8"),
                 # what an ONNX archive weighed before it dropped the weights: its size is the "before"
                 "onnx-keep-weights": RuntimeOptions(data=data, keep_weights=True)}
     out = {}
@@ -117,20 +120,31 @@ def prepare(task: str, quick: bool, model: BenchModel, root: Path = WORK) -> dic
     return out
 
 
+def served_paths(stores: dict[str, Any]) -> list[str]:
+    """The ONNX archive's gated CPU paths that passed (each is measured), "auto" first; just "torch" without one."""
+    if "onnx" not in stores:
+        return []
+    serving = read_serving(stores["onnx"] / "extracted")
+    return ["auto", *(path.name for path in serving.passed_paths)]
+
+
 def jobs_for(task: str, stores: dict[str, Any], n: int, payload_mb: float) -> list[dict[str, Any]]:
-    """Every path on the same n texts (the slow ones too), so each ratio compares the same work."""
-    jobs: list[dict[str, Any]] = []
-    for runtime in ("torch", "onnx", "int8"):
-        if runtime not in stores:
-            continue
-        model_dir = str(stores[runtime] / "extracted")
-        jobs += [
-            {"label": f"{task}/direct/{runtime}", "kind": "direct", "model_dir": model_dir, "n": n},
-            {"label": f"{task}/latency-direct/{runtime}", "kind": "latency", "model_dir": model_dir},
-            {"label": f"{task}/served/{runtime}", "kind": "served", "store": str(stores[runtime]), "name": task,
-             "n": n, "payload_mb": payload_mb},
-        ]
+    """Every path on the same n texts (the slow ones too), so each ratio compares the same work: torch, each gated
+    CPU path of the ONNX archive, and "auto" (what serves by default on this CPU) through TorchServe too."""
     torch_dir = str(stores["torch"] / "extracted")
+    jobs: list[dict[str, Any]] = [
+        {"label": f"{task}/direct/torch", "kind": "direct", "model_dir": torch_dir, "n": n},
+        {"label": f"{task}/latency-direct/torch", "kind": "latency", "model_dir": torch_dir},
+        {"label": f"{task}/served/torch", "kind": "served", "store": str(stores["torch"]), "name": task, "n": n,
+         "payload_mb": payload_mb}]
+    for path in served_paths(stores):
+        env = {"SMTX_PRECISION": path}
+        model_dir = str(stores["onnx"] / "extracted")
+        jobs += [{"label": f"{task}/direct/{path}", "kind": "direct", "model_dir": model_dir, "n": n, "env": env},
+                 {"label": f"{task}/latency-direct/{path}", "kind": "latency", "model_dir": model_dir, "env": env}]
+        if path in ("auto", "onnx-fp32"):  # the default stack, and today's fp32 ONNX stack it is compared with
+            jobs.append({"label": f"{task}/served/{path}", "kind": "served", "store": str(stores["onnx"]),
+                         "name": task, "n": n, "payload_mb": payload_mb, "env": env})
     return jobs + [
         {"label": f"{task}/padded/torch", "kind": "direct", "model_dir": torch_dir, "n": n, "pad_to_max": True},
         {"label": f"{task}/pipeline-list", "kind": "pipeline", "mode": "list", "task": task,
@@ -141,17 +155,21 @@ def jobs_for(task: str, stores: dict[str, Any], n: int, payload_mb: float) -> li
 
 
 def lean_jobs(task: str, stores: dict[str, Any], quick: bool) -> dict[str, dict[str, Any]]:
-    """Cold start (ONNX and torch archives), multi-model density: what serverless and multi-model endpoints pay."""
-    best = "onnx" if "onnx" in stores else "torch"
+    """Cold start (the default path, fp32 ONNX and torch archives), multi-model density: what serverless and
+    multi-model endpoints pay. The default path on this CPU may be OpenVINO's, whose start and memory differ."""
     runs = 2 if quick else 5
-    return {
-        f"{task}/cold_start/{best}": {"kind": "cold_start", "model_dir": str(stores[best] / "extracted"),
-                                      "runs": runs},
-        f"{task}/cold_start/torch": {"kind": "cold_start", "model_dir": str(stores["torch"] / "extracted"),
-                                     "runs": runs},
-        f"{task}/density/{best}": {"kind": "density", "model_dir": str(stores[best] / "extracted"),
-                                   "models": 2 if quick else 10},
-    }
+    jobs: dict[str, dict[str, Any]] = {}
+    if "onnx" in stores:
+        model_dir = str(stores["onnx"] / "extracted")
+        for path in ("auto", "onnx-fp32"):
+            jobs[f"{task}/cold_start/{path}"] = {"kind": "cold_start", "model_dir": model_dir, "runs": runs,
+                                                 "env": {"SMTX_PRECISION": path}}
+    jobs[f"{task}/cold_start/torch"] = {"kind": "cold_start", "model_dir": str(stores["torch"] / "extracted"),
+                                        "runs": runs}
+    best = "onnx" if "onnx" in stores else "torch"
+    jobs[f"{task}/density/auto"] = {"kind": "density", "model_dir": str(stores[best] / "extracted"),
+                                    "models": 2 if quick else 10, "env": {"SMTX_PRECISION": "auto"}}
+    return jobs
 
 
 def run_lean(results: dict[str, Any], args: argparse.Namespace, model: BenchModel) -> None:
@@ -212,7 +230,7 @@ def measure(args: argparse.Namespace, model: BenchModel) -> int:
     tasks = (model.task,) if model.task else TASKS
     results: dict[str, Any] = {"date": dt.datetime.now().isoformat(timespec="seconds"), "quick": args.quick, "n": n,
                      "payload_mb": payload_mb, "cpus": os.cpu_count(), "model": model.label,
-                     "model_type": model.model_type, "tasks": list(tasks), "runs": {}}
+                     "model_type": model.model_type, "tasks": list(tasks), "cpu": read_cpu().to_dict(), "runs": {}}
     if args.only == "lean":
         run_lean(results, args, model)
         return _write(results, args, model)
@@ -224,12 +242,13 @@ def measure(args: argparse.Namespace, model: BenchModel) -> int:
             results["runs"][job["label"]] = run_job(job)
         results[f"{task}_flops"] = flops_per_record(stores["checkpoint"], n)
         if task == tasks[0]:  # the serving set-ups and lean figures: once, on the first task (classif by default)
-            best = "onnx" if "onnx" in stores else "torch"
+            best, path = ("onnx", "auto") if "onnx" in stores else ("torch", "torch")
             for workers, threads in ((1, 2), (2, 1)):
-                label = f"{task}/served/{best}/{workers}x{threads}"
+                label = f"{task}/served/{path}/{workers}x{threads}"
                 results["runs"][label] = run_job({"label": label, "kind": "served", "store": str(stores[best]),
                                                   "name": task, "n": n // 2, "payload_mb": payload_mb,
-                                                  "workers": workers, "threads": threads})
+                                                  "workers": workers, "threads": threads,
+                                                  "env": {"SMTX_PRECISION": "auto"}})
             results[f"{task}_sizes"] = archive_sizes(stores)
             for label, job in lean_jobs(task, stores, args.quick).items():
                 results["runs"][label] = run_job({"label": label, **job})

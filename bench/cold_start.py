@@ -31,7 +31,7 @@ import psutil
 
 from bench.processes import processes
 from entrypoints.torchserve import free_port
-from runtimes.checkpoint import onnx_file
+from runtimes.checkpoint import onnx_file, read_serving
 
 ROOT = Path(__file__).resolve().parents[1]
 #: TorchServe's console pattern (config/log4j2.xml): ``%d{ISO8601} [%-5p] %c - %m``
@@ -261,19 +261,30 @@ def _wait(ready: Callable[[], object], timeout: float, log: Path) -> None:
 
 
 def archive_sizes(stores: dict[str, Path]) -> dict[str, Any]:
-    """Bytes of each variant's model.tar.gz and .mar, its served ONNX graph, and the ratio of the two."""
+    """Bytes of each variant's model.tar.gz and .mar, the model files it serves from (every gated path's: the
+    ONNX graphs and OpenVINO's IR), and the ratio of the two."""
     out = {}
     for name, store in stores.items():
         if name == "checkpoint" or not (store / "model.tar.gz").is_file():
             continue
-        graph = onnx_file(store / "extracted")
-        onnx = graph if graph and graph.is_file() else None
+        extracted = store / "extracted"
+        files = {p for p in model_files(extracted) if p.is_file()}
         tarball_mb = (store / "model.tar.gz").stat().st_size / 2**20
-        onnx_mb = onnx.stat().st_size / 2**20 if onnx else None
+        models_mb = sum(p.stat().st_size for p in files) / 2**20 if files else None
         sizes = {"tarball_mb": tarball_mb, "mar_mb": sum(p.stat().st_size for p in store.glob("*.mar")) / 2**20,
-                 "onnx_mb": onnx_mb, "tarball_over_onnx": tarball_mb / onnx_mb if onnx_mb else None}
+                 "models_mb": models_mb, "tarball_over_models": tarball_mb / models_mb if models_mb else None,
+                 "paths": {f.name: round(f.stat().st_size / 2**20, 3) for f in sorted(files)}}
         out[name] = {k: round(v, 3) if isinstance(v, float) else v for k, v in sizes.items()}
     return out
+
+
+def model_files(extracted: Path) -> list[Path]:
+    """The model files an ONNX archive serves from: each passed path's file (an IR's .bin too), else its graph."""
+    serving = read_serving(extracted)
+    names = {p.file for p in serving.passed_paths if p.file}
+    names |= {str(Path(n).with_suffix(".bin")) for n in names if n.endswith(".xml")}
+    graph = onnx_file(extracted, serving)
+    return [extracted / n for n in sorted(names)] or ([graph] if graph else [])
 
 
 JOBS = {"cold_start": cold_start, "density": density}

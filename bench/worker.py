@@ -6,6 +6,7 @@ threads or memory, and nothing runs beside it (two cores: a second process halve
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -33,14 +34,21 @@ def _records(job: dict[str, Any]) -> list[Record]:
 
 
 def _runner(job: dict[str, Any]) -> tuple[TaskSpec, Any, Runner]:
-    """(spec, tokenizer, runner) for ``job['runtime']`` from an extracted archive directory."""
+    """(spec, tokenizer, runner) from an extracted archive directory, on the path SMTX_PRECISION names (as a
+    worker would: ``bench.__main__.run_job`` sets it per job); the path served goes into ``_SERVED``."""
     from handlers.service import load_runner
     from runtimes.torch_runtime import read_spec
 
     model_dir = Path(job["model_dir"])
     spec = read_spec(model_dir)
-    tokenizer, runner, _ = load_runner(model_dir, spec, job.get("threads"))
+    tokenizer, runner, plan = load_runner(model_dir, spec, job.get("threads"),
+                                          precision=os.environ.get("SMTX_PRECISION", "auto"))
+    _SERVED.update(path=f"{plan.runtime}-{plan.precision}", reason=plan.reason)
     return spec, tokenizer, runner
+
+
+#: the path the job's runner serves (``_runner``), reported with its result
+_SERVED: dict[str, str] = {}
 
 
 def _timed(fn: Callable[[], Any], repeats: int = 1) -> float:
@@ -151,6 +159,7 @@ def main() -> None:
     else:
         result = JOBS[job["kind"]](job)
     result["process_peak_rss_mb"] = psutil.Process().memory_info().rss / 2**20
+    result.update(_SERVED)
     print("RESULT " + json.dumps(result))
 
 

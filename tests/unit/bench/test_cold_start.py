@@ -46,4 +46,26 @@ def test_archive_sizes_compare_the_tarball_with_the_graph(tmp_path):
     (store / "model.tar.gz").write_bytes(b"x" * 2**19)
     (store / "m.mar").write_bytes(b"x" * 2**19)
     assert archive_sizes({"onnx": store, "checkpoint": tmp_path}) == \
-        {"onnx": {"tarball_mb": 0.5, "mar_mb": 0.5, "onnx_mb": 1.0, "tarball_over_onnx": 0.5}}
+        {"onnx": {"tarball_mb": 0.5, "mar_mb": 0.5, "models_mb": 1.0, "tarball_over_models": 0.5,
+                  "paths": {"model.onnx": 1.0}}}
+
+
+def test_archive_sizes_count_every_gated_path_s_files(tmp_path):
+    """An archive with paths serves from each passed path's file (an OpenVINO IR's .bin too), not a refused one."""
+    import json
+
+    store = tmp_path / "onnx"
+    (store / "extracted").mkdir(parents=True)
+    paths = [{"name": "onnx-fp32", "runtime": "onnx", "precision": "fp32", "file": "model.onnx", "passed": True},
+             {"name": "onnx-int8", "runtime": "onnx", "precision": "int8", "file": "model.int8.onnx", "passed": False},
+             {"name": "openvino-bf16", "runtime": "openvino", "precision": "bf16", "file": "model.openvino.xml",
+              "passed": True}]
+    (store / "extracted" / "serving.json").write_text(json.dumps(
+        {"schema_version": 2, "runtime": "onnx", "onnx_file": "model.onnx", "paths": paths}))
+    for name, mb in (("model.onnx", 1), ("model.openvino.xml", 0.25), ("model.openvino.bin", 1.25)):
+        (store / "extracted" / name).write_bytes(b"x" * int(mb * 2**20))
+    (store / "model.tar.gz").write_bytes(b"x" * 2**20)
+    (store / "m.mar").write_bytes(b"x" * 2**20)
+    sizes = archive_sizes({"onnx": store})["onnx"]
+    assert sizes["models_mb"] == 2.5 and sizes["tarball_over_models"] == 0.4
+    assert sizes["paths"] == {"model.onnx": 1.0, "model.openvino.bin": 1.25, "model.openvino.xml": 0.25}
