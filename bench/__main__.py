@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.models import BenchModel, ModelError, resolve
+from bench.training_speed import ROWS as TRAINING_ROWS
 from runtimes.checkpoint import read_serving
-from runtimes.cpu import read_cpu
+from runtimes.cpu import CpuFacts, read_cpu
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / "work"
@@ -154,6 +155,20 @@ def jobs_for(task: str, stores: dict[str, Any], n: int, payload_mb: float) -> li
     ]
 
 
+def training_jobs(steps: int, model: BenchModel, cpu: CpuFacts) -> dict[str, dict[str, Any]]:
+    """Each training row's job; a row this CPU cannot run is its result already, ``{"skipped": why}`` (bf16 on a
+    CPU without bf16 units, which training refuses)."""
+    jobs: dict[str, dict[str, Any]] = {}
+    for label, row in TRAINING_ROWS.items():
+        if row.get("precision") == "bf16" and not cpu.native_bf16:
+            jobs[label] = {"skipped": f"this CPU ({cpu.kind}: {cpu.model}) has no bf16 in hardware (AMX or AVX-512 "
+                                      "bf16), where training refuses mixed_precision=bf16"}
+            continue
+        jobs[label] = {"label": label, "kind": "training", **row, "steps": steps, "batch": 16,
+                       **({} if model.embedded else {"model": model.model_name})}
+    return jobs
+
+
 def lean_jobs(task: str, stores: dict[str, Any], quick: bool) -> dict[str, dict[str, Any]]:
     """Cold start (the default path, fp32 ONNX and torch archives), multi-model density: what serverless and
     multi-model endpoints pay. The default path on this CPU may be OpenVINO's, whose start and memory differ."""
@@ -255,13 +270,10 @@ def measure(args: argparse.Namespace, model: BenchModel) -> int:
     if model.task:
         print("training rows: none (a checkpoint of ours is benched as it is)", flush=True)
     else:
-        steps = 8 if args.quick else 60
-        for impl in ("ours", "plain"):
-            label = f"training/{impl}"
-            job = {"label": label, "kind": "training", "impl": impl, "steps": steps, "batch": 16}
-            if not model.embedded:
-                job["model"] = model.model_name
-            results["runs"][label] = run_job(job)
+        for label, job in training_jobs(8 if args.quick else 60, model, read_cpu()).items():
+            if "skipped" in job:
+                print(f"  {label}: skipped: {job['skipped']}", flush=True)
+            results["runs"][label] = job if "skipped" in job else run_job(job)
     return _write(results, args, model)
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.texts import corpus
+from bench.training_speed import ROWS as TRAINING_ROWS
 
 
 def flops_per_record(checkpoint: Path, n: int) -> dict[str, Any]:
@@ -119,11 +120,7 @@ def markdown(results: dict[str, Any]) -> str:
         ping = auto.get("ping", {}).get("p50_ms")
         rows.append((f"{task}: of which TorchServe's own /ping round trip (p50)",
                      f"{ping:.1f} ms" if ping else "n/a", ""))
-    ours, plain = runs.get("training/ours", {}), runs.get("training/plain", {})
-    rows.append(("training samples/s: make train / plain Trainer (end to end, ours evaluates dev 4 times)", _ratio(
-        ours.get("train_samples_per_second"), plain.get("train_samples_per_second")), ">= 1x"))
-    rows.append(("training samples/s: make train / plain Trainer (training steps alone)", _ratio(
-        ours.get("step_samples_per_second"), plain.get("step_samples_per_second")), ">= 1x"))
+    rows += _training_rows(runs)
     first = tasks[0]
     one, two = (next((r for p in ("auto", "onnx", "torch") if (r := _rate(runs, f"{first}/served/{p}/{w}"))), None)
                 for w in ("1x2", "2x1"))
@@ -147,11 +144,36 @@ def markdown(results: dict[str, Any]) -> str:
         speed = result["records_per_s"]
         served_path = f" ({result['path']})" if result.get("path") and label.endswith("/auto") else ""
         lines.append(f"| {label}{served_path} | {speed:.1f} | {fraction} | {p50:.1f} | {p99:.1f} | {rss or 0:.0f} |")
-    for label in (f"{first}/latency-direct/torch", f"{first}/latency-direct/auto", "training/ours", "training/plain"):
+    for label in (f"{first}/latency-direct/torch", f"{first}/latency-direct/auto", *TRAINING_ROWS):
         if label in runs:
-            lines.append(f"\n`{label}`: " + ", ".join(f"{k}={v:.2f}" for k, v in runs[label].items()
-                                                      if isinstance(v, (int, float))))
+            lines.append(f"\n`{label}`: " + _details(runs[label]))
     return "\n".join(lines + lean(results)) + "\n"
+
+
+def _training_rows(runs: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Ours against the plain Trainer at the same precision (fp32; a results file from before the precision rows
+    has ours as `make train` ran it), then bf16 autocast against fp32, which settles CPU_BF16_KINDS."""
+    fp32, plain = runs.get("training/ours-fp32") or runs.get("training/ours", {}), runs.get("training/plain", {})
+    bf16 = runs.get("training/ours-bf16", {})
+    kind = bf16.get("cpu_kind") or fp32.get("cpu_kind") or "this CPU"
+    rows = []
+    for what, key in (("end to end, ours evaluates dev 4 times", "train_samples_per_second"),
+                      ("training steps alone", "step_samples_per_second")):
+        rows.append((f"training samples/s: make train / plain Trainer, both fp32 ({what})",
+                     _ratio(fp32.get(key), plain.get(key)), ">= 1x"))
+    for what, key in (("end to end", "train_samples_per_second"), ("training steps alone", "step_samples_per_second")):
+        rows.append((f"training samples/s: bf16 autocast / fp32, make train on {kind} ({what})",
+                     _ratio(bf16.get(key), fp32.get(key)) if "skipped" not in bf16 else "skipped",
+                     "> 1x keeps the kind in training.device.CPU_BF16_KINDS"))
+    return rows
+
+
+def _details(result: dict[str, Any]) -> str:
+    """One run's figures on a line: its numbers, the precision it trained in, or why it was skipped."""
+    if "skipped" in result:
+        return f"skipped: {result['skipped']}"
+    named = [f"{k}={result[k]}" for k in ("precision", "cpu_kind") if isinstance(result.get(k), str)]
+    return ", ".join([f"{k}={v:.2f}" for k, v in result.items() if isinstance(v, (int, float))] + named)
 
 
 def _fmt(value: float | None, unit: str = "", digits: int = 2) -> str:

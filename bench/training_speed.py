@@ -1,7 +1,9 @@
 """Training throughput: `make train` against a plain Trainer set up the way the transformers example scripts
 do (tokenise with truncation, DataCollatorWithPadding, no evaluation during training) -- same model, data,
 batch size and steps. The model is the embedded MiniLM unless the job names another (``"model"``: training's
-``model_name``, a local folder from ``make bench --model``)."""
+``model_name``, a local folder from ``make bench --model``). Ours trains in the job's ``"precision"`` (training's
+``mixed_precision``: auto, what ``make train`` does, unless the job says; ``no`` is fp32, ``bf16`` autocast); the
+plain Trainer in fp32, as the examples run on the CPU."""
 from __future__ import annotations
 
 import csv
@@ -12,6 +14,15 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the training rows of `make bench`, label -> what its job adds: ours as `make train` runs it
+#: (mixed_precision=auto), the plain Trainer (fp32), and ours in fp32 and in bf16 autocast, the pair whose ratio
+#: settles training.device.CPU_BF16_KINDS
+ROWS: dict[str, dict[str, str]] = {
+    "training/ours": {"impl": "ours"},
+    "training/plain": {"impl": "plain"},
+    "training/ours-fp32": {"impl": "ours", "precision": "no"},
+    "training/ours-bf16": {"impl": "ours", "precision": "bf16"},
+}
 
 
 def _model_name(job: dict[str, Any]) -> str:
@@ -27,7 +38,7 @@ def _ours(job: dict[str, Any], data: Path) -> dict[str, Any]:
     config = TrainConfig.from_hyperparameters({
         "task_name": "classif", "model_name": _model_name(job), "max_steps": str(job["steps"]),
         "per_device_train_batch_size": str(job["batch"]),
-        "max_seq_length": "128", "learning_rate": "5e-5"})
+        "max_seq_length": "128", "learning_rate": "5e-5", "mixed_precision": job.get("precision", "auto")})
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         result = train(config, data, Path(tmp) / "model")
@@ -43,7 +54,8 @@ def _ours(job: dict[str, Any], data: Path) -> dict[str, Any]:
     samples = info["train_samples_per_second"] * info["train_seconds"]
     return {"train_samples_per_second": info["train_samples_per_second"], "wall_seconds": wall,
             "step_samples_per_second": samples / (info["train_seconds"] - evals), "eval_seconds": evals,
-            "test_accuracy": result.metrics["test"]["accuracy"], "base_model": info["base_model"]}
+            "test_accuracy": result.metrics["test"]["accuracy"], "base_model": info["base_model"],
+            "precision": info["device"]["precision"], "cpu_kind": info["device"]["cpu_kind"]}
 
 
 class _Rows:

@@ -2,8 +2,10 @@
 
 For each corpus and seed, three runs with the same steps, batch size, sequence length and learning rate (each
 corpus has its own steps and sequence length, ``quality/corpora.py``): ours (``python -m training``), the recipe as
-the examples run it (10 % warm-up, weight decay 0.01), and the recipe with TrainingArguments' own defaults. Runs go
-side by side (``--jobs``). Results go to ``bench/results/quality-<date>.json`` and a markdown table beside it.
+the examples run it (10 % warm-up, weight decay 0.01), and the recipe with TrainingArguments' own defaults. On a CPU
+where ours trains in bf16 autocast (training.device.CPU_BF16_KINDS) a fourth, ours-fp32 (mixed_precision=no): the
+report then compares the two on dev and test. Runs go side by side (``--jobs``). Results go to
+``bench/results/quality-<date>.json`` and a markdown table beside it.
 
 Every variant fine-tunes the embedded MiniLM unless ``--model PATH`` names another base model (a local
 ``save_pretrained`` folder, e.g. the MPNet ``python -m bench.fetch_mpnet DEST`` fetches); its results are then
@@ -51,9 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                         help="runs side by side, each with its share of the cores (default: 2 where there are 2 "
                              "cores or more)")
-    parser.add_argument("--variants", nargs="+", choices=("ours", *recipe.VARIANTS), default=None,
-                        help="which variants (default: all; `--variants ours --seeds 1` checks the served archive "
-                             "alone)")
+    parser.add_argument("--variants", nargs="+", choices=(*ours.VARIANTS, *recipe.VARIANTS), default=None,
+                        help="which variants (default: all, ours-fp32 only where ours trains in bf16; `--variants "
+                             "ours --seeds 1` checks the served archive alone)")
     parser.add_argument("--model", metavar="PATH", default=None,
                         help="the base model every variant fine-tunes: a local save_pretrained folder (default: the "
                              "embedded MiniLM)")
@@ -114,7 +116,7 @@ def base_model(name: str | None) -> BenchModel:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format=jobs.LOG_FORMAT)
     args = parse_args(argv)
-    variants = tuple(args.variants or ("ours", *recipe.VARIANTS))
+    variants = tuple(args.variants or (*ours.variants_here(), *recipe.VARIANTS))
     corpora: dict[str, dict[str, Any]] = {}
     planned: list[jobs.Job] = []
     try:

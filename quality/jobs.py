@@ -74,8 +74,9 @@ def run_job(job: Job) -> dict[str, Any]:
     log.info("%s: %s, seed %d, %d steps, sequence %d", job.corpus, job.variant, job.setting.seed, job.setting.steps,
              job.setting.max_seq_length)
     data = load_dataset(job.folder, job.task)
-    if job.variant == "ours":
-        outcome = ours.run(job.task, job.folder, data, job.setting, check_served=job.check_served, model=job.model)
+    if job.variant in ours.VARIANTS:
+        outcome = ours.run(job.task, job.folder, data, job.setting, check_served=job.check_served, model=job.model,
+                           variant=job.variant)
     else:
         outcome = recipe.run(job.task, data, job.setting, job.variant, resolve_model(job.model))
     scores = ", ".join(f"{k} {100 * v:.2f}" for k, v in outcome.metrics.items() if isinstance(v, float))

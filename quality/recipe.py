@@ -41,6 +41,9 @@ class Outcome:
     wall_seconds: float
     #: ours only, first seed: the served answers' scores against training's (quality/served.py)
     served: dict[str, Any] | None = None
+    #: ours only: training's scores on dev (metrics.json), and the precision it trained in (no: fp32)
+    dev_metrics: dict[str, Any] | None = None
+    precision: str | None = None
 
 
 def _encode_ner(tokenizer: Any, words: list[list[str]], tags: list[list[int]] | None, max_len: int) -> list[Example]:

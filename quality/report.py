@@ -4,13 +4,17 @@ from __future__ import annotations
 import statistics
 from typing import Any, Sequence
 
+from quality import ours, recipe
+
 #: the test metrics reported per task (the first one is the headline, compared across variants)
 METRICS: dict[str, tuple[str, ...]] = {
     "ner": ("f1",),
     "classif": ("accuracy", "f1_macro"),
     "multilabel-classif": ("f1_micro",),
 }
-VARIANTS = ("ours", "recipe", "recipe-defaults")
+VARIANTS = (*ours.VARIANTS, *recipe.VARIANTS)
+#: ours in bf16 autocast may differ from ours-fp32 by this much on dev (points) and still train in bf16 by default
+BF16_TOLERANCE_POINTS = 0.3
 
 
 def summarise(values: Sequence[float]) -> dict[str, float]:
@@ -33,6 +37,9 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             entry: dict[str, Any] = {m: summarise([r["metrics"][m] for r in rows]) for m in METRICS[task]}
             entry["train_seconds"] = statistics.fmean(r["train_seconds"] for r in rows)
             entry["wall_seconds"] = statistics.fmean(r["wall_seconds"] for r in rows)
+            if all(r.get("dev_metrics") for r in rows):  # ours: training's dev scores, and its precision
+                entry["dev"] = {m: summarise([r["dev_metrics"][m] for r in rows]) for m in METRICS[task]}
+                entry["precision"] = rows[0]["precision"]
             summary[corpus][variant] = entry
     return summary
 
@@ -53,6 +60,29 @@ def _diff_row(corpus: str, metric: str, entry: dict[str, Any]) -> str:
     return f"| {corpus} | {metric} | " + " | ".join(cells) + f" | {ours['std']:.2f} |"
 
 
+def precision_lines(summary: dict[str, dict[str, Any]], corpora: dict[str, dict[str, Any]]) -> list[str]:
+    """Ours (our default precision) against ours-fp32, dev and test, where both ran: the figures that keep bf16
+    as the CPU's default, or take its kind out of training.device.CPU_BF16_KINDS."""
+    rows = []
+    for corpus, entry in summary.items():
+        auto, fp32 = entry.get("ours", {}), entry.get("ours-fp32", {})
+        if "dev" not in auto or "dev" not in fp32:
+            continue
+        for m in METRICS[corpora[corpus]["task"]]:
+            dev = auto["dev"][m]["mean"] - fp32["dev"][m]["mean"]
+            test = auto[m]["mean"] - fp32[m]["mean"]
+            verdict = "within" if abs(dev) <= BF16_TOLERANCE_POINTS else "OUTSIDE"
+            rows.append(f"| {corpus} | {m} | {auto['precision']} | {auto['dev'][m]['mean']:.2f} | "
+                        f"{fp32['dev'][m]['mean']:.2f} | {dev:+.2f} ({verdict} ±{BF16_TOLERANCE_POINTS}) | "
+                        f"{test:+.2f} |")
+    if not rows:
+        return []
+    return ["", "| corpus | metric | ours' precision | ours dev | ours-fp32 dev | dev difference | test difference "
+            "|", "|---|---|---|---|---|---|---|", *rows,
+            "", "Ours trains with our defaults (mixed_precision=auto); ours-fp32 the same with mixed_precision=no. "
+            "Differences in points, ours − ours-fp32, means over the seeds."]
+
+
 def markdown(summary: dict[str, dict[str, Any]], corpora: dict[str, dict[str, Any]], setting: dict[str, Any]) -> str:
     """The report: differences and ratios (ours vs each recipe), then every variant's mean ± std and times."""
     each = ", ".join(f"{name} {info['setting']['steps']} steps at sequence {info['setting']['max_seq_length']}"
@@ -66,7 +96,8 @@ def markdown(summary: dict[str, dict[str, Any]], corpora: dict[str, dict[str, An
     for corpus, entry in summary.items():
         if "ours" in entry:
             lines += [_diff_row(corpus, m, entry) for m in METRICS[corpora[corpus]["task"]]]
-    lines += ["", "** the difference is larger than the spread (std) between seeds of either side.", ""]
+    lines += ["", "** the difference is larger than the spread (std) between seeds of either side."]
+    lines += [*precision_lines(summary, corpora), ""]
     for corpus, info in corpora.items():
         served = info.get("served")
         if served is not None:
@@ -82,7 +113,7 @@ def markdown(summary: dict[str, dict[str, Any]], corpora: dict[str, dict[str, An
                 continue
             for m in METRICS[corpora[corpus]["task"]]:
                 s = entry[variant][m]
-                dropped = 0 if variant == "ours" and corpora[corpus]["task"] == "ner" else \
+                dropped = 0 if variant in ours.VARIANTS and corpora[corpus]["task"] == "ner" else \
                     corpora[corpus]["test_words_beyond_max_seq_length"]
                 lines.append(f"| {corpus} | {variant} | {m} | {s['mean']:.2f} ± {s['std']:.2f} "
                              f"({s['min']:.2f}–{s['max']:.2f}) | {entry[variant]['train_seconds']:.0f} "

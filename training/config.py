@@ -79,8 +79,10 @@ class TrainConfig:
         "evaluate dev (and keep the best checkpoint) every N steps; 0: four times per run, or once per epoch", min=0))
     logging_steps: int = field(default=10, metadata=_meta("steps between train_loss log lines", min=1))
     mixed_precision: str = field(default="auto", metadata=_meta(
-        "auto: bf16 on GPUs that do it natively (Ampere and newer), fp16 with loss scaling on older ones (T4), "
-        "no on the CPU; a precision the device cannot do is refused", choices=PRECISIONS))
+        "auto: bf16 on GPUs that do it natively (Ampere and newer), fp16 with loss scaling on older ones (T4); on "
+        "the CPU bf16 autocast (fp32 weights) where it has bf16 in hardware (AMX or AVX-512 bf16: ml.m7i, c7i, "
+        "r7i), else no (fp32); no forces fp32 anywhere; a precision the device cannot do is refused",
+        choices=PRECISIONS))
     gradient_checkpointing: bool = field(default=False, metadata=_meta(
         "recompute activations in the backward pass: less GPU memory (Longformer-size inputs), ~20% slower"))
 

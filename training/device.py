@@ -1,6 +1,7 @@
 """Where a training run computes, and in which precision: decided once at training start, logged, recorded.
 
-``probe()`` is the one place that asks torch and torchrun about the hardware; it returns plain ``DeviceFacts``.
+``probe()`` is the one place that asks torch, torchrun and ``runtimes.cpu`` about the hardware; it returns plain
+``DeviceFacts``.
 ``choose()`` is a pure function of those facts and the config, so the whole decision (``auto`` -> bf16 / fp16 /
 no, and every refusal) is tested without a GPU. The result, ``TrainDevice``, is handed down to the Trainer's
 arguments and written into ``metrics.json``; nothing below it asks ``torch.cuda`` again.
@@ -11,11 +12,25 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
+from runtimes.cpu import read_cpu
 from training.config import ConfigError, TrainConfig
 
 #: bf16 runs natively from compute capability 8.0 (Ampere) on. torch.cuda.is_bf16_supported() says True on a T4
 #: too (sm_75 emulates bf16 through fp32, slower than fp32 itself), so the capability is what decides here.
 NATIVE_BF16_CAPABILITY = (8, 0)
+#: the CPU kinds (``runtimes.cpu.KINDS``) on which mixed_precision=auto trains in bf16 autocast (fp32 weights,
+#: bf16 matmuls). Both have bf16 in hardware; elsewhere bf16 is emulated and slower than fp32, so auto stays fp32.
+#: The lead settles this tuple from the figures: `make bench` (training/ours-bf16 against training/ours-fp32, same
+#: run) and `make quality` (ours against ours-fp32, dev metric within 0.3 pt). A kind that trains slower or
+#: scores lower in bf16 leaves this tuple; mixed_precision=bf16 still works on it.
+CPU_BF16_KINDS = ("amx", "avx512_bf16")
+
+
+def auto_bf16_on_cpu(kind: str, bf16: bool) -> bool:
+    """mixed_precision=auto trains in bf16 on a CPU of this kind (``runtimes.cpu.CpuFacts.kind``) with bf16 in
+    hardware or not (``CpuFacts.native_bf16``): both, and the kind in ``CPU_BF16_KINDS``. Torch-free, so that
+    ``make quality`` asks it before any of its jobs imports torch."""
+    return bf16 and kind in CPU_BF16_KINDS
 
 
 class PrecisionError(ConfigError):
@@ -43,10 +58,31 @@ class DeviceFacts:
     hosts: int = 1
     #: torch.version.cuda: a CUDA build with no GPU visible trains on the CPU, and the log says why
     cuda_build: str | None = None
+    #: the host CPU's kind (``runtimes.cpu.CpuFacts.kind``); the default is the kind that trains in fp32
+    cpu_kind: str = "avx2"
+    #: the host CPU does bf16 in hardware (AMX or AVX-512 bf16: ``runtimes.cpu.CpuFacts.native_bf16``)
+    cpu_bf16: bool = False
 
     @property
     def native_bf16(self) -> bool:
-        return self.cuda and self.capability is not None and self.capability >= NATIVE_BF16_CAPABILITY
+        """bf16 is fast where training runs: a GPU of compute capability 8.0 or newer, or a CPU with bf16 units."""
+        if not self.cuda:
+            return self.cpu_bf16
+        return self.capability is not None and self.capability >= NATIVE_BF16_CAPABILITY
+
+    @property
+    def cpu_auto_bf16(self) -> bool:
+        """On the CPU, mixed_precision=auto trains in bf16 (``auto_bf16_on_cpu``)."""
+        return auto_bf16_on_cpu(self.cpu_kind, self.cpu_bf16)
+
+    def cpu_precision_reason(self) -> str:
+        """Why mixed_precision=auto does what it does on this CPU (for the log line)."""
+        if self.cpu_auto_bf16:
+            return f"{self.cpu_kind} CPU, bf16 in hardware: auto trains in bf16 autocast"
+        if self.cpu_bf16:
+            return (f"{self.cpu_kind} CPU, bf16 in hardware, but not a kind auto trains in bf16 on "
+                    "(training.device.CPU_BF16_KINDS): auto trains in fp32")
+        return f"{self.cpu_kind} CPU, no bf16 in hardware (AMX or AVX-512 bf16): auto trains in fp32"
 
 
 @dataclass(frozen=True)
@@ -72,9 +108,10 @@ class TrainDevice:
             where = f"{f.gpus_per_host} x {f.name} (compute capability {f.capability[0]}.{f.capability[1]})" \
                 if f.capability else f"{f.gpus_per_host} x {f.name}"
         elif f.cuda_build:
-            where = f"the CPU: no CUDA GPU is visible (torch is a CUDA {f.cuda_build} build)"
+            where = (f"the CPU ({f.cpu_precision_reason()}): no CUDA GPU is visible (torch is a CUDA "
+                     f"{f.cuda_build} build)")
         else:
-            where = "the CPU"
+            where = f"the CPU ({f.cpu_precision_reason()})"
         return (f"training on {where}; {f.world_size} process(es) on {f.hosts} host(s); precision {self.precision}; "
                 f"effective batch size {self.effective_batch_size} = {self.per_device_batch_size} per device x "
                 f"{f.world_size} process(es) x {self.gradient_accumulation_steps} accumulation step(s)")
@@ -102,12 +139,7 @@ class TrainDevice:
 def resolve_precision(requested: str, facts: DeviceFacts) -> str:
     """``auto`` -> bf16 / fp16 / no for these facts; a precision they cannot do -> PrecisionError naming them."""
     if not facts.cuda:
-        if requested in ("auto", "no"):
-            return "no"
-        why = (f"no CUDA GPU is visible (torch is a CUDA {facts.cuda_build} build)" if facts.cuda_build
-               else "this torch has no CUDA support")
-        raise PrecisionError(f"mixed_precision={requested!r} needs a CUDA GPU, but training runs on the CPU: {why}; "
-                             "expected mixed_precision=auto or no")
+        return _cpu_precision(requested, facts)
     if requested == "auto":
         return "bf16" if facts.native_bf16 else "fp16"
     if requested == "bf16" and not facts.native_bf16:
@@ -115,6 +147,24 @@ def resolve_precision(requested: str, facts: DeviceFacts) -> str:
         raise PrecisionError(f"mixed_precision='bf16' needs a GPU of compute capability 8.0 or newer (Ampere: A10G, "
                              f"A100, L4, H100); {facts.name} has {cap}; expected mixed_precision=auto, fp16 or no")
     return requested
+
+
+def _cpu_precision(requested: str, facts: DeviceFacts) -> str:
+    """The CPU's part of ``resolve_precision``: bf16 is autocast (the Trainer's bf16 with use_cpu, fp32 weights),
+    on bf16 hardware only; fp16 needs a GPU's loss scaling and fast fp16 units, which no CPU has."""
+    if requested == "auto":
+        return "bf16" if facts.cpu_auto_bf16 else "no"
+    if requested == "no" or (requested == "bf16" and facts.cpu_bf16):
+        return requested
+    gpu = (f"no CUDA GPU is visible (torch is a CUDA {facts.cuda_build} build)" if facts.cuda_build
+           else "this torch has no CUDA support")
+    allowed = "auto, bf16 or no" if facts.cpu_bf16 else "auto or no"
+    if requested == "bf16":
+        raise PrecisionError(f"mixed_precision='bf16' needs a CUDA GPU or a CPU with bf16 in hardware (AMX or "
+                             f"AVX-512 bf16, e.g. ml.m7i), but training runs on the CPU ({facts.cpu_kind}: no bf16 "
+                             f"units) and {gpu}; expected mixed_precision={allowed}")
+    raise PrecisionError(f"mixed_precision={requested!r} needs a CUDA GPU, but training runs on the CPU "
+                         f"({facts.cpu_kind}): {gpu}; expected mixed_precision={allowed}")
 
 
 def choose(config: TrainConfig, facts: DeviceFacts) -> TrainDevice:
@@ -132,15 +182,16 @@ def probe(env: Mapping[str, str] | None = None) -> DeviceFacts:
     import torch
 
     env = os.environ if env is None else env
+    cpu = read_cpu()
     world = int(env.get("WORLD_SIZE", "1") or 1)
     local = int(env.get("LOCAL_WORLD_SIZE", str(world)) or world)
     hosts = max(1, world // max(1, local))
     if not torch.cuda.is_available():
         return DeviceFacts(cuda=False, name="cpu", gpus_per_host=0, world_size=world, hosts=hosts,
-                           cuda_build=torch.version.cuda)
+                           cuda_build=torch.version.cuda, cpu_kind=cpu.kind, cpu_bf16=cpu.native_bf16)
     # under torchrun each process owns the GPU of its local rank; without it, GPU 0
     index = int(env.get("LOCAL_RANK", "0") or 0) % torch.cuda.device_count()
     props = torch.cuda.get_device_properties(index)
     return DeviceFacts(cuda=True, name=props.name, gpus_per_host=torch.cuda.device_count(),
                        capability=(props.major, props.minor), world_size=world, hosts=hosts,
-                       cuda_build=torch.version.cuda)
+                       cuda_build=torch.version.cuda, cpu_kind=cpu.kind, cpu_bf16=cpu.native_bf16)

@@ -223,7 +223,11 @@ def fit(config: TrainConfig, spec: TaskSpec, tokenizer: Any, model: Any, data: D
     # gradient, and the reported eval_loss, on two GPUs) and skips dividing it by the accumulation steps.
     trainer.model_accepts_loss_kwargs = False
     result = trainer.train(resume_from_checkpoint=_last_checkpoint(output_dir) if persist else None)
-    return Fitted(spec=spec, tokenizer=tokenizer, model=trainer.model, log_history=list(trainer.state.log_history),
+    # under mixed precision accelerate wrapped the model's forward in torch.autocast, and the Trainer leaves that
+    # wrapper on after training: taken off here, or on the CPU under bf16 the evaluation, the tuned thresholds and
+    # test_predictions.jsonl would be computed in bf16 while the endpoint serves the same weights in fp32
+    model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+    return Fitted(spec=spec, tokenizer=tokenizer, model=model, log_history=list(trainer.state.log_history),
                   train_seconds=float(result.metrics.get("train_runtime", 0.0)),
                   train_samples_per_second=float(result.metrics.get("train_samples_per_second", 0.0)),
                   is_main=trainer.is_world_process_zero())
