@@ -11,6 +11,7 @@ before any other import), and any other process started with this path is left a
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 import types
@@ -42,5 +43,29 @@ def defer_imports() -> None:
                     del sys.modules[name]
 
 
+#: lines TorchServe 0.12's worker writes for every request: its "Backend received inference at" stamp and the
+#: per-request HandlerTime and PredictionTime metric lines. Each crosses the worker's stdout to the frontend, which
+#: parses and logs it again, all on the request's path; nobody reads them here (the metrics API is off, and
+#: SageMaker's CloudWatch logs would only fill with them), so the worker never writes them.
+PER_REQUEST = {"root": ("Backend received inference at",), "ts.service": ("[METRICS]",),
+               "ts.metrics.caching_metric": ("[METRICS]",)}
+
+
+def _per_request_line(prefixes: tuple[str, ...]) -> logging.Filter:
+    class PerRequest(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not (isinstance(record.msg, str) and record.msg.startswith(prefixes))
+
+    return PerRequest()
+
+
+def quiet_per_request_lines() -> None:
+    """Drop ``PER_REQUEST``'s lines where they are logged (a logger's filter sees what is logged to it)."""
+    for name, prefixes in PER_REQUEST.items():
+        logger = logging.getLogger() if name == "root" else logging.getLogger(name)
+        logger.addFilter(_per_request_line(prefixes))
+
+
 if sys.argv and os.path.basename(sys.argv[0]) == WORKER_SCRIPT:
     defer_imports()
+    quiet_per_request_lines()
