@@ -45,7 +45,7 @@ from runtimes.parity import MAX_CHECK_RECORDS
 from runtimes.tokenizer import write_serving_tokenizer
 from tasks.fields import Record
 from tasks.kinds import Resolved
-from tasks.serving_manifest import ServingManifest
+from tasks.serving_manifest import SERVING_FILE, ServingManifest
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
@@ -289,9 +289,14 @@ def _zip(src: Path, dst: Path) -> None:
                 zf.write(path, path.relative_to(src).as_posix())
 
 
+#: the small files a reader of model.tar.gz on S3 wants (the launcher: serving.json for describe and serverless
+#: sizing, task_spec.json and metrics.json for the registry), first in the stream: it stops before the model files
+LEADING = (SERVING_FILE, "task_spec.json", "metrics.json", "README.md", "config.json")
+
+
 def _tar(src: Path, dst: Path) -> None:
     with tarfile.open(dst, "w:gz") as tf:
-        for path in sorted(src.rglob("*")):
+        for path in sorted(src.rglob("*"), key=lambda p: (p.relative_to(src).as_posix() not in LEADING, p)):
             tf.add(path, arcname=path.relative_to(src).as_posix(), recursive=False)
 
 

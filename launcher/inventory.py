@@ -5,9 +5,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
 
-from launcher.aws import Clients
+from botocore.exceptions import ClientError
+
+from launcher.aws import Clients, error_code
 from launcher.endpoints.autoscale import NAMESPACE, resource_id
 from launcher.endpoints.cleanup import LISTINGS
+from launcher.s3 import MANIFEST_READ_ERRORS, archive_manifest
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ def describe_endpoint(clients: Clients, endpoint: str) -> list[str]:
         lines.append(f"failure reason: {described['FailureReason']}")
     for variant in config["ProductionVariants"]:
         lines.append(f"variant {variant['VariantName']}: model {variant['ModelName']}, {variants_text([variant])}")
+        lines.extend(_serving_lines(clients, variant["ModelName"]))
     output = (config.get("AsyncInferenceConfig") or {}).get("OutputConfig")
     if output:
         lines.append(f"asynchronous: answers to {output.get('S3OutputPath')}, errors to {output.get('S3FailurePath')}")
@@ -100,6 +104,37 @@ def describe_endpoint(clients: Clients, endpoint: str) -> list[str]:
     if tags:
         lines.append("tags: " + ", ".join(f"{t['Key']}={t['Value']}" for t in tags))
     return lines
+
+
+def _serving_lines(clients: Clients, model: str) -> list[str]:
+    """What the model's archive serves on a CPU: SMTX_PRECISION and the paths its serving.json gated, with scores."""
+    try:
+        container = clients.sagemaker.describe_model(ModelName=model).get("PrimaryContainer") or {}
+    except ClientError as exc:
+        return [f"  model {model}: not described ({error_code(exc)})"]
+    data, environment = container.get("ModelDataUrl"), container.get("Environment") or {}
+    if container.get("Mode") == "MultiModel" or not data:
+        return ["  serves: each model's own serving.json (multi-model)"] if data else []
+    requested = environment.get("SMTX_PRECISION", "auto")
+    try:
+        manifest = archive_manifest(clients.s3, data)
+    except MANIFEST_READ_ERRORS as exc:
+        return [f"  serves: SMTX_PRECISION={requested}; the archive's serving.json could not be read ({exc})"]
+    if not manifest.paths:
+        return [f"  serves: {manifest.runtime} fp32 (the archive gated no CPU paths: built before them, or torch)"]
+    passed = ", ".join(f"{p.name} ({_scores(p.scores)})" for p in manifest.paths if p.passed)
+    refused = "; ".join(f"{p.name}: {p.reason}" for p in manifest.paths if not p.passed)
+    how = "the fastest passed path the instance's CPU runs natively" if requested == "auto" else "as named"
+    lines = [f"  serves: SMTX_PRECISION={requested} ({how}; the endpoint's log line 'serving on the CPU ...' says "
+             f"which)", f"  gated paths: {passed}"]
+    return lines + ([f"  not served: {refused}"] if refused else [])
+
+
+def _scores(scores: dict[str, Any] | None) -> str:
+    if not scores:
+        return "no scores"
+    shown = [f"{split} {scores[split]:.4f}" for split in ("dev", "test") if scores.get(split) is not None]
+    return f"{scores.get('metric', 'metric')} " + (" · ".join(shown) if shown else "not scored")
 
 
 def _scaling_lines(clients: Clients, endpoint: str, variants: list[str]) -> list[str]:

@@ -1,6 +1,7 @@
 """S3 locations and the few object operations the launcher needs."""
 from __future__ import annotations
 
+import json
 import logging
 import tarfile
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from launcher.aws import error_code
 from launcher.errors import SettingError
+from tasks.serving_manifest import SERVING_FILE, ServingManifest
 
 log = logging.getLogger(__name__)
 
@@ -147,3 +149,16 @@ def ensure_bucket(s3: Any, uri: S3Uri, region: str, create: bool | None = None) 
     s3.create_bucket(Bucket=uri.bucket, **location)
     log.info("created bucket %s in %s", uri.bucket, region)
     return True
+
+
+#: an archive whose serving.json cannot be read: unreadable, too large to scan (ValueError), or a serving.json this
+#: code does not read (ValueError: not JSON, or a manifest it refuses)
+MANIFEST_READ_ERRORS: tuple[type[Exception], ...] = (*ARCHIVE_READ_ERRORS, ValueError)
+
+
+def archive_manifest(s3: Any, model_data: str, max_bytes: int | None = None) -> ServingManifest:
+    """The serving.json of the model.tar.gz at ``model_data`` (``ServingManifest()``, torch, where it has none, as
+    the handler reads it). ``make archive`` writes serving.json first, so the stream stops at once; an older
+    archive is read up to it. ``MANIFEST_READ_ERRORS`` are the caller's to word."""
+    found = archive_members(s3, S3Uri.parse(model_data, "model_data"), [SERVING_FILE], max_bytes=max_bytes)
+    return ServingManifest.from_dict(json.loads(found[SERVING_FILE])) if found else ServingManifest()

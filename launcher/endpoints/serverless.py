@@ -10,16 +10,14 @@ contract, never from here.
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from launcher.errors import SettingError, require
 from launcher.placement import Placement
-from launcher.s3 import ARCHIVE_READ_ERRORS, S3Uri, archive_members
+from launcher.s3 import MANIFEST_READ_ERRORS, archive_manifest
 from tasks.serving_contract import VARIABLES
-from tasks.serving_manifest import DEFAULT_RUNTIME, SERVING_FILE, ServingManifest
 
 log = logging.getLogger(__name__)
 
@@ -125,19 +123,12 @@ def check_limits(environment: dict[str, Any]) -> None:
                     f"seconds in [1, {SERVERLESS_TIMEOUT_S}] on a serverless endpoint")
 
 
-#: an archive whose runtime cannot be read: unreadable, too large to scan (ValueError), or a serving.json this code
-#: does not read (ValueError: not JSON, or a manifest it refuses)
-_UNREADABLE: tuple[type[Exception], ...] = (*ARCHIVE_READ_ERRORS, ValueError)
-
-
 def archive_runtime(s3: Any, model_data: str) -> str | None:
     """The ``runtime`` an archive's serving.json names (torch when it has none, as the handler reads it);
     None when the archive or its serving.json cannot be read (missing, forbidden, not a tar.gz, over
     MAX_SCAN_BYTES, or a manifest this code does not read)."""
-    location = S3Uri.parse(model_data, "model_data")
     try:
-        found = archive_members(s3, location, [SERVING_FILE], max_bytes=MAX_SCAN_BYTES)
-        return ServingManifest.from_dict(json.loads(found[SERVING_FILE])).runtime if found else DEFAULT_RUNTIME
-    except _UNREADABLE as exc:
+        return archive_manifest(s3, model_data, max_bytes=MAX_SCAN_BYTES).runtime
+    except MANIFEST_READ_ERRORS as exc:
         log.info("could not read serving.json from %s: %s", model_data, exc)
         return None

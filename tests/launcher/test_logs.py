@@ -45,3 +45,53 @@ def test_logs_describe_and_list_show_what_serves(simulated_account: Clients,
     status, out, _ = cli(capsys, "list")
     row = next(line for line in out.splitlines() if line.strip().startswith(name) and "InService" in line)
     assert re.search(r"InService\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+ml\.m5\.xlarge x2", row), row
+
+
+def _archive_with_paths(clients: Clients, key: str) -> str:
+    """A model.tar.gz whose serving.json gated the CPU paths (as make archive writes it: serving.json first)."""
+    import io
+    import json
+    import tarfile
+
+    from tasks.serving_manifest import ServingManifest, ServingPath
+
+    paths = (ServingPath(name="onnx-fp32", runtime="onnx", precision="fp32", file="model.onnx", passed=True,
+                         gate="parity", scores={"metric": "f1_macro", "dev": 0.91, "test": 0.9}),
+             ServingPath(name="onnx-int8", runtime="onnx", precision="int8", file="model.int8.onnx", passed=False,
+                         gate="dev", reason="dev_f1_macro is 0.8800 with int8 against 0.9100 with fp32",
+                         scores={"metric": "f1_macro", "dev": 0.88, "test": None}),
+             ServingPath(name="openvino-bf16", runtime="openvino", precision="bf16", file="model.openvino.xml",
+                         passed=True, gate="dev", scores={"metric": "f1_macro", "dev": 0.91, "test": 0.8995}))
+    manifest = ServingManifest(runtime="onnx", onnx_file="model.onnx", paths=paths)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
+        for name, body in (("serving.json", json.dumps(manifest.to_dict()).encode()), ("model.onnx", b"x" * 1024)):
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tf.addfile(info, io.BytesIO(body))
+    clients.s3.put_object(Bucket="smtx-account", Key=key, Body=buffer.getvalue())
+    return f"s3://smtx-account/{key}"
+
+
+def test_describe_shows_what_the_endpoint_serves_and_the_gated_paths(simulated_account: Clients,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """The endpoint's precision in describe, through its archive's serving.json (read from S3 as a stream)."""
+    data = _archive_with_paths(simulated_account, "models/gated/model.tar.gz")
+    status, out, err = cli(capsys, "deploy", "--model-data", data, "--instance-type", "ml.c5.xlarge")
+    assert status == 0, err
+    name = re.search(r"endpoint (\S+) \(config", out).group(1)  # type: ignore[union-attr]
+    status, out, _ = cli(capsys, "describe", name)
+    assert status == 0, out
+    assert ("  serves: SMTX_PRECISION=auto (the fastest passed path the instance's CPU runs natively; the endpoint's "
+            "log line 'serving on the CPU ...' says which)") in out
+    assert "  gated paths: onnx-fp32 (f1_macro dev 0.9100 · test 0.9000), openvino-bf16 (f1_macro dev 0.9100 · " \
+           "test 0.8995)" in out
+    assert "  not served: onnx-int8: dev_f1_macro is 0.8800 with int8 against 0.9100 with fp32" in out
+
+
+def test_describe_says_when_the_archive_cannot_be_read(simulated_account: Clients,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    out = cli(capsys, "deploy", "--model-data", MODEL_DATA, "--instance-type", "ml.m5.xlarge")[1]
+    name = re.search(r"endpoint (\S+) \(config", out).group(1)  # type: ignore[union-attr]
+    status, out, _ = cli(capsys, "describe", name)
+    assert status == 0 and "  serves: SMTX_PRECISION=auto; the archive's serving.json could not be read (" in out
