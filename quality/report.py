@@ -101,9 +101,13 @@ def markdown(summary: dict[str, dict[str, Any]], corpora: dict[str, dict[str, An
     for corpus, info in corpora.items():
         served = info.get("served")
         if served is not None:
-            verdict = "the same scores" if served["equal"] else f"DIFFERENT: {served.get('differing') or served}"
+            within = ("" if served.get("tolerance", 0) <= 1e-9 else
+                      f" within {served['tolerance']:g} (int8 and bf16 answers depend on the batching)")
+            verdict = (f"the model card's test score for that path{within}, and the card's fp32 score is "
+                       "training's own evaluation" if served["equal"] else
+                       f"DIFFERENT: {served.get('differing') or served}")
             lines.append(f"- {corpus}: the test split sent through `/invocations` of the served archive "
-                         f"({served['runtime']}) scores {verdict} as training's evaluation.")
+                         f"({served['runtime']}, what auto serves on this CPU) scores {verdict}.")
     lines += ["",
               "| corpus | variant | metric | mean ± std (min–max) | train s | wall s | test words dropped |",
               "|---|---|---|---|---|---|---|"]
