@@ -234,8 +234,13 @@ def test_a_model_that_fails_to_load_stops_the_container(tmp_path, containers, ar
     ml = opt_ml(tmp_path / "ml", model=torch_classif if runtime == "torch" else archives["classif"].extracted)
     serving = json.loads((ml / "model" / "serving.json").read_text())
     assert serving["runtime"] == runtime, serving
-    weights = ml / "model" / (serving["onnx_file"] or "model.safetensors")  # the file the runtime loads
-    weights.write_bytes(weights.read_bytes()[:1000])  # truncated
+    # the files the worker may load: torch's weights, or every gated CPU path's model (auto picks one by the CPU)
+    names = ({p["file"] for p in serving.get("paths", []) if p["passed"]}
+             or {serving["onnx_file"] or "model.safetensors"})
+    names |= {name.replace(".xml", ".bin") for name in names if name.endswith(".xml")}
+    for name in names:
+        weights = ml / "model" / name
+        weights.write_bytes(weights.read_bytes()[:1000])  # truncated
     startup_timeout = 60
     server = containers("serve", ml, {"SMTX_STARTUP_TIMEOUT": str(startup_timeout)})
     code = server.wait(timeout=startup_timeout + 60)
