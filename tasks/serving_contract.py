@@ -113,7 +113,8 @@ class ServeConfig:
     batch_size: int | None = _var("SAGEMAKER_TS_BATCH_SIZE", "requests TorchServe batches together (else the "
                                   "archive's)", "int", None, 1, 4096)
     max_batch_delay_ms: int | None = _var("SAGEMAKER_TS_MAX_BATCH_DELAY", "ms TorchServe waits to fill a batch "
-                                          "(else the archive's)", "int", None, 0, 60000)
+                                          "(else the archive's; at least 1: TorchServe 0.12 reads 0 as unset and "
+                                          "waits 100 ms)", "int", None, 1, 60000)
     ts_response_timeout_s: int | None = _var("SAGEMAKER_TS_RESPONSE_TIMEOUT", "s TorchServe waits for an answer "
                                              "(first choice)", "int", None, 1, 3600)
     model_server_timeout_s: int | None = _var("SAGEMAKER_MODEL_SERVER_TIMEOUT", "the same, when the one above is "

@@ -179,14 +179,16 @@ def test_training_request_carries_resources_spot_checkpoints_and_metric_definiti
 
 
 def test_serving_environment_carries_only_the_knobs_that_are_set() -> None:
-    config = ServingConfig(IMAGE, ROLE, workers=2, batch_size=8, max_batch_delay_ms=0, response_timeout_s=120,
+    config = ServingConfig(IMAGE, ROLE, workers=2, batch_size=8, max_batch_delay_ms=1, response_timeout_s=120,
                            model_server_timeout_s=90, extra_environment={"LOG_LEVEL": "info"})
     assert config.environment() == {
-        "SAGEMAKER_MODEL_SERVER_WORKERS": "2", "SAGEMAKER_TS_BATCH_SIZE": "8", "SAGEMAKER_TS_MAX_BATCH_DELAY": "0",
+        "SAGEMAKER_MODEL_SERVER_WORKERS": "2", "SAGEMAKER_TS_BATCH_SIZE": "8", "SAGEMAKER_TS_MAX_BATCH_DELAY": "1",
         "SAGEMAKER_TS_RESPONSE_TIMEOUT": "120", "SAGEMAKER_MODEL_SERVER_TIMEOUT": "90", "LOG_LEVEL": "info"}
     assert ServingConfig(IMAGE, ROLE).environment() == {}
     with pytest.raises(SettingError, match="batch_size=0"):
         ServingConfig(IMAGE, ROLE, batch_size=0)
+    with pytest.raises(SettingError, match="max_batch_delay_ms=0"):  # TorchServe's 100 ms default, not "no wait"
+        ServingConfig(IMAGE, ROLE, max_batch_delay_ms=0)
 
 
 def test_transform_request_uses_the_recommended_settings() -> None:

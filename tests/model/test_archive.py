@@ -156,7 +156,7 @@ def test_not_a_directory(tmp_path):
 @pytest.fixture(scope="module")
 def built(classif, tmp_path_factory):
     out = tmp_path_factory.mktemp("archives") / "out"
-    return build(classif, out, name="Tiny classif v1!", settings=ArchiveSettings(batch_size=4, max_batch_delay_ms=0),
+    return build(classif, out, name="Tiny classif v1!", settings=ArchiveSettings(batch_size=4, max_batch_delay_ms=2),
                  runtime=TORCH)
 
 
@@ -187,7 +187,7 @@ def test_the_mar_holds_manifest_config_code_and_serving_files(built, classif):
     manifest = json.loads(files["MAR-INF/MANIFEST.json"])
     assert manifest["model"] == {"modelName": "Tiny-classif-v1", "handler": "ts_handler.py", "modelVersion": "1.0",
                                  "configFile": "model-config.yaml"}
-    assert files["model-config.yaml"].decode() == ("batchSize: 4\nmaxBatchDelay: 0\nresponseTimeout: 120\n"
+    assert files["model-config.yaml"].decode() == ("batchSize: 4\nmaxBatchDelay: 2\nresponseTimeout: 120\n"
                                                    "startupTimeout: 300\n")
     written = json.loads(files["serving.json"])
     assert written["schema_version"] == SCHEMA_VERSION
@@ -306,3 +306,10 @@ def test_archive_settings_are_validated(field, value):
     with pytest.raises(ValueError) as info:
         ArchiveSettings(**{field: value})
     assert str(info.value) == f"{field}={value!r} is not valid; expected a positive integer"
+
+
+def test_a_batch_delay_of_0_is_refused_saying_what_torchserve_would_do():
+    with pytest.raises(ValueError) as info:
+        ArchiveSettings(max_batch_delay_ms=0)
+    assert str(info.value) == ("max_batch_delay_ms=0 is not valid; expected a positive integer (TorchServe 0.12 reads "
+                               "0 as unset and waits its 100 ms default: 1 is the smallest delay)")

@@ -14,14 +14,16 @@ from tests.helpers import ROOT
 
 def test_workers_always_and_the_rest_only_where_named():
     assert ServeConfig.from_env({}).overrides() == {"minWorkers": 1, "maxWorkers": 1}
-    config = ServeConfig.from_env({"SAGEMAKER_TS_BATCH_SIZE": "4", "SAGEMAKER_TS_MAX_BATCH_DELAY": "0",
+    config = ServeConfig.from_env({"SAGEMAKER_TS_BATCH_SIZE": "4", "SAGEMAKER_TS_MAX_BATCH_DELAY": "1",
                                    "SAGEMAKER_MODEL_SERVER_WORKERS": "3", "SAGEMAKER_TS_RESPONSE_TIMEOUT": "60"})
-    assert config.overrides() == {"minWorkers": 3, "maxWorkers": 3, "batchSize": 4, "maxBatchDelay": 0,
+    assert config.overrides() == {"minWorkers": 3, "maxWorkers": 3, "batchSize": 4, "maxBatchDelay": 1,
                                   "responseTimeout": 60}
     assert ServeConfig.from_env({"SAGEMAKER_MODEL_SERVER_TIMEOUT": "45"}).overrides()["responseTimeout"] == 45
 
 
 @pytest.mark.parametrize("name, value", [("SAGEMAKER_TS_BATCH_SIZE", "0"), ("SAGEMAKER_TS_MAX_BATCH_DELAY", "-1"),
+                                         # 0 would be TorchServe's 100 ms default, not "no wait"
+                                         ("SAGEMAKER_TS_MAX_BATCH_DELAY", "0"),
                                          ("SAGEMAKER_MODEL_SERVER_WORKERS", "two"),
                                          ("SMTX_ASSEMBLE_WITH", "Lines")])
 def test_a_bad_value_names_the_variable(name, value):
