@@ -18,8 +18,9 @@ FASTEST: dict[str, tuple[str, ...]] = {
     # Intel Xeon with amx_bf16 and amx_int8 (issue 21's figures; not measured here: no AMX machine was lent):
     # OpenVINO bf16 655, ONNX Runtime int8 233, OpenVINO fp32 214, ONNX Runtime fp32 147
     "amx": ("openvino-bf16", "onnx-int8", "openvino-fp32", "onnx-fp32"),
-    # AMD EPYC with avx512_bf16 and avx512_vnni (measured here, side by side): ONNX Runtime int8 300,
-    # OpenVINO bf16 278-296, OpenVINO fp32 146-156, ONNX Runtime fp32 141
+    # AMD EPYC with avx512_bf16 and avx512_vnni (make bench 2026-12-07, side by side; NER · classif): ONNX Runtime
+    # int8 236.8 · refused by its gate, OpenVINO bf16 227.7 · 234.3, OpenVINO fp32 129.3 · 126.1, ONNX Runtime
+    # fp32 117.2 · 124.0 (an exploratory run on classif: int8 300, bf16 278-296)
     "avx512_bf16": ("onnx-int8", "openvino-bf16", "openvino-fp32", "onnx-fp32"),
     # VNNI without bf16 (Cascade Lake, Ice Lake: ml.c5, c6i, m6i): int8 runs on its dot products; unmeasured, so
     # fp32 keeps today's runtime
