@@ -18,7 +18,7 @@ ONNX Runtime runs it everywhere, and the gate measures what this CPU's kernels a
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -103,7 +103,7 @@ def _dev_gated(inputs: GateInputs, name: str, precision: str, runtime: str, file
     card's test score is then within the tolerance too)."""
     base = ServingPath(name=name, runtime=runtime, precision=precision, file=file, gate="dev")
     if fp32.dev is None:
-        return _replace(base, reason="no dev split to gate it on: archive with --data DIR (its dev.csv)")
+        return replace(base, reason="no dev split to gate it on: archive with --data DIR (its dev.csv)")
     answers = Reference(dev=_preds(inputs, runner, inputs.sets.dev), test=_preds(inputs, runner, inputs.sets.test))
     assert answers.dev is not None, "a labelled dev split for fp32 is labelled for every path"
     figures = quantization_gate(inputs.task, inputs.sets.dev, fp32.dev, answers.dev, inputs.quantize_tolerance,
@@ -116,7 +116,7 @@ def _dev_gated(inputs: GateInputs, name: str, precision: str, runtime: str, file
         figures = {**figures, "test": test, "passed": bool(figures["passed"] and test["passed"])}
         if not test["passed"]:
             reason = f"{reason}; but {shortfall(test, precision)}"
-    return _replace(base, passed=bool(figures["passed"]), figures=figures, scores=_scores(inputs, answers),
+    return replace(base, passed=bool(figures["passed"]), figures=figures, scores=_scores(inputs, answers),
                     reason=reason)
 
 
@@ -159,17 +159,17 @@ def _openvino(inputs: GateInputs, exported: Path, fused: bool, payload: Path, fp
         log.debug("OpenVINO conversion or run failed", exc_info=True)
         _remove_ir(ir)
         why = f"OpenVINO conversion or run failed: {first_line(exc)}"
-        return [_replace(fp32, reason=why),
+        return [replace(fp32, reason=why),
                 ServingPath(name="openvino-bf16", runtime="openvino", precision="bf16", file=IR_FILE, gate="dev",
                             reason=why)]
     passed = bool(figures["passed"])
     answers = Reference(dev=_preds(inputs, runner, inputs.sets.dev), test=_preds(inputs, runner, inputs.sets.test))
-    fp32 = _replace(fp32, passed=passed, figures=figures, scores=_scores(inputs, answers) if passed else None,
+    fp32 = replace(fp32, passed=passed, figures=figures, scores=_scores(inputs, answers) if passed else None,
                     reason="answers what torch answers (the parity gate)" if passed else
                     f"differs from torch: label agreement {figures['label_agreement']:.2%}, max difference "
                     f"{figures['max_abs_diff']:.2e} (tolerance {inputs.parity_tolerance:g})")
     if not read_cpu().native_bf16:
-        bf16 = _unmeasurable("openvino-bf16", "openvino", "bf16", IR_FILE, "bf16", "bf16 units (AMX or AVX512_BF16)")
+        bf16 = _bf16_not_gated("bf16 units (AMX or AVX512_BF16)")
     elif not passed:
         bf16 = ServingPath(name="openvino-bf16", runtime="openvino", precision="bf16", file=IR_FILE, gate="dev",
                            reason="OpenVINO's fp32 differs from torch, so its bf16 is not trusted either")
@@ -177,29 +177,24 @@ def _openvino(inputs: GateInputs, exported: Path, fused: bool, payload: Path, fp
         bf16_runner = OpenVinoRunner(ir, "bf16")
         bf16 = (_dev_gated(inputs, "openvino-bf16", "bf16", "openvino", IR_FILE, bf16_runner, fp32_onnx)
                 if bf16_runner.effective_precision == "bf16" else
-                _unmeasurable("openvino-bf16", "openvino", "bf16", IR_FILE, "bf16", "bf16 that OpenVINO uses "
-                              f"(it runs the bf16 hint as {bf16_runner.effective_precision})"))
+                _bf16_not_gated(f"bf16 that OpenVINO uses (it runs the bf16 hint as "
+                                f"{bf16_runner.effective_precision})"))
     if not (fp32.passed or bf16.passed):
         _remove_ir(ir)
     return [fp32, bf16]
 
 
-def _unmeasurable(name: str, runtime: str, precision: str, file: str, what: str, units: str) -> ServingPath:
+def _bf16_not_gated(units: str) -> ServingPath:
+    """The bf16 path where this machine cannot gate it: it lacks ``units``, so the gate would measure fp32."""
     cpu = read_cpu()
-    return ServingPath(name=name, runtime=runtime, precision=precision, file=file, gate="dev",
+    return ServingPath(name="openvino-bf16", runtime="openvino", precision="bf16", file=IR_FILE, gate="dev",
                        reason=f"not gated: this machine's CPU ({cpu.model}, {cpu.kind}) has no {units}, so the "
-                              f"{what} gate would measure fp32; archive on a CPU with AMX or AVX512_BF16 to gate it")
+                              "bf16 gate would measure fp32; archive on a CPU with AMX or AVX512_BF16 to gate it")
 
 
 def _remove_ir(ir: Path) -> None:
     ir.unlink(missing_ok=True)
     weights_file(ir).unlink(missing_ok=True)
-
-
-def _replace(path: ServingPath, **changes: Any) -> ServingPath:
-    from dataclasses import replace
-
-    return replace(path, **changes)
 
 
 # -- the model card ------------------------------------------------------------------------------------------------

@@ -122,7 +122,8 @@ def prepare(task: str, quick: bool, model: BenchModel, root: Path = WORK) -> dic
 
 
 def served_paths(stores: dict[str, Any]) -> list[str]:
-    """The ONNX archive's gated CPU paths that passed (each is measured), "auto" first; just "torch" without one."""
+    """The ONNX archive's gated CPU paths that passed (each is measured), "auto" first; none without an ONNX
+    archive (torch alone is measured)."""
     if "onnx" not in stores:
         return []
     serving = read_serving(stores["onnx"] / "extracted")

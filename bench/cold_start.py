@@ -281,8 +281,7 @@ def archive_sizes(stores: dict[str, Path]) -> dict[str, Any]:
 def model_files(extracted: Path) -> list[Path]:
     """The model files an ONNX archive serves from: each passed path's file (an IR's .bin too), else its graph."""
     serving = read_serving(extracted)
-    names = {p.file for p in serving.passed_paths if p.file}
-    names |= {str(Path(n).with_suffix(".bin")) for n in names if n.endswith(".xml")}
+    names = {name for path in serving.passed_paths for name in path.files}
     graph = onnx_file(extracted, serving)
     return [extracted / n for n in sorted(names)] or ([graph] if graph else [])
 

@@ -74,15 +74,24 @@ OWN_FP32_TARGET = {"amx": ">= 3x"}
 PATHS = ("auto", "onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-bf16")
 
 
+#: older results named ONNX Runtime's fp32 path "onnx"
+OLD_LABELS = {"onnx-fp32": "onnx"}
+
+
+def _run(runs: dict[str, Any], task: str, what: str, path: str) -> dict[str, Any]:
+    """The ``what`` run ("served", "direct", "latency-direct") of ``path``, under its older label where it has one."""
+    old = OLD_LABELS.get(path)
+    return dict(runs.get(f"{task}/{what}/{path}") or (runs.get(f"{task}/{what}/{old}") if old else None) or {})
+
+
 def _served(runs: dict[str, Any], task: str, path: str) -> dict[str, Any]:
-    """The served run of ``path``, under the label older results used where they used another."""
-    old = {"onnx-fp32": "onnx"}.get(path)
-    return dict(runs.get(f"{task}/served/{path}") or (runs.get(f"{task}/served/{old}") if old else None) or {})
+    return _run(runs, task, "served", path)
 
 
 def _direct(runs: dict[str, Any], task: str, path: str) -> float | None:
-    """The raw forward's rate of ``path`` (older results called ONNX Runtime's fp32 path "onnx")."""
-    return _rate(runs, f"{task}/direct/{path}") or (_rate(runs, f"{task}/direct/onnx") if path == "onnx-fp32" else None)
+    """The raw forward's rate of ``path``."""
+    value = _run(runs, task, "direct", path).get("records_per_s")
+    return float(value) if value else None
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -108,11 +117,11 @@ def markdown(results: dict[str, Any]) -> str:
                      _ratio(auto_rate, _rate(runs, f"{task}/pipeline-single")), ">= 2x"))
         for path in PATHS[2:]:
             rows.append((f"{task}: {path} / onnx-fp32 (raw forward)",
-                         _ratio(_rate(runs, f"{task}/direct/{path}"), _rate(runs, f"{task}/direct/onnx-fp32")), ""))
+                         _ratio(_direct(runs, task, path), _direct(runs, task, "onnx-fp32")), ""))
         rows.append((f"{task}: sorted micro-batches / padded to max_seq_length (torch)",
                      _ratio(_rate(runs, f"{task}/direct/torch"), _rate(runs, f"{task}/padded/torch")), ""))
-        direct_run = runs.get(f"{task}/latency-direct/auto") or runs.get(f"{task}/latency-direct/onnx") or \
-            runs.get(f"{task}/latency-direct/torch", {})
+        direct_run = _run(runs, task, "latency-direct", "auto") or _run(runs, task, "latency-direct", "onnx-fp32") \
+            or _run(runs, task, "latency-direct", "torch")
         direct = direct_run.get("p50_ms")
         served = auto.get("latency_sequential", {}).get("p50_ms")
         rows.append((f"{task}: /invocations p50 overhead over the direct call",

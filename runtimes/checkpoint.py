@@ -17,15 +17,16 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from runtimes.openvino_runtime import IR_FILE
 from tasks.errors import SpecError
 from tasks.kinds import Resolved, TaskLike, as_resolved, resolve
-from tasks.serving_manifest import SERVING_FILE, ManifestError, ServingManifest
+from tasks.serving_manifest import SERVING_FILE, ManifestError, ServingManifest, openvino_weights
 from tasks.spec import TASK_SPEC_FILE, TaskSpec
 
 #: pickle-based weight formats: loading one can run arbitrary code, so they are refused outright
 PICKLED_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 #: the one .bin that is no pickle: OpenVINO's raw weights beside its model.openvino.xml, which torch never loads
-OPENVINO_WEIGHTS = "model.openvino.bin"
+OPENVINO_WEIGHTS = openvino_weights(IR_FILE)
 
 
 class CheckpointError(ValueError):
@@ -56,10 +57,7 @@ def read_checkpoint(path: str | Path) -> Resolved:
     if graph is not None and not graph.is_file():
         raise CheckpointError(f"{path / SERVING_FILE} names the ONNX model {graph.name}, which is missing")
     for gated in serving.passed_paths:
-        # an OpenVINO model is its .xml and the .bin of weights beside it
-        named = [gated.file] if gated.file else []
-        files = [*named, *(str(Path(name).with_suffix(".bin")) for name in named if gated.runtime == "openvino")]
-        missing = [name for name in files if not (path / name).is_file()]
+        missing = [name for name in gated.files if not (path / name).is_file()]
         if missing:
             raise CheckpointError(f"{path / SERVING_FILE} lists the {gated.name} path, whose {missing[0]} is missing")
     if graph is None and not weights:

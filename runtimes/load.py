@@ -32,49 +32,39 @@ def load_runner(model_dir: Path, spec: TaskLike, threads: int | None = None, gpu
     task = as_resolved(spec)
     serving = read_serving(model_dir)
     plan = choose(serving, probe(gpu_id, has_weights(model_dir)), precision)
-    if plan.runtime == "onnx":
-        tokenizer, runner = _load_onnx(model_dir, task, serving, threads, plan)
-    elif plan.runtime == "openvino":
-        tokenizer, runner = _load_openvino(model_dir, task, threads, plan)
+    if plan.runtime in ("onnx", "openvino"):
+        tokenizer, runner = _load_lean(model_dir, task, serving, threads, plan)
     else:
         tokenizer, runner, plan = _load_torch(model_dir, task, serving, threads, plan)
     log.info("%s", plan.describe())
     return tokenizer, runner, plan
 
 
-def _load_onnx(model_dir: Path, task: Resolved, serving: ServingManifest, threads: int | None, plan: ServePlan
+def _load_lean(model_dir: Path, task: Resolved, serving: ServingManifest, threads: int | None, plan: ServePlan
                ) -> tuple[Any, Runner]:
+    """ONNX Runtime's or OpenVINO's runner for the plan's file, and the serving tokenizer: no torch either way."""
     graph = model_dir / plan.file if plan.file else onnx_file(model_dir, serving)
-    assert graph is not None, "choose() picks onnx only where serving.json names a graph"
+    assert graph is not None, "choose() picks onnx or openvino only where serving.json names the model file"
     started = time.perf_counter()
-    from runtimes.onnx_runtime import OnnxRunner
     from runtimes.tokenizer import load_serving_tokenizer
 
-    imported = time.perf_counter()
-    runner = OnnxRunner(graph, intra_op_threads=threads, optimized=serving.graph_optimization)
+    runner: Any
+    if plan.runtime == "openvino":
+        from runtimes.openvino_runtime import OpenVinoRunner
+
+        imported = time.perf_counter()
+        runner = OpenVinoRunner(graph, plan.precision, intra_op_threads=threads)
+    else:
+        from runtimes.onnx_runtime import OnnxRunner
+
+        imported = time.perf_counter()
+        runner = OnnxRunner(graph, intra_op_threads=threads, optimized=serving.graph_optimization)
     check_output_width(runner.output_width, task, graph)
     session = time.perf_counter()
     tokenizer = load_serving_tokenizer(model_dir, task.spec.prefix_space)
     # the cold-start benchmark (bench/cold_start.py) reads these figures from the log
     log.info("load steps: imports %.3f s, session %.3f s, tokenizer %.3f s", imported - started,
              session - imported, time.perf_counter() - session)
-    return tokenizer, runner
-
-
-def _load_openvino(model_dir: Path, task: Resolved, threads: int | None, plan: ServePlan) -> tuple[Any, Runner]:
-    assert plan.file is not None, "an OpenVINO path always names its model file"
-    started = time.perf_counter()
-    from runtimes.openvino_runtime import OpenVinoRunner
-    from runtimes.tokenizer import load_serving_tokenizer
-
-    imported = time.perf_counter()
-    runner = OpenVinoRunner(model_dir / plan.file, plan.precision, intra_op_threads=threads)
-    check_output_width(runner.output_width, task, model_dir / plan.file)
-    compiled = time.perf_counter()
-    tokenizer = load_serving_tokenizer(model_dir, task.spec.prefix_space)
-    # the same step names as ONNX's: the cold-start benchmark (bench/cold_start.py) reads them from the log
-    log.info("load steps: imports %.3f s, session %.3f s, tokenizer %.3f s", imported - started,
-             compiled - imported, time.perf_counter() - compiled)
     return tokenizer, runner
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from tasks.serving_manifest import openvino_weights
+
 #: our precision names -> OpenVINO's inference precision hint
 HINTS = {"fp32": "f32", "bf16": "bf16"}
 #: the one output every exported graph names (``archive/onnx_export.py`` writes it)
@@ -27,7 +29,7 @@ IR_FILE = "model.openvino.xml"
 
 def weights_file(xml: Path) -> Path:
     """Where an IR keeps its weights: beside its ``.xml``, as OpenVINO looks for them."""
-    return xml.with_suffix(".bin")
+    return xml.with_name(openvino_weights(xml.name))
 
 
 class OpenVinoRunner:

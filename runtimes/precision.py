@@ -37,10 +37,6 @@ class PrecisionRequestError(ValueError):
     """SMTX_PRECISION has a value that is not one of ``REQUESTS``."""
 
 
-def path_name(runtime: str, precision: str) -> str:
-    return f"{runtime}-{precision}"
-
-
 def choose_path(paths: tuple[ServingPath, ...], kind: str, requested: str = "auto") -> tuple[ServingPath, str]:
     """The path to serve among the passed ``paths`` for a CPU of ``kind``, and why, in words for the log line.
 

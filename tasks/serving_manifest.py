@@ -83,6 +83,12 @@ def _bare_file(name: str | None) -> bool:
     return bool(name) and "/" not in str(name) and "\\" not in str(name) and name not in (".", "..")
 
 
+def openvino_weights(model_file: str) -> str:
+    """Where an OpenVINO model (its ``.xml``) keeps its weights: the ``.bin`` beside it, as OpenVINO looks for them."""
+    stem, dot, _ = model_file.rpartition(".")
+    return f"{stem if dot else model_file}.bin"
+
+
 @dataclass(frozen=True)
 class ServingPath:
     """One way this archive can serve on a CPU: a runtime, a precision and its file, with its gate's verdict.
@@ -117,6 +123,13 @@ class ServingPath:
         if self.runtime != "torch" and not _bare_file(self.file):
             raise ManifestError(f"{where}.file", f"serving manifest {where} names no model file in the archive "
                                 f"(file={self.file!r})")
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The archive's files this path loads: its model file, and for OpenVINO the weights beside it."""
+        if self.file is None:
+            return ()
+        return (self.file, openvino_weights(self.file)) if self.runtime == "openvino" else (self.file,)
 
     @classmethod
     def from_dict(cls, data: Any, index: int) -> "ServingPath":

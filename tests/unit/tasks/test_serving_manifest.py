@@ -139,3 +139,13 @@ def test_the_launcher_treats_a_manifest_it_cannot_read_as_unknown(caplog: pytest
     assert got is None  # the largest serverless minimum then applies
     assert "could not read serving.json from s3://bucket/model.tar.gz: serving manifest has an unknown field " \
            "'engine'" in caplog.text
+
+
+def test_a_path_names_the_files_it_loads():
+    from tasks.serving_manifest import ServingPath, openvino_weights
+
+    assert ServingPath(name="onnx-int8", precision="int8", file="model.int8.onnx").files == ("model.int8.onnx",)
+    assert ServingPath(name="openvino-bf16", runtime="openvino", precision="bf16",
+                       file="model.openvino.xml").files == ("model.openvino.xml", "model.openvino.bin")
+    assert ServingPath(name="torch-fp32", runtime="torch").files == ()
+    assert openvino_weights("model") == "model.bin"
